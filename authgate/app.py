@@ -1,0 +1,71 @@
+"""`create_app(settings)`: the one place that wires routes, middleware and lifespan resources."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from authgate.audit.events import AuditEvent
+from authgate.db.session import Database
+from authgate.errors import RegistryError, render_error
+from authgate.policy import OwnNamespacePolicy
+from authgate.resources import Resources, resources_of
+from authgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _LogOnlyAudit:
+    async def record(self, event: AuditEvent) -> None:
+        log.info("audit %s", event.action, extra={"actor": str(event.actor), "repository": event.repository})
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    resources = resources_of(request)
+    if resources.not_ready:
+        return JSONResponse({"status": "not ready", "reasons": resources.not_ready}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return render_error(exc, head=request.method == "HEAD")
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz, methods=["GET"]),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            db = Database(settings.database)
+            stack.push_async_callback(db.close)
+            await db.upgrade()
+            app.state.resources = Resources(
+                settings=settings,
+                db=db,
+                policy=OwnNamespacePolicy(),
+                audit=_LogOnlyAudit(),
+            )
+            yield
+
+    return Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={RegistryError: _registry_error},
+    )

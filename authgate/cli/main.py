@@ -1,0 +1,40 @@
+"""`authgate …`: one argparse tree; each subsystem registers its commands from its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from authgate.cli import db as db_commands
+from authgate.cli import serve as serve_commands
+from authgate.settings import SettingsError
+
+#: Modules with `register(subparsers)`; each adds one command group.
+COMMAND_MODULES = [serve_commands, db_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authgate",
+        description="The front door of a private container registry: logins, per-team permissions, "
+        "HTTPS and an audit log in front of /v2/.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (default: $AUTHGATE_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except SettingsError as exc:
+        print(f"authgate: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,59 @@
+"""`authgate serve`: run the registry front door (embedded store unless `--upstream`)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from typing import Any
+
+import uvicorn
+
+from authgate.app import create_app
+from authgate.cli.common import settings_from
+from authgate.logs import configure_logging
+
+log = logging.getLogger("authgate")
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run authgate (listens on port 5000, like the registry image)"
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; $AUTHGATE_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 5000; $AUTHGATE_PORT)")
+    parser.add_argument("--public-url", help="URL clients use to reach authgate ($AUTHGATE_PUBLIC_URL)")
+    parser.add_argument("--upstream", help="gateway mode: the upstream registry URL ($AUTHGATE_UPSTREAM)")
+    parser.set_defaults(handler=_serve)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
+    configure_logging(settings.log_level, settings.log_format)
+    settings.data.mkdir(parents=True, exist_ok=True)
+    if not settings.tls_cert and not _is_loopback(settings.host):
+        log.warning(
+            "serving plain HTTP on %s: docker on other hosts will refuse it (\"server gave HTTP response to HTTPS "
+            "client\"). Run `authgate tls init --host NAME` and restart to serve HTTPS.",
+            settings.host,
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        timeout_graceful_shutdown=10,
+    )
+    return 0

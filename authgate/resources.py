@@ -1,0 +1,30 @@
+"""What the running process holds: built once in the lifespan, reached through `request.app.state.resources`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from authgate.audit.events import AuditSink
+from authgate.db.session import Database
+from authgate.policy import Authorizer
+from authgate.settings import Settings
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    db: Database
+    policy: Authorizer
+    audit: AuditSink
+    #: Filled by the subsystems that own them (keys, blob store, upstream client, …).
+    extras: dict[str, Any] = field(default_factory=dict)
+    #: Reasons the process is not ready (e.g. "policy stale"); `/readyz` fails while any is set.
+    not_ready: dict[str, str] = field(default_factory=dict)
+
+
+def resources_of(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources

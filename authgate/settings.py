@@ -1,0 +1,191 @@
+"""Typed settings: defaults, then a YAML config file, then `AUTHGATE_*` environment variables.
+
+Validated once at start; a bad value stops the process with a message naming the setting and
+where it came from. Field names are the config-file keys; `AUTHGATE_<NAME>` overrides each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Directory for the SQLite database, signing keys, TLS material and the embedded blob store.
+    data: Path = Path("authgate-data")
+    #: SQLAlchemy URL; default SQLite in `data`. PostgreSQL: `postgresql+psycopg://user@host/db`.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 5000
+    #: The URL clients use to reach authgate; the token realm is `<public_url>/token`.
+    public_url: str = ""
+    #: The token `aud` / registry `service` name.
+    service: str = "authgate"
+    #: The token `iss`; must equal the registry's `auth.token.issuer` in token-server mode.
+    issuer: str = "authgate"
+    token_ttl: int = 300
+    refresh_token_ttl: int = 90 * 86400
+    signing_algorithm: Literal["ES256", "RS256"] = "ES256"
+    #: Directory of policy YAML files; empty means the built-in default (own namespace only).
+    policies: Path | None = None
+    #: Gateway mode: the upstream registry URL. Empty means the embedded store.
+    upstream: str = ""
+    upstream_username: str = ""
+    upstream_password: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_blob_size: int = 64 * 1024**3
+    max_manifest_size: int = 4 * 1024**2
+    upload_max_age: int = 86400
+    #: Addresses of reverse proxies whose X-Forwarded-For is trusted.
+    trusted_proxies: tuple[str, ...] = ()
+    audit_pulls: Literal["off", "manifests", "all"] = "off"
+    notification_secret: str = ""
+    webhook_url: str = ""
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data.resolve() / 'authgate.db'}"
+
+    @property
+    def url(self) -> str:
+        """Public base URL without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def realm(self) -> str:
+        return f"{self.url}/token"
+
+    @property
+    def gateway(self) -> bool:
+        return bool(self.upstream)
+
+
+def _duration(raw: str) -> int:
+    raw = raw.strip()
+    if raw and raw[-1] in _DURATION_UNITS:
+        return int(raw[:-1]) * _DURATION_UNITS[raw[-1]]
+    return int(raw)
+
+
+def _size(raw: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    raw = raw.strip().lower().removesuffix("b").removesuffix("i")
+    if raw and raw[-1] in units:
+        return int(float(raw[:-1]) * units[raw[-1]])
+    return int(raw)
+
+
+def _convert(name: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value in (None, ""):
+            return None
+        return _convert(name, args[0], value)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(str, choices))}")
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if hint is int:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        if name.endswith("_ttl") or name.endswith("_age"):
+            return _duration(text)
+        if name.endswith("_size"):
+            return _size(text)
+        return int(text)
+    if hint is Path:
+        return Path(str(value)).expanduser()
+    return str(value)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults < config file (`--config` or `AUTHGATE_CONFIG`) < environment < explicit overrides."""
+    env = os.environ if environ is None else environ
+    hints = typing.get_type_hints(Settings)
+    names = {f.name for f in dataclasses.fields(Settings)}
+    raw: dict[str, tuple[Any, str]] = {}
+    path = config_file or env.get("AUTHGATE_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {path} must be a mapping of setting: value")
+        for key, value in loaded.items():
+            key = str(key).replace("-", "_")
+            if key not in names:
+                raise SettingsError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(names))})")
+            raw[key] = (value, str(path))
+    for name in names:
+        env_name = f"AUTHGATE_{name.upper()}"
+        if env_name in env:
+            raw[name] = (env[env_name], env_name)
+    for key, value in overrides.items():
+        if value is not None:
+            raw[key] = (value, f"--{key.replace('_', '-')}")
+    values: dict[str, Any] = {}
+    for name, (value, source) in raw.items():
+        try:
+            values[name] = _convert(name, hints[name], value)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{source}: invalid value for {name}: {exc}") from exc
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 < settings.port < 65536:
+        raise SettingsError(f"port {settings.port} is out of range 1-65535")
+    if settings.token_ttl < 60:
+        raise SettingsError("token_ttl must be at least 60 seconds (clients treat less as 60)")
+    for name in ("public_url", "upstream", "webhook_url"):
+        value = getattr(settings, name)
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("tls_cert and tls_key must be set together")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies: {exc}") from exc
