@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from authgate.audit.events import AuditEvent
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
+from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy import OwnNamespacePolicy
 from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
@@ -42,14 +44,17 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
     return render_error(exc, head=request.method == "HEAD")
 
 
-def _routes() -> list[BaseRoute]:
+def _routes(metrics: Metrics) -> list[BaseRoute]:
     return [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
     ]
 
 
 def create_app(settings: Settings) -> Starlette:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -65,7 +70,8 @@ def create_app(settings: Settings) -> Starlette:
             yield
 
     return Starlette(
-        routes=_routes(),
+        routes=_routes(metrics),
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
         exception_handlers={RegistryError: _registry_error},
     )

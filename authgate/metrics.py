@@ -1,0 +1,92 @@
+"""Prometheus metrics: plain ASGI middleware counting requests, plus the `/metrics` endpoint.
+
+Labels use a route *kind* (`blob`, `manifest`, `token`, …), never the repository name, so the
+number of series stays fixed however many repositories there are.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_ROUTE_KINDS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^/v2/?$"), "base"),
+    (re.compile(r"^/v2/_catalog$"), "catalog"),
+    (re.compile(r"^/v2/.+/blobs/uploads(/.*)?$"), "upload"),
+    (re.compile(r"^/v2/.+/blobs/[^/]+$"), "blob"),
+    (re.compile(r"^/v2/.+/manifests/[^/]+$"), "manifest"),
+    (re.compile(r"^/v2/.+/tags/list$"), "tags"),
+    (re.compile(r"^/v2/.+/referrers/[^/]+$"), "referrers"),
+    (re.compile(r"^/token$"), "token"),
+    (re.compile(r"^/(healthz|readyz|metrics)$"), "probe"),
+    (re.compile(r"^/admin/"), "admin"),
+]
+
+
+def route_kind(path: str) -> str:
+    for pattern, kind in _ROUTE_KINDS:
+        if pattern.match(path):
+            return kind
+    return "other"
+
+
+class Metrics:
+    """The process's collectors, in a registry of their own (one per app, so tests can build many)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "authgate_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "authgate_http_request_duration_seconds", "Time to answer, body included", ["method", "route"],
+            registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+        self.in_flight = Gauge("authgate_http_requests_in_flight", "Requests being answered", registry=self.registry)
+        self.bytes_in = Counter("authgate_http_received_bytes", "Request body bytes", ["route"], registry=self.registry)
+        self.bytes_out = Counter("authgate_http_sent_bytes", "Response body bytes", ["route"], registry=self.registry)
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, kind = scope["method"], route_kind(scope["path"])
+        status = 500
+        started = time.perf_counter()
+        metrics = self.metrics
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                metrics.bytes_in.labels(kind).inc(len(message.get("body", b"")))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                metrics.bytes_out.labels(kind).inc(len(message.get("body", b"")))
+            await send(message)
+
+        metrics.in_flight.inc()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            metrics.in_flight.dec()
+            metrics.requests.labels(method, kind, str(status)).inc()
+            metrics.duration.labels(method, kind).observe(time.perf_counter() - started)

@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from authgate.app import create_app
+from authgate.settings import load_settings
+
+
+def test_metrics_count_requests_by_route_kind_not_repository(tmp_path: Path) -> None:
+    app = create_app(load_settings(environ={"AUTHGATE_DATA": str(tmp_path)}))
+    with TestClient(app) as client:
+        client.get("/healthz")
+        client.get("/v2/alice/secret-project/manifests/latest")
+        body = client.get("/metrics").text
+    assert 'authgate_http_requests_total{method="GET",route="probe",status="200"} 1.0' in body
+    assert 'route="manifest"' in body
+    assert "secret-project" not in body
