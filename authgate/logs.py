@@ -13,7 +13,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)((?:password|secret|token|refresh_token|access_token)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',}]+"),
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
 ]
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName", "color_message"}
 
 
 def redact(text: str) -> str:
@@ -52,3 +53,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Migrations at start are routine; say so only when something goes wrong.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
