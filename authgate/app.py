@@ -17,6 +17,7 @@ from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy import OwnNamespacePolicy
+from authgate.registry.backend import BACKEND_KEY, open_backend, registry_routes
 from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
 
@@ -49,6 +50,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
+        *registry_routes(),
     ]
 
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings) -> Starlette:
                 policy=OwnNamespacePolicy(),
                 audit=_LogOnlyAudit(),
             )
+            backend = await stack.enter_async_context(open_backend(settings))
+            app.state.resources.extras[BACKEND_KEY] = backend
             yield
 
     return Starlette(

@@ -1,0 +1,54 @@
+"""The dispatch seam: one route table and one guard, then a `Backend` answers.
+
+Embedded mode answers from the filesystem store; gateway mode (`settings.upstream`) plugs a
+proxy backend in `open_backend` and keeps the same table, guard, audit and catalog filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from authgate.auth.identity import Identity
+from authgate.registry.guard import guard
+from authgate.registry.routes import Target, match
+from authgate.resources import resources_of
+from authgate.settings import Settings
+
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+BACKEND_KEY = "registry_backend"
+
+
+class Backend(Protocol):
+    async def handle(self, request: Request, target: Target, identity: Identity) -> Response:
+        """Answer a request the guard already allowed; `target.route.handler` names the operation."""
+        ...
+
+
+async def _v2(request: Request) -> Response:
+    target = match(request.method, request.path_params["rest"], request.query_params)
+    identity = await guard(request, target)
+    backend: Backend = resources_of(request).extras[BACKEND_KEY]
+    response = await backend.handle(request, target, identity)
+    response.headers.setdefault(*API_VERSION_HEADER)
+    return response
+
+
+def registry_routes() -> list[BaseRoute]:
+    """The `/v2/` routes for `create_app`; every method goes through `match` (405 there, not here)."""
+    return [Route("/v2/{rest:path}", _v2, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])]
+
+
+@asynccontextmanager
+async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+    """The backend for the configured mode, held open for the app's lifetime."""
+    # Gateway mode: return the upstream proxy backend here (same table, guard and audit).
+    from authgate.registry.embedded import open_embedded
+
+    async with open_embedded(settings) as backend:
+        yield backend

@@ -1,0 +1,99 @@
+"""The one guard every `/v2/` request passes: who is asking, and may they do what the route needs.
+
+Both limits apply (grant the intersection, never more): what the bearer token grants (a Basic
+request has no token limit) AND what the live policy allows now, so a permission revoked after
+the token was issued stops working at once. A refusal is a 401 whose challenge names the scopes
+that would succeed (token-compat.md §2.7).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any, cast
+
+from starlette.requests import Request
+
+from authgate.audit.events import AuditEvent
+from authgate.auth import identity as identity_module
+from authgate.auth.challenge import unauthorized
+from authgate.auth.identity import Identity
+from authgate.registry.routes import Kind, Target
+from authgate.resources import Resources, resources_of
+from authgate.scope import Scope, satisfies
+
+log = logging.getLogger(__name__)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _has_credentials(request: Request) -> bool:
+    return bool(request.headers.get("authorization", "").strip())
+
+
+async def _identify(request: Request) -> Identity:
+    # Looked up at call time: auth/ owns `identify`; it raises the 401 for bad credentials.
+    identify = cast(Any, getattr(identity_module, "identify"))
+    result = identify(request)
+    if inspect.isawaitable(result):
+        result = await result
+    return cast(Identity, result)
+
+
+def missing_scopes(resources: Resources, identity: Identity, needed: Sequence[Scope], address: str | None
+                   ) -> list[Scope]:
+    """The needed scopes not covered by both the token and the live policy (empty: allowed)."""
+    missing: list[Scope] = []
+    for scope in needed:
+        granted = identity.token_grants(scope.type, scope.name)
+        if granted is not None and not all(satisfies(granted, a) for a in scope.actions):
+            missing.append(scope)
+            continue
+        if scope.type == "repository":
+            allowed = resources.policy.allowed_actions(identity.subject, scope.name, address)
+            if not all(satisfies(allowed, a) for a in scope.actions):
+                missing.append(scope)
+    return missing
+
+
+async def guard(request: Request, target: Target) -> Identity:
+    """Return the caller's identity if the route's needed actions are allowed, else raise the 401."""
+    resources = resources_of(request)
+    settings = resources.settings
+    identity = await _identify(request)
+    request.state.identity = identity
+    anonymous_without_token = identity.subject.is_anonymous and not _has_credentials(request)
+    if target.route.kind is Kind.BASE:
+        # Docker's login pings `/v2/` and needs 200 for any valid credential; no scope here (zot#1125).
+        if anonymous_without_token:
+            raise unauthorized(settings.realm, settings.service)
+        return identity
+    needed = target.needed_scopes()
+    address = client_address(request)
+    if target.route.kind is Kind.CATALOG and anonymous_without_token:
+        missing = needed
+    else:
+        missing = missing_scopes(resources, identity, needed, address)
+    if not missing:
+        return identity
+    if anonymous_without_token:
+        raise unauthorized(settings.realm, settings.service, needed)
+    if "push" in target.route.needs or "delete" in target.route.needs:
+        await record_audit(resources, AuditEvent(
+            action="access:denied", actor=identity.subject, outcome="failure",
+            repository=str(target.repository) if target.repository else None,
+            reason=f"{request.method} needs {' '.join(s.format() for s in missing)}",
+            address=address, user_agent=request.headers.get("user-agent"),
+        ))
+    raise unauthorized(settings.realm, settings.service, needed, error="insufficient_scope")
+
+
+async def record_audit(resources: Resources, event: AuditEvent) -> None:
+    """Record an audit event; an audit failure is logged, never allowed to fail the request."""
+    try:
+        await resources.audit.record(event)
+    except Exception:  # noqa: BLE001 - the push already happened; losing the request would be worse
+        log.exception("audit record failed for %s", event.action)

@@ -1,0 +1,154 @@
+"""The whole `/v2/` surface as one table: method, path pattern, handler name and the actions it needs.
+
+The actions follow distribution's `appendAccessRecords` (token-compat.md §2.6): GET/HEAD need
+`pull`; POST/PUT/PATCH need `pull` and `push`; DELETE needs `delete`; a cross-repository mount
+(`POST …/blobs/uploads/?mount=<digest>&from=<repo>`) also needs `pull` on `<repo>`; `/v2/_catalog`
+needs `registry:catalog:*`. Paths are parsed here into value types, so handlers never see raw strings.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authgate.errors import ErrorCode, RegistryError
+from authgate.reference import Digest, RepositoryName, Tag, parse_reference
+from authgate.scope import Scope
+
+PULL = frozenset({"pull"})
+PUSH = frozenset({"pull", "push"})
+DELETE = frozenset({"delete"})
+NOTHING: frozenset[str] = frozenset()
+
+#: Upload session ids: ours are UUIDs; an upstream's may be any opaque token of these characters.
+_UPLOAD_ID_RE = re.compile(r"[A-Za-z0-9._=~-]{1,256}")
+
+
+class Kind(enum.Enum):
+    """What a path addresses; the table pairs each with methods."""
+
+    BASE = "base"
+    CATALOG = "catalog"
+    TAGS = "tags"
+    MANIFEST = "manifest"
+    BLOB = "blob"
+    UPLOADS = "uploads"
+    UPLOAD = "upload"
+    REFERRERS = "referrers"
+
+
+#: Path patterns below `/v2/`, tried in order. Names may hold slashes, so each pattern anchors on
+#: the fixed suffix that follows the name (the last occurrence wins, as in distribution's router).
+_PATTERNS: list[tuple[Kind, re.Pattern[str]]] = [
+    (Kind.BASE, re.compile(r"")),
+    (Kind.CATALOG, re.compile(r"_catalog")),
+    (Kind.TAGS, re.compile(r"(?P<name>.+)/tags/list")),
+    (Kind.MANIFEST, re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)")),
+    (Kind.UPLOADS, re.compile(r"(?P<name>.+)/blobs/uploads/?")),
+    (Kind.UPLOAD, re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload>[^/]+)")),
+    (Kind.BLOB, re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)")),
+    (Kind.REFERRERS, re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)")),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    method: str
+    kind: Kind
+    #: The name of the backend operation that answers (see `backend.Backend`).
+    handler: str
+    #: Actions needed on the repository in the path (`registry:catalog:*` for the catalog).
+    needs: frozenset[str]
+
+
+#: THE table. A method missing for a kind answers 405 UNSUPPORTED.
+ROUTES: tuple[RouteEntry, ...] = (
+    RouteEntry("GET", Kind.BASE, "base", NOTHING),
+    RouteEntry("HEAD", Kind.BASE, "base", NOTHING),
+    RouteEntry("GET", Kind.CATALOG, "catalog", frozenset({"*"})),
+    RouteEntry("GET", Kind.TAGS, "tags_list", PULL),
+    RouteEntry("GET", Kind.MANIFEST, "manifest_get", PULL),
+    RouteEntry("HEAD", Kind.MANIFEST, "manifest_get", PULL),
+    RouteEntry("PUT", Kind.MANIFEST, "manifest_put", PUSH),
+    RouteEntry("DELETE", Kind.MANIFEST, "manifest_delete", DELETE),
+    RouteEntry("GET", Kind.BLOB, "blob_get", PULL),
+    RouteEntry("HEAD", Kind.BLOB, "blob_get", PULL),
+    RouteEntry("DELETE", Kind.BLOB, "blob_delete", DELETE),
+    RouteEntry("POST", Kind.UPLOADS, "upload_start", PUSH),
+    RouteEntry("GET", Kind.UPLOAD, "upload_status", PULL),
+    RouteEntry("PATCH", Kind.UPLOAD, "upload_patch", PUSH),
+    RouteEntry("PUT", Kind.UPLOAD, "upload_put", PUSH),
+    RouteEntry("DELETE", Kind.UPLOAD, "upload_cancel", DELETE),
+    RouteEntry("GET", Kind.REFERRERS, "referrers", PULL),
+)
+
+_BY_KEY: dict[tuple[str, Kind], RouteEntry] = {(r.method, r.kind): r for r in ROUTES}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one `/v2/` request addresses, parsed into value types."""
+
+    route: RouteEntry
+    repository: RepositoryName | None = None
+    reference: Tag | Digest | None = None
+    digest: Digest | None = None
+    upload_id: str | None = None
+    #: Source of a cross-repository mount, when `?mount=&from=` are both present and valid.
+    mount_from: RepositoryName | None = None
+    mount_digest: Digest | None = None
+
+    @property
+    def tag(self) -> Tag | None:
+        return self.reference if isinstance(self.reference, Tag) else None
+
+    def needed_scopes(self) -> list[Scope]:
+        """The scopes a token must grant (and the policy allow) for this request."""
+        if self.route.kind is Kind.BASE:
+            return []
+        if self.route.kind is Kind.CATALOG:
+            return [Scope("registry", "catalog", self.route.needs)]
+        assert self.repository is not None
+        scopes = [Scope("repository", str(self.repository), self.route.needs)]
+        if self.mount_from is not None and self.mount_from != self.repository:
+            scopes.append(Scope("repository", str(self.mount_from), PULL))
+        return scopes
+
+
+def match(method: str, path: str, query: Mapping[str, str] | None = None) -> Target:
+    """Parse `path` (below `/v2/`, without the leading slash) into a `Target`, or raise a 4xx."""
+    for kind, pattern in _PATTERNS:
+        found = pattern.fullmatch(path)
+        if found is None:
+            continue
+        entry = _BY_KEY.get((method, kind))
+        if entry is None:
+            allowed = sorted(m for (m, k) in _BY_KEY if k is kind)
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED,
+                f"{method} is not supported here; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        return _target(entry, found.groupdict(), query or {})
+    raise RegistryError(ErrorCode.NAME_UNKNOWN, f"no registry endpoint at /v2/{path[:200]}", status=404)
+
+
+def _target(entry: RouteEntry, groups: dict[str, str], query: Mapping[str, str]) -> Target:
+    repository = RepositoryName.parse(groups["name"]) if "name" in groups else None
+    reference = parse_reference(groups["reference"]) if "reference" in groups else None
+    digest = Digest.parse(groups["digest"]) if "digest" in groups else None
+    upload_id = groups.get("upload")
+    if upload_id is not None and not _UPLOAD_ID_RE.fullmatch(upload_id):
+        raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "malformed upload id")
+    mount_from = mount_digest = None
+    if entry.handler == "upload_start" and query.get("mount") and query.get("from"):
+        # An unparseable mount source is not an error: the spec lets the registry fall back to
+        # an ordinary upload session, which is what clients then use.
+        try:
+            mount_digest = Digest.parse(query["mount"])
+            mount_from = RepositoryName.parse(query["from"])
+        except RegistryError:
+            mount_from = mount_digest = None
+    return Target(entry, repository, reference, digest, upload_id, mount_from, mount_digest)

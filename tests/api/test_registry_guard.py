@@ -1,0 +1,121 @@
+"""The guard, through HTTP: challenges name what would succeed; token AND live policy must allow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import httpx
+
+from tests.api.registry_support import RecordingAudit, basic, bearer, registry_client, token_for
+
+D = "sha256:" + "a" * 64
+REALM = 'realm="http://localhost:5000/token",service="authgate"'
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
+    async with registry_client(tmp_path, monkeypatch) as pair:
+        yield pair
+
+
+def _challenge(response: object) -> str:
+    return response.headers["www-authenticate"]  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_base_without_credentials_is_a_challenge_without_scope(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    response = await client[0].get("/v2/")
+    assert response.status_code == 401
+    assert _challenge(response) == f"Bearer {REALM}"
+    assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    assert response.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+async def test_base_with_any_valid_credential(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    http = client[0]
+    assert (await http.get("/v2/", headers=bearer(token_for("bob")))).status_code == 200
+    assert (await http.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 200
+    bad = await http.get("/v2/", headers=bearer("forged"))
+    assert bad.status_code == 401 and 'error="invalid_token"' in _challenge(bad)
+    assert (await http.get("/v2/", headers=basic("alice", "wrong"))).status_code == 401
+
+
+async def test_anonymous_push_is_challenged_with_the_needed_scope(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    response = await client[0].post("/v2/alice/app/blobs/uploads/")
+    assert response.status_code == 401
+    assert _challenge(response) == f'Bearer {REALM},scope="repository:alice/app:pull,push"'
+    detail = response.json()["errors"][0]["detail"]
+    assert {d["Action"] for d in detail} == {"pull", "push"}
+
+
+async def test_token_without_the_action_is_insufficient_scope(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    http, audit = client
+    token = token_for("alice", ("repository", "alice/app", "pull"))
+    response = await http.post("/v2/alice/app/blobs/uploads/", headers=bearer(token))
+    assert response.status_code == 401
+    assert _challenge(response) == f'Bearer {REALM},scope="repository:alice/app:pull,push",error="insufficient_scope"'
+    assert audit.actions() == ["access:denied"]
+
+
+async def test_live_policy_limits_a_token_that_grants_more(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    # bob's token claims push on alice/app, but the policy (own namespace) says no: deny.
+    token = token_for("bob", ("repository", "alice/app", "pull,push"))
+    response = await client[0].post("/v2/alice/app/blobs/uploads/", headers=bearer(token))
+    assert response.status_code == 401
+    assert 'error="insufficient_scope"' in _challenge(response)
+
+
+async def test_delete_needs_delete(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    token = token_for("alice", ("repository", "alice/app", "pull,push"))
+    response = await client[0].delete(f"/v2/alice/app/manifests/{D}", headers=bearer(token))
+    assert response.status_code == 401
+    assert 'scope="repository:alice/app:delete",error="insufficient_scope"' in _challenge(response)
+
+
+async def test_mount_without_pull_on_source(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    token = token_for("alice", ("repository", "alice/app", "pull,push"))
+    response = await client[0].post(f"/v2/alice/app/blobs/uploads/?mount={D}&from=bob/base", headers=bearer(token))
+    assert response.status_code == 401
+    assert ('scope="repository:alice/app:pull,push repository:bob/base:pull",error="insufficient_scope"'
+            in _challenge(response))
+
+
+async def test_catalog_needs_the_catalog_scope_in_a_token(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    http = client[0]
+    anonymous = await http.get("/v2/_catalog")
+    assert anonymous.status_code == 401
+    assert _challenge(anonymous) == f'Bearer {REALM},scope="registry:catalog:*"'
+    pull_only = await http.get("/v2/_catalog", headers=bearer(token_for("alice", ("registry", "catalog", "pull"))))
+    assert pull_only.status_code == 401 and 'error="insufficient_scope"' in _challenge(pull_only)
+    catalog_token = token_for("alice", ("registry", "catalog", "*"))
+    assert (await http.get("/v2/_catalog", headers=bearer(catalog_token))).status_code == 200
+    assert (await http.get("/v2/_catalog", headers=basic("alice", "alice-pw"))).status_code == 200
+
+
+async def test_basic_credentials_are_checked_against_the_policy(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    http = client[0]
+    assert (await http.get("/v2/alice/app/tags/list", headers=basic("bob", "bob-pw"))).status_code == 401
+    # allowed by the policy: the request reaches the store (an unknown repository)
+    assert (await http.get("/v2/alice/app/tags/list", headers=basic("alice", "alice-pw"))).status_code != 401
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", "/v2/Alice/app/tags/list", 400, "NAME_INVALID"),
+    ("GET", "/v2/alice/app/manifests/sha256:zz", 400, "DIGEST_INVALID"),
+    ("POST", "/v2/alice/app/manifests/latest", 405, "UNSUPPORTED"),
+    ("GET", "/v2/alice/app/nothing", 404, "NAME_UNKNOWN"),
+])
+async def test_malformed_requests_fail_before_auth(client: tuple[httpx.AsyncClient, RecordingAudit], method: str, path: str,
+                                             status: int, code: str) -> None:
+    response = await client[0].request(method, path)
+    assert response.status_code == status
+    assert response.json()["errors"][0]["code"] == code
