@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authgate.audit.events import AuditEvent
+from authgate.auth.services import build_auth
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> Starlette:
                 db=db,
                 policy=OwnNamespacePolicy(),
                 audit=_LogOnlyAudit(),
+                auth=build_auth(settings, db),
             )
             backend = await stack.enter_async_context(open_backend(settings))
             app.state.resources.extras[BACKEND_KEY] = backend

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -12,6 +12,9 @@ from authgate.db.session import Database
 from authgate.policy import Authorizer
 from authgate.settings import Settings
 
+if TYPE_CHECKING:
+    from authgate.auth.services import AuthServices
+
 
 @dataclass
 class Resources:
@@ -19,6 +22,8 @@ class Resources:
     db: Database
     policy: Authorizer
     audit: AuditSink
+    #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
+    auth: AuthServices | None = None
     #: Filled by the subsystems that own them (keys, blob store, upstream client, …).
     extras: dict[str, Any] = field(default_factory=dict)
     #: Reasons the process is not ready (e.g. "policy stale"); `/readyz` fails while any is set.

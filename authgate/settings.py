@@ -43,6 +43,8 @@ class Settings:
     token_ttl: int = 300
     refresh_token_ttl: int = 90 * 86400
     signing_algorithm: Literal["ES256", "RS256"] = "ES256"
+    #: bcrypt cost for new password hashes (12 ≈ 280 ms here); successful checks are cached briefly.
+    bcrypt_rounds: int = 12
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
@@ -178,6 +180,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"port {settings.port} is out of range 1-65535")
     if settings.token_ttl < 60:
         raise SettingsError("token_ttl must be at least 60 seconds (clients treat less as 60)")
+    if not 4 <= settings.bcrypt_rounds <= 20:
+        raise SettingsError("bcrypt_rounds must be between 4 and 20 (12 is the default)")
     for name in ("public_url", "upstream", "webhook_url"):
         value = getattr(settings, name)
         if value and urlsplit(value).scheme not in ("http", "https"):

@@ -1,15 +1,24 @@
 """Who made this request: the contract between auth/ (which proves it) and registry/ (which asks it).
 
-`identify(request)` is implemented by the token-server work; the registry guard calls it once per
-`/v2/` request and then checks the route's needed actions against `Identity.granted(...)` and the
-live policy.
+`identify(request)` is called once per `/v2/` request by the registry guard, which then checks the
+route's needed actions against `Identity.token_grants(...)` and the live policy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authgate.subject import Subject
+from starlette.requests import Request
+
+from authgate.auth import accounts
+from authgate.auth.challenge import unauthorized
+from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
+from authgate.auth.limiter import TooManyAttempts
+from authgate.auth.services import auth_of
+from authgate.auth.tokens import InvalidToken
+from authgate.errors import ErrorCode, RegistryError
+from authgate.resources import resources_of
+from authgate.subject import ANONYMOUS, Subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +33,59 @@ class Identity:
         if self.token_access is None:
             return None
         return self.token_access.get((resource_type, name), frozenset())
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def too_many(exc: TooManyAttempts) -> RegistryError:
+    return RegistryError(ErrorCode.TOOMANYREQUESTS, "too many failed logins; try again later",
+                         headers={"Retry-After": str(exc.retry_after)})
+
+
+async def subject_for_token(request: Request, sub: str) -> Subject | None:
+    """The live subject behind a token's `sub`: None when the account is gone or disabled."""
+    db = resources_of(request).db
+    if sub == "":
+        return ANONYMOUS
+    if sub.startswith("robot:"):
+        robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
+        return Subject("robot", robot.name) if robot is not None and accounts.robot_usable(robot) else None
+    user = await accounts.find_user(db, sub)
+    return accounts.user_subject(user) if user is not None and not user.disabled else None
+
+
+async def identify(request: Request) -> Identity:
+    """Bearer → the token's subject and grants; Basic → a login; nothing → anonymous.
+
+    A bad token or bad credentials raise the 401 the client needs to try again.
+    """
+    resources = resources_of(request)
+    settings = resources.settings
+    auth = auth_of(resources)
+    try:
+        credentials = parse_authorization(request.headers.get("authorization"))
+    except CredentialsError as exc:
+        raise unauthorized(settings.realm, settings.service, message=str(exc)) from None
+    if credentials is None:
+        return Identity(ANONYMOUS)
+    if isinstance(credentials, BasicCredentials):
+        if credentials.empty:
+            return Identity(ANONYMOUS)
+        try:
+            result = await auth.authenticator.login(credentials, client_address(request))
+        except TooManyAttempts as exc:
+            raise too_many(exc) from None
+        if result.subject is None:
+            raise unauthorized(settings.realm, settings.service, message="invalid username or password")
+        return Identity(result.subject)
+    try:
+        verified = auth.tokens.verify(credentials.token.reveal())
+    except InvalidToken as exc:
+        raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
+    subject = await subject_for_token(request, verified.subject)
+    if subject is None:
+        raise unauthorized(settings.realm, settings.service, error="invalid_token",
+                           message="the token's account is disabled or gone; log in again")
+    return Identity(subject, verified.access)

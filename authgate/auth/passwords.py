@@ -1,0 +1,81 @@
+"""Password hashing and the cost of checking one on every docker request.
+
+Docker sends Basic credentials on every token request and bcrypt at cost 12 takes ~280 ms here,
+so: hashes are checked in a worker thread (the event loop keeps serving), a successful check is
+remembered briefly under an HMAC of (name, stored hash, password) with a per-process key (the
+plaintext is never kept, and any change of the stored hash — new password, rehash — misses the
+cache), and unknown users pay a dummy hash so timing does not reveal which names exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+
+import anyio.to_thread
+from passlib.context import CryptContext
+
+#: bcrypt is the default and what registry htpasswd files hold (`$2y$`); argon2 is accepted;
+#: older schemes still verify and are rehashed on the next successful login.
+ACCEPTED_SCHEMES = ["bcrypt", "argon2", "sha512_crypt", "sha256_crypt", "md5_crypt", "apr_md5_crypt"]
+
+
+def make_context(bcrypt_rounds: int = 12) -> CryptContext:
+    return CryptContext(schemes=ACCEPTED_SCHEMES, default="bcrypt", deprecated=ACCEPTED_SCHEMES[2:],
+                        bcrypt__rounds=bcrypt_rounds)
+
+
+class PasswordVerifier:
+    """Checks passwords off the event loop, with a short cache of successes."""
+
+    def __init__(self, context: CryptContext, cache_ttl: float = 60.0, cache_size: int = 10_000) -> None:
+        self.context = context
+        self.cache_ttl = cache_ttl
+        self.cache_size = cache_size
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
+
+    def hash(self, password: str) -> str:
+        hashed: str = self.context.hash(password)
+        return hashed
+
+    async def hash_async(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self.context.hash, password)
+
+    def _fingerprint(self, name: str, stored_hash: str, password: str) -> bytes:
+        message = b"\0".join([name.encode(), stored_hash.encode(), password.encode()])
+        return hmac.new(self._cache_key, message, hashlib.sha256).digest()
+
+    async def verify(self, name: str, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
+        """(ok, new_hash): `new_hash` is set when the stored hash should be upgraded to the default scheme.
+
+        `stored_hash=None` (unknown user) still costs one dummy hash and always fails.
+        """
+        if stored_hash is None:
+            await anyio.to_thread.run_sync(self.context.dummy_verify)
+            return False, None
+        key = self._fingerprint(name, stored_hash, password)
+        expires = self._cache.get(key)
+        if expires is not None and expires > time.monotonic():
+            return True, None
+        try:
+            ok, new_hash = await anyio.to_thread.run_sync(self.context.verify_and_update, password, stored_hash)
+        except (ValueError, TypeError):
+            # An unrecognised or corrupt stored hash: a failed login, never a 500.
+            return False, None
+        if ok:
+            self._remember(key)
+        return bool(ok), new_hash
+
+    def _remember(self, key: bytes) -> None:
+        self._cache[key] = time.monotonic() + self.cache_ttl
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def forget_all(self) -> None:
+        """Drop every cached success (a password changed in this process)."""
+        self._cache.clear()

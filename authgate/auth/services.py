@@ -1,0 +1,46 @@
+"""The auth pieces the running process holds, built once in the lifespan from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from authgate.auth.authn import Authenticator
+from authgate.auth.keys import KeyRing, keys_dir
+from authgate.auth.limiter import LoginLimiter
+from authgate.auth.passwords import PasswordVerifier, make_context
+from authgate.auth.tokens import TokenService
+from authgate.db.session import Database
+from authgate.resources import Resources
+from authgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AuthServices:
+    keys: KeyRing
+    tokens: TokenService
+    verifier: PasswordVerifier
+    limiter: LoginLimiter
+    authenticator: Authenticator
+
+
+def build_auth(settings: Settings, db: Database) -> AuthServices:
+    """Load (or create on first start) the signing keys and wire the authenticators."""
+    keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
+    for key in keys.expiring():
+        log.warning(
+            "token signing certificate %s expires %s: run `authgate keys rotate`, give the registry the new "
+            "`authgate keys export-cert`, then restart authgate", key.kid, key.not_after.isoformat(),
+        )
+    tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
+    verifier = PasswordVerifier(make_context(settings.bcrypt_rounds))
+    limiter = LoginLimiter()
+    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
+
+
+def auth_of(resources: Resources) -> AuthServices:
+    if resources.auth is None:
+        raise RuntimeError("auth services are not wired: create_app's lifespan builds them")
+    return resources.auth
