@@ -12,6 +12,7 @@ import uvicorn
 from authgate.app import create_app
 from authgate.cli.common import settings_from
 from authgate.logs import configure_logging
+from authgate.tls.serving import expiry_warning, with_data_dir_tls
 
 log = logging.getLogger("authgate")
 
@@ -40,7 +41,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
     configure_logging(settings.log_level, settings.log_format)
     settings.data.mkdir(parents=True, exist_ok=True)
-    if not settings.tls_cert and not _is_loopback(settings.host):
+    settings = with_data_dir_tls(settings)
+    if settings.tls_cert:
+        log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
+        warning = expiry_warning(settings.tls_cert)
+        if warning:
+            log.warning(warning)
+    elif not _is_loopback(settings.host):
         log.warning(
             "serving plain HTTP on %s: docker on other hosts will refuse it (\"server gave HTTP response to HTTPS "
             "client\"). Run `authgate tls init --host NAME` and restart to serve HTTPS.",
