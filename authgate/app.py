@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authgate.audit.events import AuditEvent
+from authgate.audit.context import RequestIdMiddleware
+from authgate.audit.recorder import AuditRecorder
 from authgate.auth.services import build_auth
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
@@ -23,11 +24,6 @@ from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _LogOnlyAudit:
-    async def record(self, event: AuditEvent) -> None:
-        log.info("audit %s", event.action, extra={"actor": str(event.actor), "repository": event.repository})
 
 
 async def _healthz(request: Request) -> Response:
@@ -64,11 +60,14 @@ def create_app(settings: Settings) -> Starlette:
             db = Database(settings.database)
             stack.push_async_callback(db.close)
             await db.upgrade()
+            audit = AuditRecorder(db, settings.data)
+            await audit.start()
+            stack.push_async_callback(audit.stop)
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
                 policy=OwnNamespacePolicy(),
-                audit=_LogOnlyAudit(),
+                audit=audit,
                 auth=build_auth(settings, db),
             )
             backend = await stack.enter_async_context(open_backend(settings))
@@ -77,7 +76,7 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=_routes(metrics),
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
         exception_handlers={RegistryError: _registry_error},
     )

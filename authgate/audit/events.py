@@ -26,6 +26,8 @@ class AuditEvent:
     request_id: str | None = None
     details: dict[str, Any] | None = None
     time: datetime = field(default_factory=utcnow)
+    #: An id the source gave the event (a registry notification's event id): recorded once only.
+    source_id: str | None = None
 
 
 class AuditSink(Protocol):

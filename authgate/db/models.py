@@ -84,10 +84,11 @@ class AuditEvent(Base):
     """One row per event; `hash` chains over `prev_hash` and the row's content (tamper evidence)."""
 
     __tablename__ = "audit_events"
+    # Listing pages by seq, newest first, so the filters' indexes end in seq (migration 0002).
     __table_args__ = (
-        Index("ix_audit_events_repository_time", "repository", "time"),
-        Index("ix_audit_events_actor_time", "actor_name", "time"),
-        Index("ix_audit_events_action_time", "action", "time"),
+        Index("ix_audit_events_repository_seq", "repository", "seq"),
+        Index("ix_audit_events_actor_seq", "actor_name", "seq"),
+        Index("ix_audit_events_action_seq", "action", "seq"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -107,6 +108,8 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: The id the source gave the event (a registry notification's id), so a resent one is recorded once.
+    source_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

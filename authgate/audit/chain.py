@@ -1,0 +1,188 @@
+"""The hash chain: how one event becomes one row, and how a batch of rows is appended atomically.
+
+Each row's `hash` is sha256 over a canonical JSON of its fields, its `seq` and the previous row's
+hash, so changing, removing or reordering a row breaks the chain from that row on. Appends take
+the single `audit_chain_head` row's lock first (SELECT … FOR UPDATE on PostgreSQL; a write to it
+on SQLite, which takes the database write lock like BEGIN IMMEDIATE), so concurrent writers, in
+this process or another, line up one after the other and `seq` stays gap-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from authgate.audit.events import AuditEvent
+from authgate.db.models import AuditChainHead
+from authgate.db.models import AuditEvent as AuditRow
+from authgate.db.session import Database
+
+GENESIS = "0" * 64
+HEAD_ID = 1
+
+#: Fields covered by the hash, in the order they are exported.
+FIELDS = (
+    "seq", "time", "actor_type", "actor_name", "action", "repository", "reference", "digest", "size",
+    "outcome", "reason", "address", "user_agent", "request_id", "details", "source_id",
+)
+
+#: Column limits: a value too long is cut rather than failing the write (and losing the event).
+_LIMITS = {
+    "actor_type": 32, "actor_name": 255, "action": 64, "repository": 255, "reference": 255, "digest": 160,
+    "outcome": 16, "address": 64, "request_id": 64, "source_id": 128,
+}
+_MAX_TEXT = 8192
+
+_sqlite_locks: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def format_time(value: datetime) -> str:
+    """UTC with microseconds always: the same text whatever the database gives back."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    # PostgreSQL refuses NUL in text; a client-chosen header must not be able to drop an event.
+    return str(value).replace("\x00", "")[:limit]
+
+
+def to_row(event: AuditEvent) -> dict[str, Any]:
+    """Column values for `event`, cut to the schema's limits; `seq`, `prev_hash`, `hash` come at append."""
+    values: dict[str, Any] = {
+        "time": event.time if event.time.tzinfo else event.time.replace(tzinfo=timezone.utc),
+        "actor_type": event.actor.kind,
+        "actor_name": event.actor.name,
+        "action": event.action,
+        "repository": event.repository,
+        "reference": event.reference,
+        "digest": event.digest,
+        "size": event.size,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "address": event.address,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "source_id": event.source_id,
+    }
+    for name, value in values.items():
+        if isinstance(value, str):
+            values[name] = _clean(value, _LIMITS.get(name, _MAX_TEXT))
+    values["time"] = values["time"].astimezone(timezone.utc)
+    # Round-trip through JSON so the hashed form is exactly what the JSON column gives back.
+    values["details"] = json.loads(json.dumps(event.details, default=str)) if event.details else None
+    return values
+
+
+def event_hash(row: Mapping[str, Any], prev_hash: str) -> str:
+    """sha256 over the canonical JSON of the row's fields, its seq and the previous hash."""
+    body = {name: row.get(name) for name in FIELDS}
+    body["time"] = format_time(row["time"])
+    body["prev_hash"] = prev_hash
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def ensure_head(db: Database) -> None:
+    """Create the chain head row if this database has none yet (two starters may race: one wins)."""
+    async with db.session() as session:
+        if await session.get(AuditChainHead, HEAD_ID) is not None:
+            return
+    try:
+        async with db.session() as session:
+            session.add(AuditChainHead(id=HEAD_ID, seq=0, hash=GENESIS, anchor_seq=0, anchor_hash=GENESIS))
+    except IntegrityError:
+        pass
+
+
+def chain_lock(db: Database) -> asyncio.Lock:
+    """In-process serialisation for SQLite, whose write lock is per connection and would make
+    concurrent tasks of one process wait on `busy_timeout` instead of on each other."""
+    lock = _sqlite_locks.get(db)
+    if lock is None:
+        lock = _sqlite_locks[db] = asyncio.Lock()
+    return lock
+
+
+async def lock_head(session: AsyncSession, is_sqlite: bool) -> AuditChainHead:
+    """Take the chain's write lock inside `session`'s transaction and return the head."""
+    if is_sqlite:
+        # A write first: pysqlite then opens the transaction and SQLite takes its RESERVED lock
+        # before we read the head (the effect of BEGIN IMMEDIATE), so no other process can append
+        # between our read and our write.
+        await session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=AuditChainHead.seq))
+        head = (await session.execute(select(AuditChainHead).where(AuditChainHead.id == HEAD_ID))).scalar_one_or_none()
+    else:
+        head = (
+            await session.execute(select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update())
+        ).scalar_one_or_none()
+    if head is None:
+        raise RuntimeError("audit chain head is missing: run `authgate db upgrade` or start authgate once")
+    return head
+
+
+async def _known_source_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = await session.execute(select(AuditRow.source_id).where(AuditRow.source_id.in_(chunk)))
+        found.update(r for (r,) in rows if r)
+    return found
+
+
+async def append_rows(db: Database, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append `rows` (from `to_row`) in one transaction; returns the rows written, with seq and hash.
+
+    Rows whose `source_id` is already in the log (or repeated in the batch) are dropped: a registry
+    that resends a notification must not record it twice.
+    """
+    if not rows:
+        return []
+    if db.is_sqlite:
+        async with chain_lock(db):
+            return await _append(db, rows)
+    return await _append(db, rows)
+
+
+async def _append(db: Database, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async with db.session() as session:
+        head = await lock_head(session, db.is_sqlite)
+        source_ids = [r["source_id"] for r in rows if r.get("source_id")]
+        seen = await _known_source_ids(session, source_ids) if source_ids else set()
+        seq, prev = head.seq, head.hash
+        written: list[dict[str, Any]] = []
+        for row in rows:
+            source_id = row.get("source_id")
+            if source_id:
+                if source_id in seen:
+                    continue
+                seen.add(source_id)
+            seq += 1
+            full = {**row, "seq": seq, "prev_hash": prev}
+            full["hash"] = prev = event_hash(full, full["prev_hash"])
+            written.append(full)
+        if written:
+            await session.execute(insert(AuditRow), written)
+            await session.execute(
+                update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=seq, hash=prev)
+            )
+        return written
+
+
+async def record_now(db: Database, event: AuditEvent) -> dict[str, Any] | None:
+    """Append one event synchronously: for the CLI and tools that have no running recorder."""
+    await ensure_head(db)
+    written = await append_rows(db, [to_row(event)])
+    return written[0] if written else None

@@ -1,0 +1,112 @@
+"""Who sent a request, from where: client address, user agent and request id for audit events.
+
+`client_address` believes `X-Forwarded-For` only when the direct peer is one of
+`settings.trusted_proxies`, and then walks the header from the right, skipping trusted hops
+(the left-most entries are whatever the client chose to send; cf. uvicorn's
+`middleware/proxy_headers.py`). `RequestIdMiddleware` gives every request an id, echoed in
+`X-Request-ID`, so an audit event can be matched with logs on both sides.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import uuid
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authgate.settings import Settings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_MAX_USER_AGENT = 512
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: HTTPConnection, settings: Settings) -> str | None:
+    """The client's address: the peer, or, behind a trusted proxy, the nearest untrusted forwarded hop."""
+    peer = request.client.host if request.client else None
+    if peer is None or not settings.trusted_proxies:
+        return peer
+    networks = _networks(tuple(settings.trusted_proxies))
+    if not _trusted(peer, networks):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops else peer
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def user_agent(request: HTTPConnection) -> str | None:
+    agent = request.headers.get("user-agent")
+    return agent[:_MAX_USER_AGENT] if agent else None
+
+
+def request_id(request: HTTPConnection) -> str | None:
+    """The id `RequestIdMiddleware` gave this request (None when the middleware is not installed)."""
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else None
+
+
+def request_context(request: HTTPConnection, settings: Settings) -> dict[str, Any]:
+    """`address`, `user_agent`, `request_id` for `AuditEvent(**request_context(request, settings), …)`."""
+    return {
+        "address": client_address(request, settings),
+        "user_agent": user_agent(request),
+        "request_id": request_id(request),
+    }
+
+
+class RequestIdMiddleware:
+    """Plain ASGI: keep a well-formed incoming `X-Request-ID` (a proxy's), else make one; echo it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,220 @@
+"""The audit recorder: `record()` only queues; one background writer appends batches to the chain.
+
+Why this shape: a push must neither wait on a slow database nor fail because the audit log could
+not be written, and no event may be lost. So `record()` puts the event on an in-process queue and
+returns at once; the writer drains the queue in batches (one transaction each, which is what makes
+thousands of events per second possible), retries with backoff when the database fails, and spills
+to a JSON-lines file in the data dir when it cannot write (queue too long, or shutting down with
+the database unreachable). That file is replayed into the chain at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from authgate.audit.chain import append_rows, ensure_head, to_row
+from authgate.audit.events import AuditEvent
+from authgate.db.session import Database
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+
+SPILL_NAME = "audit-spill.jsonl"
+
+
+def row_to_json(row: dict[str, Any]) -> str:
+    return json.dumps({**row, "time": row["time"].isoformat()}, default=str)
+
+
+def row_from_json(line: str) -> dict[str, Any]:
+    row: dict[str, Any] = json.loads(line)
+    row["time"] = datetime.fromisoformat(row["time"])
+    for name in ("seq", "prev_hash", "hash"):
+        row.pop(name, None)
+    return row
+
+
+def _write_private(path: Path, rows: Sequence[dict[str, Any]], append: bool) -> None:
+    """Write rows as JSON lines to a 0600 file (events name users and addresses), fsynced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "a" if append else "w", encoding="utf-8") as handle:
+        handle.write("".join(row_to_json(r) + "\n" for r in rows))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class AuditRecorder:
+    """An `AuditSink` that never blocks and never raises into the caller."""
+
+    def __init__(
+        self,
+        db: Database,
+        spill_dir: Path,
+        *,
+        batch_size: int = 1000,
+        max_pending: int = 100_000,
+        retry_delays: Sequence[float] = (0.05, 0.2, 1.0, 2.0, 5.0),
+    ) -> None:
+        self.db = db
+        self.spill_path = spill_dir / SPILL_NAME
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self.retry_delays = tuple(retry_delays)
+        self.listeners: list[Listener] = []
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._inflight: list[dict[str, Any]] = []
+        self._stopping = False
+        self.written = 0
+        self.spilled = 0
+
+    # -- the AuditSink side -------------------------------------------------------------------------
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue `event`; returns without touching the database."""
+        try:
+            row = to_row(event)
+        except Exception:  # a malformed event is logged, never raised into a push
+            log.exception("audit event %r could not be converted; dropped", event.action)
+            return
+        if self._stopping or self._writer is None:
+            self._spill([row])
+            return
+        if self._queue.qsize() >= self.max_pending:
+            # The database is far behind: keep memory bounded, keep the event on disk.
+            self._spill([row])
+            return
+        self._queue.put_nowait(row)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the chain head if needed, replay a spill file left by an earlier run, start writing."""
+        await ensure_head(self.db)
+        await self._replay()
+        self._stopping = False
+        self._writer = asyncio.create_task(self._write_loop(), name="audit-writer")
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every event queued so far is in the database (or spilled)."""
+        await asyncio.wait_for(self._queue.join(), timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain the queue within `timeout`; whatever is still unwritten goes to the spill file."""
+        if self._writer is None:
+            return
+        try:
+            await self.flush(timeout)
+        except asyncio.TimeoutError:
+            log.warning("audit: database too slow at shutdown; spilling %d events to %s",
+                        self._queue.qsize() + len(self._inflight), self.spill_path)
+        self._stopping = True
+        self._writer.cancel()
+        try:
+            await self._writer
+        except asyncio.CancelledError:
+            pass
+        self._writer = None
+        leftovers = list(self._inflight)
+        self._inflight = []
+        while not self._queue.empty():
+            leftovers.append(self._queue.get_nowait())
+            self._queue.task_done()
+        if leftovers:
+            self._spill(leftovers)
+
+    # -- the writer -----------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._inflight = batch
+            await self._write_with_retries(batch)
+            self._inflight = []
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _write_with_retries(self, batch: list[dict[str, Any]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                written = await append_rows(self.db, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+                attempt += 1
+                if attempt >= len(self.retry_delays) and self._queue.qsize() >= self.max_pending // 2:
+                    log.error("audit: database write failing (%s); spilling %d events to %s",
+                              exc, len(batch), self.spill_path)
+                    self._spill(batch)
+                    return
+                log.warning("audit: database write failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.written += len(written)
+            await self._notify(written)
+            if self.spilled and self.spill_path.exists():
+                await self._replay()
+            return
+
+    async def _notify(self, written: Sequence[dict[str, Any]]) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(written)
+            except Exception:
+                log.exception("audit listener failed")
+
+    # -- the spill file -------------------------------------------------------------------------------
+
+    def _spill(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows to the spill file (0600), fsynced: the last resort that keeps them."""
+        try:
+            _write_private(self.spill_path, rows, append=True)
+            self.spilled += len(rows)
+        except Exception:
+            log.exception("audit: cannot spill %d events to %s; they are lost", len(rows), self.spill_path)
+
+    async def _replay(self) -> None:
+        """Append the spill file's events to the chain, then remove it (renamed first, so events
+        spilled while replaying land in a new file rather than being deleted unread)."""
+        if not self.spill_path.exists():
+            return
+        replaying = self.spill_path.with_suffix(".replaying")
+        if not replaying.exists():
+            os.replace(self.spill_path, replaying)
+        rows = []
+        for number, line in enumerate(replaying.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(row_from_json(line))
+            except (ValueError, KeyError) as exc:
+                log.error("audit: %s line %d is unreadable (%s); skipped", replaying, number, exc)
+        for start in range(0, len(rows), self.batch_size):
+            try:
+                written = await append_rows(self.db, rows[start:start + self.batch_size])
+            except Exception as exc:
+                # Keep only what is not in the chain yet, so the next replay appends nothing twice.
+                tmp = replaying.with_suffix(".tmp")
+                _write_private(tmp, rows[start:], append=False)
+                os.replace(tmp, replaying)
+                log.error("audit: replay of %s failed (%s); will retry", replaying, exc)
+                return
+            self.written += len(written)
+            await self._notify(written)
+        replaying.unlink()
+        log.info("audit: replayed %d spilled events", len(rows))
