@@ -133,11 +133,20 @@ class AuthgateServer:
         settings.setdefault("host", "127.0.0.1")
         settings.setdefault("port", str(self.port))
         self.env = authgate_env(self.data, **settings)
-        self.scheme = "https" if "tls_cert" in settings else "http"
-        self.url = settings.get("public_url") or f"{self.scheme}://127.0.0.1:{self.port}"
-        self.registry = f"127.0.0.1:{self.port}"
+        self.registry = f"{settings['host']}:{self.port}"
+        self._public_url = settings.get("public_url")
+        self._configured_tls = "tls_cert" in settings
         self.daemon: Daemon | None = None
         self.workdir = workdir
+
+    @property
+    def scheme(self) -> str:
+        """https when a certificate is configured or `authgate tls init` left one in the data dir."""
+        return "https" if self._configured_tls or (self.data / "tls" / "server.crt").exists() else "http"
+
+    @property
+    def url(self) -> str:
+        return self._public_url or f"{self.scheme}://{self.registry}"
 
     def start(self, timeout: float = 30) -> AuthgateServer:
         self.daemon = Daemon([sys.executable, "-m", "authgate", "serve"], self.workdir / "authgate.log", env=self.env)
@@ -158,7 +167,9 @@ class AuthgateServer:
 class Dockerd:
     """A private dockerd (vfs, no bridge, no iptables) with its own socket and client config dir."""
 
-    def __init__(self, workdir: Path, netns: str | None = None) -> None:
+    def __init__(self, workdir: Path, netns: str | None = None, etc_docker: Path | None = None) -> None:
+        """`netns`: run in that network namespace (a second host). `etc_docker`: a directory this
+        daemon alone sees as /etc/docker (its `certs.d`), bind-mounted in a private mount namespace."""
         require("dockerd", "docker")
         self.workdir = workdir
         self.socket = workdir / "docker.sock"
@@ -169,6 +180,9 @@ class Dockerd:
             "--data-root", str(workdir / "root"), "--exec-root", str(workdir / "exec"),
             "--pidfile", str(workdir / "dockerd.pid"), "--host", f"unix://{self.socket}",
         ]
+        if etc_docker:
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /etc/docker && exec "$@"', str(etc_docker), *argv]
         if netns:
             argv = ["nsenter", f"--net=/var/run/netns/{netns}", *argv]
         self.daemon = Daemon(argv, workdir / "dockerd.log")

@@ -1,0 +1,89 @@
+"""A second host reaches authgate over HTTPS the way issue #7 promises: trust one CA file, no
+`insecure-registries`. The second host is a network namespace with its own dockerd; authgate serves
+on our end of the veth. All traffic stays on that veth pair."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.netns import SecondHost
+from tests.support.processes import AuthgateServer, Dockerd, authgate_env, free_port, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def second_host() -> Iterator[SecondHost]:
+    with SecondHost() as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
+def remote_docker(second_host: SecondHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    """dockerd on the second host; its /etc/docker (so certs.d) is a directory of this test's."""
+    workdir = tmp_path_factory.mktemp("remote-dockerd")
+    etc_docker = workdir / "etc-docker"
+    (etc_docker / "certs.d").mkdir(parents=True)
+    daemon = Dockerd(workdir, netns=second_host.name, etc_docker=etc_docker)
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def https_authgate(second_host: SecondHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthgateServer]:
+    """`authgate tls init --host ADDR` then a plain `authgate serve`: HTTPS comes from the data dir."""
+    workdir = tmp_path_factory.mktemp("authgate-https")
+    port = free_port()
+    run_cli(authgate_env(workdir / "data", port=str(port)), "tls", "init", "--host", second_host.host_address)
+    server = AuthgateServer(workdir, port=port, host=second_host.host_address)
+    assert server.scheme == "https"
+    server.start()
+    yield server
+    server.stop()
+
+
+def _certs_dir(remote: Dockerd, authority: str) -> Path:
+    return remote.workdir / "etc-docker" / "certs.d" / authority
+
+
+def test_a_second_host_pulls_only_once_it_trusts_the_ca(
+    remote_docker: Dockerd, https_authgate: AuthgateServer, second_host: SecondHost
+) -> None:
+    image = f"{https_authgate.registry}/alice/hello:1"
+    refused = remote_docker.run("pull", image, check=False)
+    assert refused.returncode != 0
+    assert "x509: certificate signed by unknown authority" in refused.stderr
+
+    ca = https_authgate.data / "tls" / "ca.crt"
+    _certs_dir(remote_docker, https_authgate.registry).mkdir(parents=True)
+    shutil.copy(ca, _certs_dir(remote_docker, https_authgate.registry) / "ca.crt")
+
+    # curl's way, from the second host: the CA verifies the certificate for the address, and the
+    # challenge sends clients to the HTTPS realm on that same address.
+    probe = second_host.run(sys.executable, "-c", (
+        "import httpx, sys; r = httpx.get(sys.argv[1], verify=sys.argv[2], timeout=10); "
+        "print(r.status_code, r.headers.get('www-authenticate'))"
+    ), f"{https_authgate.url}/v2/", str(ca))
+    assert probe.stdout.split()[0] == "401"
+    assert f'realm="https://{https_authgate.registry}/token"' in probe.stdout
+
+    trusted = remote_docker.run("pull", image, check=False)
+    assert "x509" not in trusted.stderr and "certificate" not in trusted.stderr
+
+
+def test_plain_http_is_refused_by_the_second_host_and_the_log_names_the_fix(
+    remote_docker: Dockerd, second_host: SecondHost, tmp_path: Path
+) -> None:
+    server = AuthgateServer(tmp_path, host=second_host.host_address).start()
+    try:
+        refused = remote_docker.run("pull", f"{server.registry}/alice/hello:1", check=False)
+        assert refused.returncode != 0
+        assert "server gave HTTP response to HTTPS client" in refused.stderr
+        assert "authgate tls init --host" in server.log_text()
+    finally:
+        server.stop()
