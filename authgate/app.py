@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import RequestIdMiddleware
 from authgate.audit.recorder import AuditRecorder
-from authgate.auth.services import build_auth
+from authgate.auth.endpoints import token_routes
+from authgate.auth.services import announce_first_steps, build_auth
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -47,6 +48,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
+        *token_routes(),
         *registry_routes(),
     ]
 
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> Starlette:
                 audit=audit,
                 auth=build_auth(settings, db),
             )
+            await announce_first_steps(settings, db)
             backend = await stack.enter_async_context(open_backend(settings))
             app.state.resources.extras[BACKEND_KEY] = backend
             yield

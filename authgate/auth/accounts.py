@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -68,7 +68,7 @@ async def _user(session: AsyncSession, name: str) -> User:
 
 async def count_users(db: Database) -> int:
     async with db.session() as session:
-        return len((await session.execute(select(User.id))).all())
+        return int((await session.execute(select(func.count(User.id)))).scalar_one())
 
 
 async def create_user(db: Database, name: str, password_hash: str, admin: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from authgate.auth.accounts import count_users
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
 from authgate.auth.limiter import LoginLimiter
@@ -44,3 +45,14 @@ def auth_of(resources: Resources) -> AuthServices:
     if resources.auth is None:
         raise RuntimeError("auth services are not wired: create_app's lifespan builds them")
     return resources.auth
+
+
+async def announce_first_steps(settings: Settings, db: Database) -> None:
+    """With no users at all nobody can log in: say exactly what to type next."""
+    if await count_users(db):
+        return
+    host = settings.url.split("://", 1)[-1]
+    log.warning(
+        "no users yet: create one with `authgate user add NAME --password-stdin` "
+        "(type the password, then Ctrl-D), then run `docker login %s`", host,
+    )

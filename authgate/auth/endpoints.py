@@ -1,0 +1,251 @@
+"""`GET /token` and `POST /token`: the Docker registry token spec and its OAuth2 variant
+(distribution `docs/content/spec/auth/{token,oauth,scope}.md`; token-compat.md §2.4-2.6).
+
+Three steps behind small interfaces: authenticate (Basic, password grant or refresh token),
+authorize (requested ∩ what the policy allows, never more; fewer is not an error), issue (sign).
+Bad input is a 4xx JSON answer that never echoes a secret; only bad credentials give 401.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from authgate.audit.events import AuditEvent
+from authgate.auth import accounts
+from authgate.auth.credentials import (
+    BasicCredentials,
+    CredentialsError,
+    Secret,
+    check_lengths,
+    parse_authorization,
+)
+from authgate.auth.grants import grant
+from authgate.auth.identity import client_address
+from authgate.auth.limiter import TooManyAttempts
+from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
+from authgate.auth.services import AuthServices, auth_of
+from authgate.db.models import User
+from authgate.resources import Resources, resources_of
+from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
+from authgate.subject import ANONYMOUS, Subject
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY = 8192
+MAX_FORM_BODY = 16384
+MAX_SCOPES = 64
+_GRANT_TYPES = ("password", "refresh_token")
+
+
+class TokenRequestError(Exception):
+    """Rendered as JSON in both dialects: the registry `errors` list and OAuth2 `error`."""
+
+    def __init__(self, status: int, oauth_error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.oauth_error = oauth_error
+        self.message = message
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS"}.get(self.status, "INVALID_REQUEST")
+        body = {
+            "errors": [{"code": code, "message": self.message, "detail": None}],
+            "error": self.oauth_error,
+            "error_description": self.message,
+        }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def _bad(message: str, oauth_error: str = "invalid_request") -> TokenRequestError:
+    return TokenRequestError(400, oauth_error, message)
+
+
+def _denied(message: str = "invalid username or password") -> TokenRequestError:
+    return TokenRequestError(401, "invalid_grant", message)
+
+
+@dataclass
+class _Outcome:
+    """What one token request asked and got, for the audit log and the response."""
+
+    subject: Subject = ANONYMOUS
+    user: User | None = None
+    requested: list[Scope] = field(default_factory=list)
+    offline: bool = False
+    client_id: str = ""
+    grant_type: str = "basic"
+    refresh_token: Secret | None = None
+
+
+def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
+    if len(raw) > limit:
+        raise _bad(f"{what} is too long (at most {limit} bytes)")
+    try:
+        return parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=False,
+                         encoding="utf-8", errors="strict", max_num_fields=MAX_SCOPES + 16)
+    except (UnicodeDecodeError, ValueError):
+        raise _bad(f"{what} must be URL-encoded UTF-8 with at most {MAX_SCOPES + 16} fields") from None
+
+
+def _single(pairs: Sequence[tuple[str, str]], name: str) -> str:
+    values = [v for k, v in pairs if k == name]
+    if len(values) > 1:
+        raise _bad(f"parameter {name} given more than once")
+    return values[0] if values else ""
+
+
+def _scopes(values: list[str]) -> list[Scope]:
+    try:
+        scopes = parse_scopes(values)
+    except ScopeError as exc:
+        raise _bad(f"{exc}; scopes look like repository:NAME:pull,push", "invalid_scope") from None
+    if len(scopes) > MAX_SCOPES:
+        raise _bad(f"at most {MAX_SCOPES} scopes per request", "invalid_scope")
+    return scopes
+
+
+def _check_service(resources: Resources, service: str) -> None:
+    expected = resources.settings.service
+    if service and service != expected:
+        raise _bad(f"unknown service {service[:100]!r}: this token server issues tokens for {expected!r}")
+
+
+async def _login(auth: AuthServices, resources: Resources, request: Request, creds: BasicCredentials,
+                 outcome: _Outcome) -> None:
+    try:
+        result = await auth.authenticator.login(creds, client_address(request))
+    except TooManyAttempts as exc:
+        await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
+                     reason="locked out after repeated failures")
+        raise TokenRequestError(429, "slow_down", "too many failed logins; try again later",
+                                {"Retry-After": str(exc.retry_after)}) from None
+    if result.subject is None:
+        log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
+        await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
+                     reason=result.reason)
+        raise _denied()
+    outcome.subject, outcome.user = result.subject, result.user
+
+
+async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
+                 reason: str | None = None, granted: Sequence[Scope] = ()) -> None:
+    details: dict[str, object] = {"grant_type": outcome.grant_type, "client_id": outcome.client_id}
+    if action == "token:issue":
+        details.update(requested=format_scopes(outcome.requested), granted=format_scopes(granted))
+    await resources.audit.record(
+        AuditEvent(
+            action=action,
+            actor=actor,
+            outcome="failure" if action.endswith(":failure") else "success",
+            reason=reason,
+            address=client_address(request),
+            user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+            details=details,
+        )
+    )
+
+
+async def _get(request: Request, resources: Resources, auth: AuthServices) -> _Outcome:
+    pairs = _parse_pairs(request.scope.get("query_string", b""), MAX_QUERY, "query string")
+    _check_service(resources, _single(pairs, "service"))
+    outcome = _Outcome(requested=_scopes([v for k, v in pairs if k == "scope"]))
+    outcome.offline = _single(pairs, "offline_token").lower() == "true"
+    outcome.client_id = _single(pairs, "client_id")[:255]
+    account = _single(pairs, "account")
+    try:
+        creds = parse_authorization(request.headers.get("authorization"))
+    except CredentialsError as exc:
+        raise _bad(str(exc)) from None
+    if creds is not None and not isinstance(creds, BasicCredentials):
+        raise _bad("the token endpoint takes Basic credentials (or none, for anonymous access)")
+    if creds is None or creds.empty:
+        if account:
+            raise _bad("account given without credentials")
+        return outcome
+    if account and account != creds.username:
+        raise _bad("account does not match the username of the credentials")
+    await _login(auth, resources, request, creds, outcome)
+    return outcome
+
+
+async def _post(request: Request, resources: Resources, auth: AuthServices) -> _Outcome:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise _bad("POST /token takes an application/x-www-form-urlencoded form")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BODY:
+            break
+    pairs = _parse_pairs(body, MAX_FORM_BODY, "form body")
+    _check_service(resources, _single(pairs, "service"))
+    grant_type = _single(pairs, "grant_type")
+    if grant_type not in _GRANT_TYPES:
+        raise _bad("grant_type must be password or refresh_token", "unsupported_grant_type")
+    client_id = _single(pairs, "client_id")
+    if not client_id:
+        raise _bad("client_id is required (any name identifying the client, e.g. docker)")
+    outcome = _Outcome(requested=_scopes([_single(pairs, "scope")]), client_id=client_id[:255], grant_type=grant_type)
+    if grant_type == "password":
+        username, password = _single(pairs, "username"), _single(pairs, "password")
+        if not username:
+            raise _bad("username and password are required for grant_type=password")
+        try:
+            check_lengths(username, password)
+        except CredentialsError as exc:
+            raise _bad(str(exc)) from None
+        outcome.offline = _single(pairs, "access_type") == "offline"
+        await _login(auth, resources, request, BasicCredentials(username, Secret(password)), outcome)
+        return outcome
+    raw = _single(pairs, "refresh_token")
+    if not raw or len(raw) > 512:
+        raise _bad("refresh_token is required for grant_type=refresh_token")
+    user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
+    if user is None:
+        await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
+        raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")
+    outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    return outcome
+
+
+async def token_endpoint(request: Request) -> Response:
+    resources = resources_of(request)
+    auth = auth_of(resources)
+    try:
+        outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
+        granted = grant(resources.policy, outcome.subject, outcome.requested, client_address(request))
+        issued = auth.tokens.issue(outcome.subject, granted)
+        refresh = outcome.refresh_token
+        if refresh is None and outcome.offline and outcome.user is not None:
+            refresh = Secret(await issue_refresh_token(resources.db, outcome.user, resources.settings.service,
+                                                       outcome.client_id, resources.settings.refresh_token_ttl))
+    except TokenRequestError as exc:
+        return exc.response()
+    if not outcome.subject.is_anonymous and (outcome.grant_type == "password" or outcome.offline or
+                                             (outcome.grant_type == "basic" and not outcome.requested)):
+        await _audit(resources, request, "auth:login", outcome, outcome.subject)
+    await _audit(resources, request, "token:issue", outcome, outcome.subject, granted=granted)
+    body: dict[str, object] = {
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": issued.expires_in,
+        "issued_at": issued.issued_at_text,
+    }
+    if request.method == "POST":
+        body["scope"] = format_scopes(granted)
+    if refresh is not None:
+        body["refresh_token"] = refresh.reveal()
+    return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def token_routes() -> list[BaseRoute]:
+    return [Route("/token", token_endpoint, methods=["GET", "POST"])]

@@ -1,0 +1,36 @@
+"""Grant the intersection of what was asked and what the policy allows, never more
+(docker_auth `authz/acl.go`; token-compat.md §2.6). Fewer than asked is not an error: the entry
+stays in the token with the actions that survived, possibly none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from authgate.policy import Authorizer
+from authgate.scope import Scope
+from authgate.subject import Subject
+
+#: `/v2/_catalog` needs `registry:catalog:*`; any signed-in subject gets it, because authgate
+#: filters the catalog per subject (a stock registry's catalog is not filtered).
+CATALOG = ("registry", "catalog")
+
+
+def _allowed(policy: Authorizer, subject: Subject, scope: Scope, address: str | None) -> frozenset[str]:
+    if scope.type == "repository":
+        return policy.allowed_actions(subject, scope.name, address)
+    if scope.key == CATALOG and not subject.is_anonymous:
+        return frozenset({"*"})
+    return frozenset()
+
+
+def intersect(requested: frozenset[str], allowed: frozenset[str]) -> frozenset[str]:
+    """`*` asked means "everything allowed"; `*` allowed covers whatever was asked."""
+    if "*" in allowed:
+        return requested
+    if "*" in requested:
+        return allowed
+    return requested & allowed
+
+
+def grant(policy: Authorizer, subject: Subject, requested: Iterable[Scope], address: str | None) -> list[Scope]:
+    return [s.with_actions(intersect(s.actions, _allowed(policy, subject, s, address))) for s in requested]

@@ -1,0 +1,239 @@
+"""`/token` through HTTP, in-process, on SQLite and PostgreSQL: grants, dialects, refresh tokens, bad input."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from passlib.hash import sha512_crypt
+
+from authgate.auth import accounts
+from authgate.auth.refresh import list_refresh_tokens
+from authgate.auth.services import auth_of
+from authgate.resources import Resources
+from tests.api.registry_support import RecordingAudit
+from tests.api.token_support import SERVICE, add_user, basic, token_app
+
+pytestmark = pytest.mark.anyio
+Ctx = tuple[httpx.AsyncClient, Resources, RecordingAudit]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path, database_url: str) -> AsyncIterator[Ctx]:
+    async with token_app(tmp_path, database_url) as (client, resources, audit):
+        await add_user(resources, "alice", "alice-pw")
+        await add_user(resources, "bob", "bob-pw")
+        yield client, resources, audit
+
+
+def _access(resources: Resources, body: dict[str, object]) -> dict[tuple[str, str], frozenset[str]]:
+    assert body["token"] == body["access_token"]
+    return auth_of(resources).tokens.verify(str(body["access_token"])).access
+
+
+async def test_grants_are_the_intersection_of_asked_and_allowed(ctx: Ctx) -> None:
+    client, resources, audit = ctx
+    response = await client.get(
+        "/token",
+        params=[("service", SERVICE), ("account", "alice"), ("scope", "repository:alice/app:pull,push"),
+                ("scope", "repository:bob/app:pull repository(plugin):alice/tool:delete registry:catalog:*")],
+        headers={**basic("alice", "alice-pw"), "User-Agent": "docker/20.10"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert type(body["expires_in"]) is int and body["expires_in"] == 300
+    assert body["issued_at"].endswith("Z")
+    assert "refresh_token" not in body
+    assert _access(resources, body) == {
+        ("repository", "alice/app"): frozenset({"pull", "push"}),
+        ("repository", "bob/app"): frozenset(),
+        ("repository", "alice/tool"): frozenset({"delete"}),
+        ("registry", "catalog"): frozenset({"*"}),
+    }
+    issue = [e for e in audit.events if e.action == "token:issue"][-1]
+    assert issue.actor.name == "alice" and issue.address == "192.0.2.7" and issue.user_agent == "docker/20.10"
+    assert issue.details is not None and "repository:bob/app:pull" in str(issue.details["requested"])
+    assert "bob/app" not in str(issue.details["granted"]).replace("repository:bob/app:", "")
+
+
+async def test_anonymous_gets_a_token_with_nothing_granted(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    for headers in ({}, {"Authorization": "Basic Og=="}):
+        response = await client.get("/token", params={"scope": "repository:alice/app:pull registry:catalog:*"},
+                                    headers=headers)
+        assert response.status_code == 200
+        assert _access(resources, response.json()) == {("repository", "alice/app"): frozenset(),
+                                                        ("registry", "catalog"): frozenset()}
+
+
+async def test_docker_login_then_refresh_grant_returns_the_same_refresh_token(ctx: Ctx) -> None:
+    client, resources, audit = ctx
+    login = await client.get("/token", params={"account": "alice", "client_id": "docker", "offline_token": "true",
+                                               "service": SERVICE}, headers=basic("alice", "alice-pw"))
+    assert login.status_code == 200
+    refresh = login.json()["refresh_token"]
+    assert "auth:login" in audit.actions()
+    form = {"grant_type": "refresh_token", "client_id": "docker", "service": SERVICE, "refresh_token": refresh,
+            "scope": "repository:alice/app:pull,push repository:bob/app:pull"}
+    response = await client.post("/token", data=form)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["refresh_token"] == refresh
+    assert set(body["scope"].split(" ")) == {"repository:alice/app:pull,push", "repository:bob/app:"}
+    assert _access(resources, body)[("repository", "alice/app")] == {"pull", "push"}
+    stored = await list_refresh_tokens(resources.db)
+    assert len(stored) == 1
+
+    await accounts.set_password(resources.db, "alice", auth_of(resources).verifier.hash("new-pw"))
+    assert (await client.post("/token", data=form)).status_code == 401, "a password change kills refresh tokens"
+
+
+async def test_refresh_token_dies_with_disable_and_is_bound_to_the_service(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    form = {"grant_type": "password", "client_id": "containerd-client", "username": "bob", "password": "bob-pw",
+            "access_type": "offline", "scope": "repository:bob/app:pull"}
+    response = await client.post("/token", data=form)
+    assert response.status_code == 200, response.text
+    refresh = response.json()["refresh_token"]
+    grant = {"grant_type": "refresh_token", "client_id": "x", "refresh_token": refresh}
+    assert (await client.post("/token", data={**grant, "service": "other"})).status_code == 400
+    assert (await client.post("/token", data=grant)).status_code == 200
+    await accounts.set_disabled(resources.db, "bob", True)
+    assert (await client.post("/token", data=grant)).status_code == 401
+    assert (await client.post("/token", data={**grant, "refresh_token": "agrt_unknown"})).status_code == 401
+
+
+async def test_password_grant_without_offline_has_no_refresh_token(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    response = await client.post("/token", data={"grant_type": "password", "client_id": "c", "username": "alice",
+                                                 "password": "alice-pw", "scope": "repository:alice/a:pull"})
+    assert response.status_code == 200
+    assert "refresh_token" not in response.json() and response.json()["scope"] == "repository:alice/a:pull"
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "headers", "status"),
+    [
+        ("GET", "scope=repository:alice/app", {}, 400),
+        ("GET", "scope=repository:alice//app:pull", {}, 400),
+        ("GET", "scope=" + "repository:a/b:pull%20" * 500, {}, 400),
+        ("GET", "scope=repository:alice/%ff:pull", {}, 400),
+        ("GET", "service=other", {}, 400),
+        ("GET", "service=a&service=b", {}, 400),
+        ("GET", "account=bob", "alice", 400),
+        ("GET", "account=alice", {}, 400),
+        ("GET", "", {"Authorization": "Basic %%%"}, 400),
+        ("GET", "", {"Authorization": "Bearer abc"}, 400),
+        ("GET", "", "wrong", 401),
+        ("POST", "grant_type=client_credentials&client_id=x", {}, 400),
+        ("POST", "grant_type=password&username=alice&password=alice-pw", {}, 400),
+        ("POST", "grant_type=password&client_id=x", {}, 400),
+        ("POST", "grant_type=refresh_token&client_id=x", {}, 400),
+        ("POST", "grant_type=password&client_id=x&username=alice&password=%ff", {}, 400),
+        ("POST", "grant_type=password&client_id=x&username=alice&password=nope", {}, 401),
+        ("POST", "grant_type=password&client_id=x&username=nobody&password=nope", {}, 401),
+        ("POST", "grant_type=password&client_id=x&username=alice&password=" + "p" * 20000, {}, 400),
+    ],
+)
+async def test_bad_input_is_a_4xx_json_that_echoes_no_secret(
+    ctx: Ctx, method: str, params: str, headers: dict[str, str] | str, status: int
+) -> None:
+    client = ctx[0]
+    if headers == "alice":
+        headers = basic("alice", "alice-pw")
+    elif headers == "wrong":
+        headers = basic("alice", "Secret-Guess-42")
+    if method == "GET":
+        response = await client.get(f"/token?{params}", headers=headers)
+    else:
+        response = await client.post("/token", content=params,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["errors"][0]["code"] and body["error"]
+    for secret in ("alice-pw", "Secret-Guess-42", "nope", "ppppp"):
+        assert secret not in response.text
+
+
+async def test_post_requires_a_form(ctx: Ctx) -> None:
+    response = await ctx[0].post("/token", json={"grant_type": "password"})
+    assert response.status_code == 400 and "x-www-form-urlencoded" in response.json()["error_description"]
+
+
+async def test_repeated_failures_are_refused_with_429_and_retry_after(ctx: Ctx) -> None:
+    client, resources, audit = ctx
+    for i in range(10):
+        response = await client.get("/token", headers=basic("alice", f"guess-{i}"))
+        assert response.status_code == 401
+    response = await client.get("/token", headers=basic("alice", "alice-pw"))
+    assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
+    assert audit.actions().count("auth:login:failure") == 11
+    # Pings without credentials and anonymous token requests never count; bob is not locked.
+    assert (await client.get("/token", headers=basic("bob", "bob-pw"))).status_code == 200
+
+
+async def test_robots_log_in_with_their_secret_until_disabled_or_expired(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    secret = await accounts.create_robot(resources.db, "ci", timedelta(days=1))
+    response = await client.get("/token", headers=basic("robot+ci", secret), params={"offline_token": "true"})
+    assert response.status_code == 200
+    assert auth_of(resources).tokens.verify(response.json()["token"]).subject == "robot:ci"
+    assert "refresh_token" not in response.json()
+    assert (await client.get("/token", headers=basic("robot+ci", secret + "x"))).status_code == 401
+    await accounts.set_robot_disabled(resources.db, "ci", True)
+    assert (await client.get("/token", headers=basic("robot+ci", secret))).status_code == 401
+    expired = await accounts.create_robot(resources.db, "old", timedelta(seconds=-1))
+    assert (await client.get("/token", headers=basic("robot+old", expired))).status_code == 401
+
+
+async def test_deprecated_hash_is_upgraded_on_login(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    await accounts.create_user(resources.db, "carol", sha512_crypt.hash("carol-pw", rounds=1000))
+    assert (await client.get("/token", headers=basic("carol", "carol-pw"))).status_code == 200
+    user = await accounts.find_user(resources.db, "carol")
+    assert user is not None and user.password_hash.startswith("$2b$")
+    assert (await client.get("/token", headers=basic("carol", "carol-pw"))).status_code == 200
+
+
+async def test_identify_on_v2_accepts_issued_tokens_and_rejects_tampered_ones(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    token = (await client.get("/token", headers=basic("alice", "alice-pw"))).json()["token"]
+    assert (await client.get("/v2/", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    response = await client.get("/v2/", headers={"Authorization": f"Bearer {tampered}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert (await client.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 200
+    assert (await client.get("/v2/", headers=basic("alice", "bad"))).status_code == 401
+    await accounts.set_disabled(resources.db, "alice", True)
+    response = await client.get("/v2/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, "a disabled user's token stops working"
+
+
+async def test_a_failed_login_logs_neither_password_nor_token(ctx: Ctx, caplog: pytest.LogCaptureFixture) -> None:
+    client, resources, audit = ctx
+    caplog.set_level(logging.DEBUG)
+    password = "Very-Secret-Password-9"
+    login = await client.get("/token", headers=basic("alice", "alice-pw"), params={"offline_token": "true"})
+    token, refresh = login.json()["token"], login.json()["refresh_token"]
+    caplog.clear()
+    await client.get("/token", headers=basic("alice", password))
+    await client.post("/token", data={"grant_type": "password", "client_id": "x", "username": "bob",
+                                      "password": password})
+    await client.post("/token", data={"grant_type": "refresh_token", "client_id": "x",
+                                      "refresh_token": refresh + "x"})
+    await client.get("/v2/", headers={"Authorization": f"Bearer {token}x"})
+    await client.get("/v2/", headers=basic("bob", password))
+    assert "login failed for 'alice'" in caplog.text, "failures are logged (without the secret)"
+    everything = caplog.text + repr(audit.events)
+    for secret in (password, token, token[:40], refresh):
+        assert secret not in everything
