@@ -51,6 +51,24 @@ class Settings:
     upstream: str = ""
     upstream_username: str = ""
     upstream_password: str = ""
+    #: How authgate authenticates to the upstream: `none` (private network), `basic`
+    #: (upstream_username/password), `token` (a bearer token authgate signs for itself, for an
+    #: upstream in `auth: token` mode trusting authgate's certificate). Empty: basic if a
+    #: username is set, else none.
+    upstream_auth: Literal["", "none", "basic", "token"] = ""
+    #: The `aud` of tokens authgate mints for the upstream (its `auth.token.service`); default `service`.
+    upstream_service: str = ""
+    #: Redirects the upstream gives for blob downloads (object storage): `follow` streams the
+    #: target through authgate; `pass` hands the redirect to the client.
+    upstream_redirects: Literal["follow", "pass"] = "follow"
+    #: Seconds to open a connection to the upstream, and to wait for each read or write.
+    upstream_connect_timeout: float = 5.0
+    upstream_timeout: float = 60.0
+    #: Seconds between background health checks of the upstream (feeds `/readyz`).
+    upstream_health_interval: float = 10.0
+    upstream_max_connections: int = 100
+    #: CA bundle to verify an https upstream; empty uses the system store.
+    upstream_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_blob_size: int = 64 * 1024**3
@@ -84,6 +102,11 @@ class Settings:
     @property
     def gateway(self) -> bool:
         return bool(self.upstream)
+
+    @property
+    def upstream_auth_mode(self) -> str:
+        """`upstream_auth` with the empty default resolved: basic when a username is set, else none."""
+        return self.upstream_auth or ("basic" if self.upstream_username else "none")
 
 
 def _duration(raw: str) -> int:
@@ -120,6 +143,8 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).lower() in ("1", "true", "yes", "on")
+    if hint is float:
+        return float(value)
     if hint is int:
         if isinstance(value, int):
             return value
@@ -186,6 +211,13 @@ def _validate(settings: Settings) -> None:
         value = getattr(settings, name)
         if value and urlsplit(value).scheme not in ("http", "https"):
             raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    if settings.upstream_auth == "basic" and not settings.upstream_username:
+        raise SettingsError("upstream_auth basic needs upstream_username and upstream_password")
+    for name in ("upstream_connect_timeout", "upstream_timeout", "upstream_health_interval"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name} must be a positive number of seconds")
+    if settings.upstream_max_connections < 1:
+        raise SettingsError("upstream_max_connections must be at least 1")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key must be set together")
     for proxy in settings.trusted_proxies:

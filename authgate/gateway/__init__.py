@@ -1,0 +1,7 @@
+"""Gateway mode: authgate in front of an existing registry (`settings.upstream`).
+
+`client` holds the pooled connection to the upstream and maps its failures to OCI errors;
+`credentials` says who authgate is to the upstream; `uploads` tracks the digest of every upload
+session as its bytes pass; `catalog` filters the upstream's catalog by the caller's permissions.
+The `/v2/` handlers that use them live in `authgate/storage/upstream.py`.
+"""

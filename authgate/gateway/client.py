@@ -1,0 +1,260 @@
+"""The pooled HTTP client to the upstream registry, and the one place its failures become OCI errors.
+
+Clients never see the upstream: a failure is answered 503 `UNAVAILABLE` or 504 `UPSTREAM_TIMEOUT`
+with a message naming no address, while the log line names the upstream so an operator can act,
+and `/readyz` fails until the upstream answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from authgate.errors import ErrorCode, RegistryError
+from authgate.gateway.credentials import UpstreamAuth
+from authgate.scope import Scope
+from authgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The `Resources.not_ready` key the gateway owns.
+NOT_READY_KEY = "upstream"
+#: Request headers a client may send through to the upstream (never `Authorization`, cookies or
+#: `X-Forwarded-*`: the upstream must see authgate's credentials and nothing a client can forge).
+REQUEST_HEADERS = frozenset(
+    {"accept", "content-type", "content-length", "content-range", "range", "if-none-match", "user-agent"}
+)
+#: Response headers passed back (OCI distribution spec; `Location` and `Link` are rewritten).
+RESPONSE_HEADERS = frozenset(
+    {
+        "content-type", "content-length", "content-range", "range", "accept-ranges", "etag",
+        "cache-control", "last-modified", "docker-content-digest", "docker-distribution-api-version",
+        "docker-upload-uuid", "oci-subject", "oci-filters-applied", "link", "location",
+    }
+)
+_RETRY_AFTER = {"Retry-After": "5"}
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class Upstream:
+    """One upstream registry: base URL, connection pool, credentials and health."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        auth: UpstreamAuth,
+        not_ready: MutableMapping[str, str],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base = settings.upstream.rstrip("/")
+        parts = urlsplit(self.base)
+        self._origin = (parts.scheme, parts.netloc)
+        self._prefix = parts.path.rstrip("/")
+        self.public = settings.url
+        self.auth = auth
+        self.not_ready = not_ready
+        self.redirects = settings.upstream_redirects
+        self.health_interval = settings.upstream_health_interval
+        verify: ssl.SSLContext | bool = True
+        if settings.upstream_ca:
+            verify = ssl.create_default_context(cafile=str(settings.upstream_ca))
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=settings.upstream_max_connections,
+                max_keepalive_connections=settings.upstream_max_connections,
+                keepalive_expiry=30,
+            ),
+            timeout=httpx.Timeout(
+                settings.upstream_timeout,
+                connect=settings.upstream_connect_timeout,
+                pool=settings.upstream_connect_timeout,
+            ),
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+            # Never route upstream traffic through a proxy named in the environment.
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: Sequence[Scope] = (),
+        params: Any = None,
+        headers: Sequence[tuple[str, str]] | Mapping[str, str] = (),
+        content: Any = None,
+        url: str | None = None,
+        authenticate: bool = True,
+    ) -> httpx.Response:
+        """Send one request and return the response with its body unread; the caller closes it.
+
+        `path` is the registry path (`/v2/…`); `url` overrides it with a full URL (a redirect
+        target), sent without credentials unless it is on the upstream itself.
+        """
+        target = url or self.base + path
+        request_headers = httpx.Headers(headers)
+        if authenticate and (url is None or self.is_upstream(url)):
+            authorization = await self.auth.authorization(scopes)
+            if authorization:
+                request_headers["Authorization"] = authorization
+        request = self.client.build_request(method, target, params=params, headers=request_headers, content=content)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self.failure(method, path or target, exc) from None
+        if response.status_code == 401 or response.status_code >= 500:
+            await self._reject(method, path or target, response)
+        return response
+
+    async def _reject(self, method: str, what: str, response: httpx.Response) -> None:
+        """An upstream 401 means authgate's own credentials were refused; a 5xx is the upstream's
+        failure. Neither is the client's business beyond "try again later"."""
+        try:
+            body = await _read_bounded(response, 2048)
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await response.aclose()
+        status = response.status_code
+        if status == 401:
+            reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
+            self.not_ready[NOT_READY_KEY] = reason
+        else:
+            reason = f"the upstream registry failed with status {status}"
+        log.error(
+            "upstream %s answered %s to %s %s: %s", self.base, status, method, what,
+            body.decode("utf-8", "replace")[:500], extra={"upstream": self.base},
+        )
+        raise RegistryError(ErrorCode.UNAVAILABLE, f"{reason}; try again later", headers=_RETRY_AFTER)
+
+    def failure(self, method: str, what: str, exc: Exception) -> RegistryError:
+        """Map a transport failure to the OCI error the client gets, and log it naming the upstream."""
+        if isinstance(exc, httpx.PoolTimeout):
+            message, code, down = "the upstream registry is saturated", ErrorCode.UNAVAILABLE, False
+        elif isinstance(exc, httpx.ConnectTimeout):
+            message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, True
+        elif isinstance(exc, httpx.TimeoutException):
+            message, code, down = "the upstream registry did not answer in time", ErrorCode.UPSTREAM_TIMEOUT, False
+        elif isinstance(exc, httpx.ConnectError):
+            message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, True
+        elif isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError, httpx.LocalProtocolError)):
+            message, code, down = "the upstream registry answered garbage", ErrorCode.UNAVAILABLE, False
+        else:
+            message, code, down = "the connection to the upstream registry failed", ErrorCode.UNAVAILABLE, False
+        log.warning(
+            "upstream %s: %s %s failed: %s: %s", self.base, method, what, type(exc).__name__, exc,
+            extra={"upstream": self.base},
+        )
+        if down:
+            self.not_ready[NOT_READY_KEY] = f"{message} ({self.base})"
+        return RegistryError(code, f"{message}; try again later", headers=_RETRY_AFTER)
+
+    async def read_json(self, response: httpx.Response, limit: int = 16 * 1024**2) -> Any:
+        """The body of a JSON response (catalog, tag list), bounded; garbage is a 503."""
+        try:
+            body = await _read_bounded(response, limit)
+            return json.loads(body)
+        except httpx.HTTPError as exc:
+            raise self.failure("GET", str(response.request.url.path), exc) from None
+        except ValueError as exc:
+            log.warning("upstream %s: %s is not JSON: %s", self.base, response.request.url.path, exc,
+                        extra={"upstream": self.base})
+            raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry answered garbage; try again later",
+                                headers=_RETRY_AFTER) from None
+        finally:
+            await response.aclose()
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    def is_upstream(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return not parts.netloc or (parts.scheme, parts.netloc) == self._origin
+
+    def public_url(self, value: str) -> str:
+        """An upstream URL or path rewritten onto authgate's public URL; other hosts unchanged."""
+        parts = urlsplit(value)
+        if parts.netloc and (parts.scheme, parts.netloc) != self._origin:
+            return value
+        path = parts.path
+        if self._prefix and path.startswith(self._prefix + "/"):
+            path = path[len(self._prefix):]
+        return self.public + path + (f"?{parts.query}" if parts.query else "")
+
+    def public_link(self, value: str) -> str:
+        """A `Link: <url>; rel="next"` header with its URL rewritten (only paths and query kept)."""
+        start, end = value.find("<"), value.find(">")
+        if start < 0 or end < start:
+            return value
+        parts = urlsplit(value[start + 1:end])
+        relative = parts.path + (f"?{parts.query}" if parts.query else "")
+        if self._prefix and relative.startswith(self._prefix + "/"):
+            relative = relative[len(self._prefix):]
+        return value[:start + 1] + relative + value[end:]
+
+    def response_headers(self, response: httpx.Response) -> dict[str, str]:
+        """The upstream's headers a client may see (lower-case names), with addresses rewritten."""
+        headers: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            lower = name.lower()
+            if lower not in RESPONSE_HEADERS:
+                continue
+            if lower == "location":
+                value = self.public_url(value)
+            elif lower == "link":
+                value = self.public_link(value)
+            headers[lower] = value
+        headers.setdefault("docker-distribution-api-version", "registry/2.0")
+        return headers
+
+    # -- health --------------------------------------------------------------------------------
+
+    async def check(self) -> bool:
+        """Ping `GET /v2/` once; set or clear `/readyz`'s upstream reason."""
+        try:
+            response = await self.send("GET", "/v2/")
+            await response.aclose()
+        except RegistryError as exc:
+            self.not_ready.setdefault(NOT_READY_KEY, exc.message)
+            return False
+        if response.status_code != 200:
+            self.not_ready[NOT_READY_KEY] = f"the upstream registry answered {response.status_code} to GET /v2/"
+            log.warning("upstream %s answered %s to GET /v2/", self.base, response.status_code,
+                        extra={"upstream": self.base})
+            return False
+        if self.not_ready.pop(NOT_READY_KEY, None) is not None:
+            log.info("upstream %s is answering again", self.base, extra={"upstream": self.base})
+        return True
+
+    async def watch(self) -> None:
+        """Check the upstream every `upstream_health_interval` seconds until cancelled."""
+        while True:
+            try:
+                await self.check()
+            except Exception:  # a health loop that dies silently would leave /readyz stale
+                log.exception("upstream health check failed unexpectedly")
+            await asyncio.sleep(self.health_interval)
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            raise httpx.DecodingError(f"response body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

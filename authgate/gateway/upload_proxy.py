@@ -1,0 +1,246 @@
+"""Blob uploads through the gateway: every byte hashed on its way to the upstream, and the final
+`PUT ?digest=` forwarded only when authgate's own digest matches (else the upstream session is
+cancelled and the client gets 400 `DIGEST_INVALID`).
+
+A body that would commit on arrival upstream (monolithic `POST ?digest=`, a `PUT ?digest=` carrying
+the last chunk) is sent as a `PATCH` first, so the upstream holds it in an unfinished session until
+the digest is checked: nothing reaches the upstream's blob namespace unverified.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from authgate.errors import ErrorCode, RegistryError
+from authgate.gateway.client import Upstream
+from authgate.gateway.responses import empty, relay
+from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
+from authgate.reference import Digest
+from authgate.scope import Scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    response: Response
+    #: `(digest, size)` of a blob the upstream committed through this request (for the audit log).
+    committed: tuple[str, int] | None = None
+    mounted: bool = False
+
+
+class UploadProxy:
+    def __init__(self, upstream: Upstream, sessions: UploadSessions, max_blob_size: int) -> None:
+        self.upstream = upstream
+        self.sessions = sessions
+        self.max_blob_size = max_blob_size
+
+    async def start(self, request: Request, repository: str, scopes: Sequence[Scope]) -> UploadResult:
+        """`POST …/blobs/uploads/`: open an upstream session (or mount); a monolithic body is
+        streamed, hashed and verified before the commit."""
+        query = request.query_params
+        path = f"/v2/{repository}/blobs/uploads/"
+        mount = query.get("mount") if query.get("from") else None
+        params = {"mount": mount, "from": query["from"]} if mount else None
+        response = await self.upstream.send("POST", path, scopes=scopes, params=params,
+                                            headers={"Content-Length": "0"})
+        if response.status_code == 201 and mount:
+            return UploadResult(await empty(self.upstream, response), mounted=True)
+        if response.status_code != 202:
+            return UploadResult(await relay(self.upstream, response))
+        upload_id = _upload_id(response)
+        location = self._upstream_location(response)
+        session = self.sessions.open(upload_id, repository)
+        if "digest" not in query:
+            return UploadResult(await empty(self.upstream, response))
+        # Monolithic upload: the body goes in as a PATCH, then the checked commit.
+        await response.aclose()
+        with self.sessions.writing(session):
+            try:
+                claimed = _claimed_digest(query.get("digest"))
+            except RegistryError:
+                await self._abandon(session, location, scopes)
+                raise
+            response = await self._append(request, session, location, scopes, put=True)
+            if response.status_code != 202:
+                await self._abandon(session, location, scopes)
+                return UploadResult(await relay(self.upstream, response))
+            return await self._commit(session, claimed, self._upstream_location(response, location), scopes)
+
+    async def patch(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
+        session = self.sessions.get(upload_id, repository)
+        with self.sessions.writing(session):
+            url = self.upstream.base + request.url.path + _query(request)
+            response = await self._append(request, session, url, scopes, put=False)
+            return await (empty(self.upstream, response) if response.status_code == 202
+                          else relay(self.upstream, response))
+
+    async def put(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> UploadResult:
+        """`PUT …/uploads/<id>?digest=`: append any final chunk, then commit only a matching digest."""
+        session = self.sessions.get(upload_id, repository)
+        with self.sessions.writing(session):
+            url = self.upstream.base + request.url.path + _query(request)
+            try:
+                claimed = _claimed_digest(request.query_params.get("digest"))
+            except RegistryError:
+                await self._abandon(session, url, scopes)
+                raise
+            if _has_body(request):
+                response = await self._append(request, session, url, scopes, put=True)
+                if response.status_code != 202:
+                    await self._abandon(session, url, scopes)
+                    return UploadResult(await relay(self.upstream, response))
+                url = self._upstream_location(response, url)
+                await response.aclose()
+            return await self._commit(session, claimed, url, scopes)
+
+    async def status(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
+        self.sessions.get(upload_id, repository)
+        response = await self.upstream.send("GET", request.url.path + _query(request), scopes=scopes)
+        return await (empty(self.upstream, response) if response.status_code == 204
+                      else relay(self.upstream, response))
+
+    async def cancel(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
+        try:
+            self.sessions.discard(self.sessions.get(upload_id, repository))
+        except RegistryError:
+            pass  # cancelling a session another replica opened is harmless
+        response = await self.upstream.send("DELETE", request.url.path + _query(request), scopes=scopes)
+        return await (empty(self.upstream, response) if response.status_code == 204
+                      else relay(self.upstream, response))
+
+    # -- the checksum pipeline -----------------------------------------------------------------
+
+    async def _append(self, request: Request, session: UploadSession, url: str, scopes: Sequence[Scope],
+                      *, put: bool) -> httpx.Response:
+        """Stream the request body to the upstream session as a PATCH, hashing as it passes; the
+        bytes count for the session only once the upstream confirms it holds exactly them."""
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise RegistryError(ErrorCode.SIZE_INVALID, "Content-Length must be a number of bytes")
+            if session.size + int(declared) > self.max_blob_size:
+                await self._abandon(session, url, scopes)
+                raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes")
+        headers = {"Content-Type": "application/octet-stream"}
+        if declared is not None:
+            headers["Content-Length"] = declared
+        if not put and request.headers.get("content-range"):
+            headers["Content-Range"] = request.headers["content-range"]
+        digesting = Digesting(session, self.max_blob_size)
+        try:
+            response = await self.upstream.send("PATCH", "", url=url, scopes=scopes, headers=headers,
+                                                content=digesting.wrap(request.stream()))
+        except BodyTooLarge:
+            await self._abandon(session, url, scopes)
+            raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
+        except ClientDisconnect:
+            log.info("client went away during upload %s; cancelling it upstream", session.upload_id)
+            await self._abandon(session, url, scopes)
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "the client disconnected mid-upload") from None
+        except RegistryError:
+            await self._abandon(session, url, scopes)
+            raise
+        if response.status_code != 202:
+            return response
+        stored = _range_end(response.headers.get("range"))
+        if stored is None or not (stored + 1 == digesting.total or (stored == 0 and digesting.total == 0)):
+            log.error("upstream %s holds %s bytes of upload %s, authgate passed %s; cancelling it",
+                      self.upstream.base, None if stored is None else stored + 1, session.upload_id, digesting.total)
+            await response.aclose()
+            await self._abandon(session, url, scopes)
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "the upload is out of step with the registry; "
+                                "start it again")
+        digesting.commit(session)
+        return response
+
+    async def _commit(self, session: UploadSession, claimed: Digest, url: str, scopes: Sequence[Scope]
+                      ) -> UploadResult:
+        actual = digest_of(session)
+        if not hmac.compare_digest(actual, str(claimed)):
+            await self._abandon(session, url, scopes)
+            raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
+                                detail={"expected": str(claimed), "actual": actual})
+        target = httpx.URL(url).copy_merge_params({"digest": str(claimed)})
+        try:
+            response = await self.upstream.send("PUT", "", url=str(target), scopes=scopes,
+                                                headers={"Content-Length": "0"})
+        except RegistryError:
+            await self._abandon(session, url, scopes)
+            raise
+        if response.status_code != 201:
+            await self._abandon(session, url, scopes)
+            return UploadResult(await relay(self.upstream, response))
+        self.sessions.discard(session)
+        return UploadResult(await empty(self.upstream, response), committed=(actual, session.size))
+
+    async def _abandon(self, session: UploadSession, url: str, scopes: Sequence[Scope]) -> None:
+        """Forget the session and cancel it upstream (best effort: the upstream may be the thing
+        that failed; its own upload purging removes what is left)."""
+        self.sessions.discard(session)
+        await cancel_upstream(self.upstream, url, scopes)
+
+    def _upstream_location(self, response: httpx.Response, fallback: str | None = None) -> str:
+        location = response.headers.get("location")
+        if not location:
+            if fallback is None:
+                raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry opened an upload without a "
+                                    "Location; try again later")
+            return fallback
+        return str(response.request.url.join(location))
+
+
+async def cancel_upstream(upstream: Upstream, url: str, scopes: Sequence[Scope]) -> None:
+    delete_scopes = [s.with_actions({"delete"}) for s in scopes[:1]]
+    try:
+        response = await upstream.send("DELETE", "", url=url, scopes=delete_scopes)
+        await response.aclose()
+    except RegistryError:
+        log.warning("could not cancel upload at upstream %s; its upload purging will remove it", upstream.base)
+
+
+def _upload_id(response: httpx.Response) -> str:
+    upload_id = response.headers.get("docker-upload-uuid")
+    if not upload_id:
+        location = response.headers.get("location", "")
+        upload_id = httpx.URL(location).path.rstrip("/").rsplit("/", 1)[-1]
+    if not upload_id:
+        raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry opened an upload without an id")
+    return upload_id
+
+
+def _claimed_digest(raw: str | None) -> Digest:
+    if not raw:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, "the final PUT needs ?digest=sha256:…")
+    digest = Digest.parse(raw)
+    if digest.algorithm != "sha256":
+        raise RegistryError(ErrorCode.DIGEST_INVALID, "gateway mode verifies sha256 digests only")
+    return digest
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length != "0"
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+def _query(request: Request) -> str:
+    return f"?{request.url.query}" if request.url.query else ""
+
+
+def _range_end(value: str | None) -> int | None:
+    """The last byte offset in an upload `Range: 0-<end>` header."""
+    if not value:
+        return None
+    start, _, end = value.removeprefix("bytes=").partition("-")
+    if start != "0" or not end.isdigit():
+        return None
+    return int(end)
