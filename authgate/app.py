@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> Starlette:
                 auth=build_auth(settings, db),
             )
             await announce_first_steps(settings, db)
-            backend = await stack.enter_async_context(open_backend(settings))
+            backend = await stack.enter_async_context(open_backend(app.state.resources))
             app.state.resources.extras[BACKEND_KEY] = backend
             yield
 

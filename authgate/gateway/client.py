@@ -239,15 +239,6 @@ class Upstream:
             log.info("upstream %s is answering again", self.base, extra={"upstream": self.base})
         return True
 
-    async def watch(self) -> None:
-        """Check the upstream every `upstream_health_interval` seconds until cancelled."""
-        while True:
-            try:
-                await self.check()
-            except Exception:  # a health loop that dies silently would leave /readyz stale
-                log.exception("upstream health check failed unexpectedly")
-            await asyncio.sleep(self.health_interval)
-
 
 async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
     chunks: list[bytes] = []

@@ -14,8 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from authgate.auth.tokens import TokenService
 from authgate.scope import Scope, format_scopes
 from authgate.settings import Settings
+from authgate.subject import Subject
+
+#: The `sub` of tokens authgate mints for itself (visible in the upstream's logs).
+GATEWAY_SUBJECT = Subject("robot", "authgate-gateway")
 
 #: Mint a fresh token this many seconds before the cached one expires (clock skew, slow uploads).
 _REFRESH_MARGIN = 30
@@ -37,7 +42,19 @@ class MintedToken:
 class TokenMinter(Protocol):
     """Signs an access token for authgate itself (the token service, seen from the gateway)."""
 
-    def mint(self, access: Sequence[Scope], audience: str) -> MintedToken: ...
+    def mint(self, access: Sequence[Scope]) -> MintedToken: ...
+
+
+class ServiceMinter:
+    """authgate's TokenService as the gateway's minter: same keys and issuer, the upstream's
+    service name as audience."""
+
+    def __init__(self, tokens: TokenService, audience: str) -> None:
+        self._tokens = TokenService(tokens.keys, tokens.issuer, audience, tokens.ttl, tokens.leeway)
+
+    def mint(self, access: Sequence[Scope]) -> MintedToken:
+        issued = self._tokens.issue(GATEWAY_SUBJECT, access)
+        return MintedToken(issued.token, issued.expires_in)
 
 
 class NoAuth:
@@ -66,9 +83,8 @@ class MintedTokenAuth:
     authgate's certificate: even a request that slipped past the guard would carry only the access
     this request needs."""
 
-    def __init__(self, minter: TokenMinter, audience: str) -> None:
+    def __init__(self, minter: TokenMinter) -> None:
         self._minter = minter
-        self._audience = audience
         self._cache: dict[str, tuple[str, float]] = {}
 
     async def authorization(self, scopes: Sequence[Scope]) -> str | None:
@@ -77,7 +93,7 @@ class MintedTokenAuth:
         cached = self._cache.get(key)
         if cached and cached[1] > now:
             return cached[0]
-        minted = self._minter.mint(list(scopes), self._audience)
+        minted = self._minter.mint(list(scopes))
         header = "Bearer " + minted.token
         if len(self._cache) >= _MAX_CACHED:
             self._cache = {k: v for k, v in self._cache.items() if v[1] > now}
@@ -87,16 +103,16 @@ class MintedTokenAuth:
         return header
 
     def __repr__(self) -> str:
-        return f"MintedTokenAuth(audience={self._audience!r})"
+        return "MintedTokenAuth()"
 
 
-def upstream_auth(settings: Settings, minter: TokenMinter | None = None) -> UpstreamAuth:
-    """The credentials `settings` ask for; `token` mode needs the token service's minter."""
+def upstream_auth(settings: Settings, tokens: TokenService | None = None) -> UpstreamAuth:
+    """The credentials `settings` ask for; `token` mode signs with authgate's own token service."""
     mode = settings.upstream_auth_mode
     if mode == "basic":
         return BasicAuth(settings.upstream_username, settings.upstream_password)
     if mode == "token":
-        if minter is None:
-            raise RuntimeError("upstream_auth token needs the token service (signing keys) to be configured")
-        return MintedTokenAuth(minter, settings.upstream_service or settings.service)
+        if tokens is None:
+            raise RuntimeError("upstream_auth token needs authgate's token service (signing keys)")
+        return MintedTokenAuth(ServiceMinter(tokens, settings.upstream_service or settings.service))
     return NoAuth()

@@ -57,7 +57,7 @@ class UploadProxy:
             return UploadResult(await relay(self.upstream, response))
         upload_id = _upload_id(response)
         location = self._upstream_location(response)
-        session = self.sessions.open(upload_id, repository)
+        session = self.sessions.open(upload_id, repository, location)
         if "digest" not in query:
             return UploadResult(await empty(self.upstream, response))
         # Monolithic upload: the body goes in as a PATCH, then the checked commit.
@@ -66,19 +66,19 @@ class UploadProxy:
             try:
                 claimed = _claimed_digest(query.get("digest"))
             except RegistryError:
-                await self._abandon(session, location, scopes)
+                await self._abandon(session, scopes)
                 raise
-            response = await self._append(request, session, location, scopes, put=True)
+            response = await self._append(request, session, scopes, put=True)
             if response.status_code != 202:
-                await self._abandon(session, location, scopes)
+                await self._abandon(session, scopes)
                 return UploadResult(await relay(self.upstream, response))
-            return await self._commit(session, claimed, self._upstream_location(response, location), scopes)
+            await response.aclose()
+            return await self._commit(session, claimed, scopes)
 
     async def patch(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
         session = self.sessions.get(upload_id, repository)
         with self.sessions.writing(session):
-            url = self.upstream.base + request.url.path + _query(request)
-            response = await self._append(request, session, url, scopes, put=False)
+            response = await self._append(request, session, scopes, put=False)
             return await (empty(self.upstream, response) if response.status_code == 202
                           else relay(self.upstream, response))
 
@@ -86,39 +86,41 @@ class UploadProxy:
         """`PUT …/uploads/<id>?digest=`: append any final chunk, then commit only a matching digest."""
         session = self.sessions.get(upload_id, repository)
         with self.sessions.writing(session):
-            url = self.upstream.base + request.url.path + _query(request)
             try:
                 claimed = _claimed_digest(request.query_params.get("digest"))
             except RegistryError:
-                await self._abandon(session, url, scopes)
+                await self._abandon(session, scopes)
                 raise
             if _has_body(request):
-                response = await self._append(request, session, url, scopes, put=True)
+                response = await self._append(request, session, scopes, put=True)
                 if response.status_code != 202:
-                    await self._abandon(session, url, scopes)
+                    await self._abandon(session, scopes)
                     return UploadResult(await relay(self.upstream, response))
-                url = self._upstream_location(response, url)
                 await response.aclose()
-            return await self._commit(session, claimed, url, scopes)
+            return await self._commit(session, claimed, scopes)
 
     async def status(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
-        self.sessions.get(upload_id, repository)
-        response = await self.upstream.send("GET", request.url.path + _query(request), scopes=scopes)
+        session = self.sessions.get(upload_id, repository)
+        response = await self.upstream.send("GET", "", url=session.location, scopes=scopes)
         return await (empty(self.upstream, response) if response.status_code == 204
                       else relay(self.upstream, response))
 
     async def cancel(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
+        url = self.upstream.base + request.url.path + _query(request)
         try:
-            self.sessions.discard(self.sessions.get(upload_id, repository))
+            session = self.sessions.get(upload_id, repository)
         except RegistryError:
-            pass  # cancelling a session another replica opened is harmless
-        response = await self.upstream.send("DELETE", request.url.path + _query(request), scopes=scopes)
+            pass  # cancelling a session another replica opened is harmless: forward as asked
+        else:
+            self.sessions.discard(session)
+            url = session.location
+        response = await self.upstream.send("DELETE", "", url=url, scopes=scopes)
         return await (empty(self.upstream, response) if response.status_code == 204
                       else relay(self.upstream, response))
 
     # -- the checksum pipeline -----------------------------------------------------------------
 
-    async def _append(self, request: Request, session: UploadSession, url: str, scopes: Sequence[Scope],
+    async def _append(self, request: Request, session: UploadSession, scopes: Sequence[Scope],
                       *, put: bool) -> httpx.Response:
         """Stream the request body to the upstream session as a PATCH, hashing as it passes; the
         bytes count for the session only once the upstream confirms it holds exactly them."""
@@ -127,7 +129,7 @@ class UploadProxy:
             if not declared.isdigit():
                 raise RegistryError(ErrorCode.SIZE_INVALID, "Content-Length must be a number of bytes")
             if session.size + int(declared) > self.max_blob_size:
-                await self._abandon(session, url, scopes)
+                await self._abandon(session, scopes)
                 raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes")
         headers = {"Content-Type": "application/octet-stream"}
         if declared is not None:
@@ -136,17 +138,17 @@ class UploadProxy:
             headers["Content-Range"] = request.headers["content-range"]
         digesting = Digesting(session, self.max_blob_size)
         try:
-            response = await self.upstream.send("PATCH", "", url=url, scopes=scopes, headers=headers,
+            response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
                                                 content=digesting.wrap(request.stream()))
         except BodyTooLarge:
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
         except ClientDisconnect:
             log.info("client went away during upload %s; cancelling it upstream", session.upload_id)
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "the client disconnected mid-upload") from None
         except RegistryError:
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise
         if response.status_code != 202:
             return response
@@ -155,37 +157,37 @@ class UploadProxy:
             log.error("upstream %s holds %s bytes of upload %s, authgate passed %s; cancelling it",
                       self.upstream.base, None if stored is None else stored + 1, session.upload_id, digesting.total)
             await response.aclose()
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "the upload is out of step with the registry; "
                                 "start it again")
         digesting.commit(session)
+        session.location = self._upstream_location(response, session.location)
         return response
 
-    async def _commit(self, session: UploadSession, claimed: Digest, url: str, scopes: Sequence[Scope]
-                      ) -> UploadResult:
+    async def _commit(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]) -> UploadResult:
         actual = digest_of(session)
         if not hmac.compare_digest(actual, str(claimed)):
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
                                 detail={"expected": str(claimed), "actual": actual})
-        target = httpx.URL(url).copy_merge_params({"digest": str(claimed)})
+        target = httpx.URL(session.location).copy_merge_params({"digest": str(claimed)})
         try:
             response = await self.upstream.send("PUT", "", url=str(target), scopes=scopes,
                                                 headers={"Content-Length": "0"})
         except RegistryError:
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             raise
         if response.status_code != 201:
-            await self._abandon(session, url, scopes)
+            await self._abandon(session, scopes)
             return UploadResult(await relay(self.upstream, response))
         self.sessions.discard(session)
         return UploadResult(await empty(self.upstream, response), committed=(actual, session.size))
 
-    async def _abandon(self, session: UploadSession, url: str, scopes: Sequence[Scope]) -> None:
+    async def _abandon(self, session: UploadSession, scopes: Sequence[Scope]) -> None:
         """Forget the session and cancel it upstream (best effort: the upstream may be the thing
         that failed; its own upload purging removes what is left)."""
         self.sessions.discard(session)
-        await cancel_upstream(self.upstream, url, scopes)
+        await cancel_upstream(self.upstream, session.location, scopes)
 
     def _upstream_location(self, response: httpx.Response, fallback: str | None = None) -> str:
         location = response.headers.get("location")
@@ -207,9 +209,9 @@ async def cancel_upstream(upstream: Upstream, url: str, scopes: Sequence[Scope])
 
 
 def _upload_id(response: httpx.Response) -> str:
-    upload_id = response.headers.get("docker-upload-uuid")
+    upload_id = str(response.headers.get("docker-upload-uuid", ""))
     if not upload_id:
-        location = response.headers.get("location", "")
+        location = str(response.headers.get("location", ""))
         upload_id = httpx.URL(location).path.rstrip("/").rsplit("/", 1)[-1]
     if not upload_id:
         raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry opened an upload without an id")

@@ -29,6 +29,9 @@ class UploadSession:
 
     upload_id: str
     repository: str
+    #: The upstream's latest URL for this session (with its signed `_state`): every step and the
+    #: cancellation use it, so what a client puts in the query cannot steer the upstream.
+    location: str
     hasher: Any = field(default_factory=hashlib.sha256)
     size: int = 0
     created: float = field(default_factory=time.monotonic)
@@ -44,11 +47,11 @@ class UploadSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, upload_id: str, repository: str) -> UploadSession:
+    def open(self, upload_id: str, repository: str, location: str) -> UploadSession:
         if len(self._sessions) >= self.max_sessions:
             raise RegistryError(ErrorCode.TOOMANYREQUESTS, "too many unfinished uploads; finish or cancel some first",
                                 headers={"Retry-After": "60"})
-        session = UploadSession(upload_id, repository)
+        session = UploadSession(upload_id, repository, location)
         self._sessions[upload_id] = session
         return session
 

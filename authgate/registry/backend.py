@@ -17,8 +17,7 @@ from starlette.routing import BaseRoute, Route
 from authgate.auth.identity import Identity
 from authgate.registry.guard import guard
 from authgate.registry.routes import Target, match
-from authgate.resources import resources_of
-from authgate.settings import Settings
+from authgate.resources import Resources, resources_of
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 BACKEND_KEY = "registry_backend"
@@ -45,9 +44,16 @@ def registry_routes() -> list[BaseRoute]:
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+async def open_backend(resources: Resources) -> AsyncIterator[Backend]:
     """The backend for the configured mode, held open for the app's lifetime."""
-    # Gateway mode: return the upstream proxy backend here (same table, guard and audit).
+    settings = resources.settings
+    if settings.gateway:
+        # Gateway mode: the same table, guard and audit; bytes go to the upstream registry.
+        from authgate.storage.upstream import open_upstream
+
+        async with open_upstream(resources) as gateway:
+            yield gateway
+        return
     from authgate.registry.embedded import open_embedded
 
     async with open_embedded(settings) as backend:

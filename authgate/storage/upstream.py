@@ -24,15 +24,15 @@ from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.catalog import filtered_catalog
 from authgate.gateway.client import Upstream
-from authgate.gateway.credentials import TokenMinter, upstream_auth
+from authgate.gateway.credentials import upstream_auth
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.reference import Digest
 from authgate.registry.guard import client_address, record_audit
 from authgate.registry.routes import Target
-from authgate.resources import Resources, resources_of
-from authgate.scope import satisfies
+from authgate.resources import Resources
+from authgate.scope import Scope, satisfies
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,8 @@ class UpstreamBackend:
     async def sweep(self) -> None:
         """Cancel upstream sessions of uploads abandoned longer than `upload_max_age`."""
         for session in self.sessions.expired():
-            from authgate.scope import Scope
-
             scopes = [Scope("repository", session.repository, frozenset({"delete"}))]
-            url = f"{self.upstream.base}/v2/{session.repository}/blobs/uploads/{session.upload_id}"
-            await cancel_upstream(self.upstream, url, scopes)
+            await cancel_upstream(self.upstream, session.location, scopes)
 
 
 def _path(request: Request) -> str:
@@ -220,13 +217,15 @@ async def _maintain(backend: UpstreamBackend) -> None:
 
 @asynccontextmanager
 async def open_upstream(
-    resources: Resources,
-    minter: TokenMinter | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    resources: Resources, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[UpstreamBackend]:
-    """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping."""
+    """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping.
+
+    `transport` replaces the network (httpx MockTransport) in fault tests.
+    """
     settings = resources.settings
-    upstream = Upstream(settings, upstream_auth(settings, minter), resources.not_ready, transport)
+    tokens = resources.auth.tokens if resources.auth else None
+    upstream = Upstream(settings, upstream_auth(settings, tokens), resources.not_ready, transport)
     backend = UpstreamBackend(resources, upstream)
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:
@@ -236,9 +235,3 @@ async def open_upstream(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await upstream.aclose()
-
-
-def backend_of(request: Request) -> UpstreamBackend:
-    backend = resources_of(request).extras.get("registry_backend")
-    assert isinstance(backend, UpstreamBackend)
-    return backend

@@ -1,0 +1,210 @@
+"""Gateway mode through HTTP, in-process, against a real distribution as the upstream.
+
+What a client sees: uploads hashed on the way through (a wrong digest never reaches the upstream's
+blob namespace), manifests and blobs round-trip, upstream addresses never leak, the catalog is
+filtered by permission, and a chunk that lands on a process that did not open the upload is
+refused before it reaches the upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.registry_support import RecordingAudit, basic, registry_client
+from tests.support.processes import Distribution
+
+pytestmark = pytest.mark.anyio
+ALICE = basic("alice", "alice-pw")
+BOB = basic("bob", "bob-pw")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    server = Distribution(tmp_path_factory.mktemp("upstream"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Distribution
+                  ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
+    async with registry_client(tmp_path, monkeypatch, upstream=registry.url) as pair:
+        yield pair
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _upstream_has_blob(registry: Distribution, repository: str, digest: str) -> bool:
+    return httpx.head(f"{registry.url}/v2/{repository}/blobs/{digest}").status_code == 200
+
+
+def _no_upstream_address(response: httpx.Response, registry: Distribution) -> None:
+    for name, value in response.headers.items():
+        assert f"127.0.0.1:{registry.port}" not in value, (name, value)
+
+
+async def _chunked_push(http: httpx.AsyncClient, repository: str, chunks: list[bytes], digest: str,
+                        headers: dict[str, str]) -> httpx.Response:
+    start = await http.post(f"/v2/{repository}/blobs/uploads/", headers=headers)
+    assert start.status_code == 202, start.text
+    location = start.headers["location"]
+    offset = 0
+    for chunk in chunks:
+        patch = await http.patch(location, content=chunk, headers={
+            **headers, "Content-Range": f"{offset}-{offset + len(chunk) - 1}", "Content-Type": "application/octet-stream",
+        })
+        assert patch.status_code == 202, patch.text
+        offset += len(chunk)
+        assert patch.headers["range"] == f"0-{offset - 1}"
+        location = patch.headers["location"]
+    return await http.put(_with_digest(location, digest), headers=headers)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    """Append `digest=` to an upload URL, keeping its query (httpx `params=` would replace it)."""
+    return str(httpx.URL(location).copy_merge_params({"digest": digest}))
+
+
+async def test_chunked_push_is_hashed_committed_and_audited(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, audit = gateway
+    chunks = [b"a" * 70_000, b"b" * 50_000, b"c" * 3]
+    data = b"".join(chunks)
+    response = await _chunked_push(http, "alice/chunked", chunks, _digest(data), ALICE)
+    assert response.status_code == 201, response.text
+    assert response.headers["docker-content-digest"] == _digest(data)
+    assert response.headers["location"].startswith("http://localhost:5000/v2/alice/chunked/blobs/")
+    _no_upstream_address(response, registry)
+    assert _upstream_has_blob(registry, "alice/chunked", _digest(data))
+    pushed = [e for e in audit.events if e.action == "blob:push"]
+    assert [(e.digest, e.size, e.repository, str(e.actor)) for e in pushed] == [
+        (_digest(data), len(data), "alice/chunked", "user:alice")]
+    pulled = await http.get(f"/v2/alice/chunked/blobs/{_digest(data)}", headers=ALICE)
+    assert pulled.status_code == 200 and pulled.content == data
+    ranged = await http.get(f"/v2/alice/chunked/blobs/{_digest(data)}", headers={**ALICE, "Range": "bytes=5-9"})
+    assert ranged.status_code == 206 and ranged.content == data[5:10]
+    head = await http.head(f"/v2/alice/chunked/blobs/{_digest(data)}", headers=ALICE)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(data))
+
+
+async def test_wrong_digest_is_refused_and_never_committed(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, audit = gateway
+    data = b"the real content"
+    claimed = _digest(b"what the client claims")
+    response = await _chunked_push(http, "alice/tampered", [data], claimed, ALICE)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert not _upstream_has_blob(registry, "alice/tampered", claimed)
+    assert not _upstream_has_blob(registry, "alice/tampered", _digest(data))
+    assert [(e.action, e.outcome) for e in audit.events] == [("blob:push", "failure")]
+
+
+async def test_monolithic_post_and_final_chunk_put(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, _ = gateway
+    data = b"monolithic" * 1000
+    response = await http.post("/v2/alice/mono/blobs/uploads/", params={"digest": _digest(data)}, content=data,
+                               headers={**ALICE, "Content-Type": "application/octet-stream"})
+    assert response.status_code == 201, response.text
+    assert _upstream_has_blob(registry, "alice/mono", _digest(data))
+    wrong = await http.post("/v2/alice/mono/blobs/uploads/", params={"digest": _digest(b"x")}, content=b"y" * 10,
+                            headers=ALICE)
+    assert wrong.status_code == 400 and not _upstream_has_blob(registry, "alice/mono", _digest(b"y" * 10))
+    start = await http.post("/v2/alice/mono/blobs/uploads/", headers=ALICE)
+    last = b"final chunk in the PUT"
+    put = await http.put(_with_digest(start.headers["location"], _digest(last)), content=last, headers=ALICE)
+    assert put.status_code == 201, put.text
+    assert _upstream_has_blob(registry, "alice/mono", _digest(last))
+
+
+async def test_manifest_round_trip_is_audited_with_its_digest(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, audit = gateway
+    config = b"{}"
+    layer = b"layer bytes"
+    for blob in (config, layer):
+        pushed = await http.post("/v2/alice/web/blobs/uploads/", params={"digest": _digest(blob)}, content=blob,
+                                 headers=ALICE)
+        assert pushed.status_code == 201
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
+                    "size": len(layer)}],
+    }).encode()
+    media = "application/vnd.oci.image.manifest.v1+json"
+    put = await http.put("/v2/alice/web/manifests/v1", content=manifest, headers={**ALICE, "Content-Type": media})
+    assert put.status_code == 201, put.text
+    assert put.headers["docker-content-digest"] == _digest(manifest)
+    _no_upstream_address(put, registry)
+    event = [e for e in audit.events if e.action == "manifest:push"][0]
+    assert (event.digest, event.reference, event.size) == (_digest(manifest), "v1", len(manifest))
+    got = await http.get("/v2/alice/web/manifests/v1", headers={**ALICE, "Accept": media})
+    assert got.status_code == 200 and got.content == manifest and got.headers["content-type"] == media
+    tags = await http.get("/v2/alice/web/tags/list", headers=ALICE)
+    assert tags.json() == {"name": "alice/web", "tags": ["v1"]}
+    mismatch = await http.put(f"/v2/alice/web/manifests/{_digest(b'other')}", content=manifest,
+                              headers={**ALICE, "Content-Type": media})
+    assert mismatch.status_code == 400 and mismatch.json()["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+async def test_catalog_shows_only_what_the_caller_may_pull(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, _ = gateway
+    for repository, who in [("alice/one", ALICE), ("alice/two", ALICE), ("bob/secret", BOB)]:
+        response = await http.post(f"/v2/{repository}/blobs/uploads/", params={"digest": _digest(b"c")},
+                                   content=b"c", headers=who)
+        assert response.status_code == 201
+    catalog = (await http.get("/v2/_catalog", headers=ALICE)).json()["repositories"]
+    assert "bob/secret" not in catalog and {"alice/one", "alice/two"} <= set(catalog)
+    assert all(name.startswith("alice/") for name in catalog)
+    first = await http.get("/v2/_catalog", params={"n": "1"}, headers=ALICE)
+    assert len(first.json()["repositories"]) == 1
+    link = first.headers["link"]
+    assert link.startswith("</v2/_catalog?last=alice%2F") and 'rel="next"' in link
+    rest = await http.get(link[1:link.index(">")], headers=ALICE)
+    assert rest.json()["repositories"] == catalog[1:2]
+    bad = await http.get("/v2/_catalog", params={"n": "-1"}, headers=ALICE)
+    assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
+
+
+async def test_an_upload_opened_elsewhere_is_unknown_here(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    """Another replica's session (here: one opened on the upstream directly) is refused with
+    BLOB_UPLOAD_UNKNOWN and nothing is forwarded, so the client restarts and nothing corrupt lands."""
+    http, _ = gateway
+    direct = httpx.post(f"{registry.url}/v2/alice/replica/blobs/uploads/")
+    assert direct.status_code == 202
+    path = httpx.URL(direct.headers["location"]).raw_path.decode()
+    data = b"chunk that must not reach the upstream"
+    response = await http.patch(path, content=data, headers=ALICE)
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    status = httpx.get(direct.headers["location"])
+    assert status.status_code == 204 and status.headers["range"] == "0-0"
+    put = await http.put(_with_digest(path, _digest(data)), headers=ALICE)
+    assert put.status_code == 404 and not _upstream_has_blob(registry, "alice/replica", _digest(data))
+
+
+async def test_denied_requests_never_reach_the_upstream(
+        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+    http, _ = gateway
+    response = await http.post("/v2/alice/private/blobs/uploads/", params={"digest": _digest(b"z")},
+                               content=b"z", headers=BOB)
+    assert response.status_code == 401
+    assert (await http.get("/v2/alice/private/tags/list", headers=BOB)).status_code == 401
+    assert "alice/private" not in registry.daemon.output()
