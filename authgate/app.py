@@ -20,6 +20,7 @@ from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy import OwnNamespacePolicy
+from authgate.policy.store import PolicyStore
 from authgate.registry.backend import BACKEND_KEY, open_backend, registry_routes
 from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
@@ -65,14 +66,18 @@ def create_app(settings: Settings) -> Starlette:
             audit = AuditRecorder(db, settings.data)
             await audit.start()
             stack.push_async_callback(audit.stop)
+            policy_store = PolicyStore(settings.policies) if settings.policies is not None else None
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
-                policy=OwnNamespacePolicy(),
+                policy=policy_store or OwnNamespacePolicy(),
                 audit=audit,
                 auth=build_auth(settings, db),
             )
             await announce_first_steps(settings, db)
+            if policy_store is not None:
+                await policy_store.start(app.state.resources)
+                stack.push_async_callback(policy_store.stop)
             backend = await stack.enter_async_context(open_backend(app.state.resources))
             app.state.resources.extras[BACKEND_KEY] = backend
             yield

@@ -7,12 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from authgate.cli import db as db_commands
+from authgate.cli import policy as policy_commands
 from authgate.cli import serve as serve_commands
 from authgate.cli import tls as tls_commands
 from authgate.settings import SettingsError
 
 #: Modules with `register(subparsers)`; each adds one command group.
-COMMAND_MODULES = [serve_commands, db_commands, tls_commands]
+COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,9 +35,9 @@ class ActionDecision:
         if self.denied_by:
             text = "denied by " + ", ".join(r.ref for r in self.denied_by)
             if self.allowed_by:
-                text += " (overrides the allow of " + ", ".join(r.ref for r in self.allowed_by) + ")"
+                text += ", overriding the allow of " + ", ".join(r.ref for r in self.allowed_by)
             return text
-        return "no rule allows it"
+        return "denied: no rule allows it"
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,8 @@ class _FileParser:
         allow = self.actions(fields, "allow")
         deny = self.actions(fields, "deny")
 
-        self.check_rule(node, fields, subjects, repositories, allow, deny)
+        if all(key in RULE_KEYS for key in fields):  # after a typo in a key, "missing key" messages are noise
+            self.check_rule(node, fields, subjects, repositories, allow, deny)
         if len(self.issues) == before:
             self.rules.append(Rule(name, Origin(self.filename, _line(node)), subjects,
                                    tuple(g for g, _ in repositories), allow, deny, networks, tags, description))

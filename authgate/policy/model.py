@@ -107,7 +107,7 @@ class RepositoryGlob:
                 continue
             if "**" in segment:
                 raise PatternError(f"repository pattern {raw!r}: ** must be a whole path segment, as in a/**/b")
-            body = _compile_segment(raw, segment, placeholders)
+            body = "[^/]+" if segment == "*" else _compile_segment(raw, segment, placeholders)
             # After a leading `**/` the separator is already part of the optional group.
             parts.append(body if i == 0 or (i == 1 and segments[0] == "**") else "/" + body)
         first = segments[0]

@@ -1,0 +1,102 @@
+"""Hot reload in-process: a good edit takes effect, a broken one keeps the last good policy and fails /readyz."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from authgate.app import create_app
+from authgate.audit.events import AuditEvent
+from authgate.policy.store import PolicyStore
+from authgate.settings import load_settings
+from authgate.subject import Subject
+
+ALICE = Subject("user", "alice", frozenset({"backend"}))
+POLICY = """\
+rules:
+  - name: team
+    subjects: ["team:*"]
+    repositories: ["${team}/**"]
+    allow: [%s]
+"""
+
+
+def eventually(check: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """True as soon as `check` holds; the 2 s bound is the promise made to users."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rewrite(policies / "p.yaml", POLICY % "pull")
+    settings = load_settings(environ={"AUTHGATE_DATA": str(tmp_path / "data"), "AUTHGATE_POLICIES": str(policies)})
+    return TestClient(create_app(settings))
+
+
+def test_edits_apply_and_broken_edits_keep_the_last_good_policy(client: TestClient, tmp_path: Path) -> None:
+    file = tmp_path / "policies" / "p.yaml"
+    with client:
+        resources = client.app.state.resources  # type: ignore[attr-defined]
+        recorded: list[AuditEvent] = []
+
+        class Capture:
+            async def record(self, event: AuditEvent) -> None:
+                recorded.append(event)
+
+        resources.audit = Capture()
+        policy = resources.policy
+        assert isinstance(policy, PolicyStore)
+        assert policy.allowed_actions(ALICE, "backend/api") == {"pull"}
+        assert client.get("/readyz").status_code == 200
+
+        rewrite(file, POLICY % "pull, push")
+        assert eventually(lambda: policy.allowed_actions(ALICE, "backend/api") == {"pull", "push"})
+        assert eventually(lambda: any(e.action == "policy:reload" for e in recorded))
+
+        rewrite(file, (POLICY % "pull").replace("allow:", "alow:"))
+        assert eventually(lambda: client.get("/readyz").status_code == 503)
+        reasons = client.get("/readyz").json()["reasons"]
+        assert reasons["policy"].startswith(f"stale: {file}:5: unknown key 'alow'")
+        # Still deciding with the last good policy, not with nothing.
+        assert policy.allowed_actions(ALICE, "backend/api") == {"pull", "push"}
+        assert any(e.action == "policy:reload:failure" and e.outcome == "failure" for e in recorded)
+
+        rewrite(file, POLICY % "push")
+        assert eventually(lambda: client.get("/readyz").status_code == 200)
+        assert policy.allowed_actions(ALICE, "backend/api") == {"push"}
+
+
+def test_a_broken_policy_at_start_denies_everything_and_is_not_ready(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rewrite(policies / "p.yaml", "rules: [")
+    settings = load_settings(environ={"AUTHGATE_DATA": str(tmp_path / "data"), "AUTHGATE_POLICIES": str(policies)})
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["reasons"]["policy"].startswith(f"invalid (denying everything): {policies / 'p.yaml'}:")
+        assert client.app.state.resources.policy.allowed_actions(ALICE, "backend/api") == set()  # type: ignore[attr-defined]
+
+
+def test_without_policies_setting_the_builtin_default_applies(tmp_path: Path) -> None:
+    settings = load_settings(environ={"AUTHGATE_DATA": str(tmp_path / "data")})
+    with TestClient(create_app(settings)) as client:
+        policy = client.app.state.resources.policy  # type: ignore[attr-defined]
+        assert policy.allowed_actions(ALICE, "alice/app") == {"pull", "push", "delete"}
+        assert policy.allowed_actions(ALICE, "backend/api") == set()
+        assert client.get("/readyz").status_code == 200

@@ -1,0 +1,73 @@
+"""A running `authgate serve` picks up policy edits within 2 s and refuses broken ones."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import AuthgateServer
+
+pytestmark = pytest.mark.e2e
+
+POLICY = """\
+rules:
+  - name: team-namespace
+    subjects: ["team:*"]
+    repositories: ["${team}/**"]
+    allow: [%s]
+"""
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    """Seconds until `check` held; fails if it did not within `seconds`."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    assert check(), f"not within {seconds}s"
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AuthgateServer]:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "teams.yaml").write_text(POLICY % "pull")
+    server = AuthgateServer(tmp_path, policies=str(policies)).start()
+    yield server
+    server.stop()
+
+
+def _reloads(server: AuthgateServer) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    return [e for e in lines if str(e.get("message", "")).startswith("policy reloaded")]
+
+
+def test_edits_take_effect_within_two_seconds_and_broken_edits_are_refused(
+    server: AuthgateServer, tmp_path: Path
+) -> None:
+    file = tmp_path / "policies" / "teams.yaml"
+    ready = f"{server.url}/readyz"
+    assert httpx.get(ready).status_code == 200
+
+    file.write_text(POLICY % "pull, push")
+    within(2.0, lambda: len(_reloads(server)) == 1)
+
+    file.write_text((POLICY % "pull").replace("${team}", "${teem}"))
+    within(2.0, lambda: httpx.get(ready).status_code == 503)
+    reason = httpx.get(ready).json()["reasons"]["policy"]
+    assert reason == f"stale: {file}:4: repository pattern '${{teem}}/**': unknown placeholder ${{teem}} " \
+                     "(known: ${user}, ${team}, ${robot})"
+    errors = [line for line in server.log_text().splitlines() if '"level": "error"' in line]
+    assert any(f"{file}:4: repository pattern" in line for line in errors)
+    assert httpx.get(f"{server.url}/healthz").status_code == 200  # still serving
+
+    file.write_text(POLICY % "push")
+    within(2.0, lambda: httpx.get(ready).status_code == 200)
+    assert len(_reloads(server)) == 2

@@ -1,0 +1,122 @@
+"""`authgate policy check | explain | test` as a policy author uses them: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from authgate.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AUTHGATE_POLICIES", "AUTHGATE_CONFIG", "AUTHGATE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTHGATE_DATA", str(tmp_path / "no-data"))
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(REPO / "policies", target)
+    return target
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_the_shipped_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "check", str(REPO / "policies"))
+    assert code == 0
+    assert out.startswith("ok: 7 rules")
+
+
+def test_check_prints_file_line_message_and_fails(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
+    text = (policies / "registry.yaml").read_text()
+    broken = text.replace("allow: [pull, push, delete]", "allow: [pull, push, destroy]", 1)
+    (policies / "registry.yaml").write_text(broken)
+    line = broken.splitlines().index("    allow: [pull, push, destroy]") + 1
+    code, out, err = run(capsys, "policy", "check", str(policies))
+    assert code == 1
+    assert out.strip() == f"{policies / 'registry.yaml'}:{line}: unknown action 'destroy' in allow: use pull, push, delete or *"
+    assert "1 problem" in err
+
+
+def test_check_uses_the_configured_directory(capsys: pytest.CaptureFixture[str], policies: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (policies / "extra.yaml").write_text("rules:\n  - name: x\n    subjects: [\"user:*\"]\n")
+    monkeypatch.setenv("AUTHGATE_POLICIES", str(policies))
+    code, out, _ = run(capsys, "policy", "check")
+    assert code == 1
+    assert f"{policies / 'extra.yaml'}:2: the rule has no repositories" in out
+
+
+def test_explain_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "explain", "user:root", "prod/payments", "--team", "admins",
+                       "--policies", str(REPO / "policies"), "--tag", "v3")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "user:root (teams: admins) on prod/payments"
+    assert lines[1].split()[:4] == ["pull", "allowed", "by", "admins"]
+    assert "delete  denied by no-deletes-in-prod (" in lines[3]
+    assert "overriding the allow of admins (" in lines[3]
+    assert lines[4].startswith("  tag v3: immutable by release-tags-are-immutable (")
+
+
+def test_explain_json_with_selected_actions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "explain", "robot:ci", "releases/app", "push", "--from", "192.0.2.1",
+                       "--policies", str(REPO / "policies"), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["subject"] == "robot:ci"
+    assert list(data["actions"]) == ["push"]
+    assert data["actions"]["push"]["allowed"] is False
+    code, out, _ = run(capsys, "policy", "explain", "robot:ci", "releases/app", "push", "--from", "127.0.0.1",
+                       "--policies", str(REPO / "policies"), "--json")
+    ci = json.loads(out)["actions"]["push"]
+    assert ci["allowed"] is True
+    assert ci["allowed_by"][0]["name"] == "ci-releases"
+    assert ci["allowed_by"][0]["file"].endswith("registry.yaml")
+
+
+def test_explain_without_policies_uses_the_builtin_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "explain", "alice", "alice/app", "push")
+    assert code == 0
+    assert "push  allowed by own-namespace (<built-in>:2)" in out
+
+
+def test_explain_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "policy", "explain", "group:x", "a/b")[0] == 2
+    assert run(capsys, "policy", "explain", "user:a", "a/b", "destroy")[0] == 2
+
+
+def test_test_passes_on_the_shipped_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "test", str(REPO / "policies"))
+    assert code == 0
+    assert out.strip().endswith("passed") and "failed" not in out
+
+
+def test_test_reports_failures_like_a_test_runner(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
+    # Loosen the policy: every logged-in user may push to backend/*, which the shipped cases forbid.
+    with (policies / "registry.yaml").open("a") as f:
+        f.write("  - name: oops\n    subjects: [\"user:*\"]\n    repositories: [\"backend/**\"]\n    allow: [push]\n")
+    code, out, _ = run(capsys, "policy", "test", str(policies))
+    assert code == 1
+    assert f"FAILED {policies / 'tests' / 'registry.yaml'}:22 another team cannot push there" in out
+    assert "    push: expected denied, got allowed by oops (" in out
+    assert out.strip().splitlines()[-1] == "1 failed, 13 passed"
+
+
+def test_test_reports_bad_case_files(capsys: pytest.CaptureFixture[str], policies: Path) -> None:
+    (policies / "tests" / "bad.yaml").write_text("cases:\n  - subject: user:a\n    repository: a/b\n    allowd: [pull]\n")
+    code, out, _ = run(capsys, "policy", "test", str(policies))
+    assert code == 1
+    assert f"{policies / 'tests' / 'bad.yaml'}:2: unknown key 'allowd'" in out
