@@ -8,12 +8,18 @@ from collections.abc import Sequence
 
 from authgate.cli import db as db_commands
 from authgate.cli import policy as policy_commands
+from authgate.cli import keys as keys_commands
+from authgate.cli import robots as robot_commands
+from authgate.cli import teams as team_commands
+from authgate.cli import tokens as token_commands
+from authgate.cli import users as user_commands
 from authgate.cli import serve as serve_commands
 from authgate.cli import tls as tls_commands
 from authgate.settings import SettingsError
 
 #: Modules with `register(subparsers)`; each adds one command group.
-COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands]
+COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands, user_commands, team_commands,
+                   robot_commands, keys_commands, token_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

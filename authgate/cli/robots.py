@@ -1,0 +1,100 @@
+"""`authgate robot …`: CI accounts with a random secret shown once; they log in as `robot+NAME`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+from authgate.auth import accounts
+from authgate.cli.common import fail, print_table, settings_from, with_database
+from authgate.db.session import Database
+from authgate.settings import Settings
+
+_DURATION_RE = re.compile(r"(\d+)([hdw])")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_expiry(text: str) -> timedelta | None:
+    """`90d`, `12h`, `2w`, or `never`."""
+    if text == "never":
+        return None
+    match = _DURATION_RE.fullmatch(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"--expires {text!r}: use a number with h, d or w (e.g. 90d), or never")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("robot", help="manage robot accounts for CI")
+    cmds = parser.add_subparsers(dest="robot_command", metavar="COMMAND", required=True)
+    create = cmds.add_parser("create", help="create a robot and print its secret (once)")
+    create.add_argument("name")
+    create.add_argument("--expires", default="90d", help="lifetime such as 90d, 12h, 2w or never (default 90d)")
+    create.add_argument("--description", default="")
+    create.set_defaults(handler=_create)
+    for name, text in (("disable", "stop a robot from logging in"), ("enable", "allow a robot again"),
+                       ("remove", "delete a robot")):
+        cmd = cmds.add_parser(name, help=text)
+        cmd.add_argument("name")
+        cmd.set_defaults(handler=_change, action=name)
+    listing = cmds.add_parser("list", help="list robots")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=_list)
+
+
+def _run(args: argparse.Namespace, work: Any) -> int:
+    settings = settings_from(args)
+    try:
+        with_database(settings, lambda db: work(settings, db))
+    except (accounts.AccountError, ValueError) as exc:
+        return fail(str(exc))
+    return 0
+
+
+def _create(args: argparse.Namespace) -> int:
+    try:
+        expires = parse_expiry(args.expires)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    async def work(settings: Settings, db: Database) -> None:
+        secret = await accounts.create_robot(db, args.name, expires, args.description)
+        host = settings.url.split("://", 1)[-1]
+        login = accounts.ROBOT_LOGIN_PREFIX + args.name
+        print(f"created robot {args.name} (login name {login}); its secret is shown only now:\n")
+        print(f"    {secret}\n")
+        print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
+
+    return _run(args, work)
+
+
+def _change(args: argparse.Namespace) -> int:
+    async def work(settings: Settings, db: Database) -> None:
+        if args.action == "remove":
+            await accounts.remove_robot(db, args.name)
+        else:
+            await accounts.set_robot_disabled(db, args.name, args.action == "disable")
+        print(f"robot {args.name}: {args.action}d")
+
+    return _run(args, work)
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def work(settings: Settings, db: Database) -> None:
+        robots = await accounts.list_robots(db)
+        rows = []
+        for r in robots:
+            state = "disabled" if r.disabled else ("active" if accounts.robot_usable(r) else "expired")
+            expires = r.expires_at.strftime("%Y-%m-%d %H:%M") if r.expires_at else "never"
+            if args.json:
+                print(json.dumps({"name": r.name, "login": accounts.ROBOT_LOGIN_PREFIX + r.name, "state": state,
+                                  "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+                                  "description": r.description}))
+            rows.append((r.name, accounts.ROBOT_LOGIN_PREFIX + r.name, state, expires, r.description))
+        if not args.json:
+            print_table(["name", "login", "state", "expires", "description"], rows)
+
+    return _run(args, work)

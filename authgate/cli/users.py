@@ -1,0 +1,160 @@
+"""`authgate user …`: add, passwd, disable/enable, remove, list, import-htpasswd."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from authgate.auth import accounts
+from authgate.auth.passwords import make_context
+from authgate.cli.common import fail, print_table, settings_from, with_database
+from authgate.db.session import Database
+from authgate.settings import Settings
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("user", help="manage users (docker login accounts)")
+    cmds = parser.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
+
+    add = cmds.add_parser("add", help="create a user")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    add.set_defaults(handler=_add)
+
+    passwd = cmds.add_parser("passwd", help="change a password (logs the user out of every docker client)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(handler=_passwd)
+
+    for name, disabled, text in (("disable", True, "stop a user from logging in"), ("enable", False, "allow again")):
+        cmd = cmds.add_parser(name, help=text)
+        cmd.add_argument("name")
+        cmd.set_defaults(handler=_disable, disabled=disabled)
+
+    remove = cmds.add_parser("remove", help="delete a user, their memberships and refresh tokens")
+    remove.add_argument("name")
+    remove.set_defaults(handler=_remove)
+
+    listing = cmds.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=_list)
+
+    imp = cmds.add_parser("import-htpasswd", help="import bcrypt users from a registry htpasswd file")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(handler=_import)
+
+
+def read_password(from_stdin: bool) -> str:
+    """From stdin (one line, newline dropped) or, on a terminal, prompted twice."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ValueError("the passwords do not match")
+    else:
+        raise ValueError("no terminal to prompt on: pipe the password with --password-stdin")
+    if not password:
+        raise ValueError("the password is empty")
+    if len(password) > 1024:
+        raise ValueError("the password is longer than 1024 characters")
+    return password
+
+
+def _hash(settings: Settings, password: str) -> str:
+    hashed: str = make_context(settings.bcrypt_rounds).hash(password)
+    return hashed
+
+
+def _run(args: argparse.Namespace, work: Any) -> int:
+    settings = settings_from(args)
+    try:
+        with_database(settings, lambda db: work(settings, db))
+    except (accounts.AccountError, ValueError) as exc:
+        return fail(str(exc))
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    try:
+        password = read_password(args.password_stdin)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    async def work(settings: Settings, db: Database) -> None:
+        await accounts.create_user(db, args.name, _hash(settings, password), admin=args.admin)
+        host = settings.url.split("://", 1)[-1]
+        print(f"created user {args.name}{' (admin)' if args.admin else ''}; log in with: docker login {host} -u {args.name}")
+
+    return _run(args, work)
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    try:
+        password = read_password(args.password_stdin)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    async def work(settings: Settings, db: Database) -> None:
+        await accounts.set_password(db, args.name, _hash(settings, password))
+        print(f"password changed for {args.name}; their docker logins (refresh tokens) were revoked")
+
+    return _run(args, work)
+
+
+def _disable(args: argparse.Namespace) -> int:
+    async def work(settings: Settings, db: Database) -> None:
+        await accounts.set_disabled(db, args.name, args.disabled)
+        print(f"user {args.name} {'disabled' if args.disabled else 'enabled'}")
+
+    return _run(args, work)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    async def work(settings: Settings, db: Database) -> None:
+        await accounts.remove_user(db, args.name)
+        print(f"removed user {args.name}")
+
+    return _run(args, work)
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def work(settings: Settings, db: Database) -> None:
+        users = await accounts.list_users(db)
+        if args.json:
+            for u in users:
+                print(json.dumps({"name": u.name, "admin": u.admin, "disabled": u.disabled, "teams": list(u.teams),
+                                  "created_at": u.created_at.isoformat()}))
+            return
+        print_table(["name", "admin", "disabled", "teams", "created"],
+                    [(u.name, "yes" if u.admin else "", "yes" if u.disabled else "", ",".join(u.teams),
+                      u.created_at.strftime("%Y-%m-%d %H:%M")) for u in users])
+
+    return _run(args, work)
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        text = args.file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return fail(f"cannot read {args.file}: {exc}")
+    entries, skipped = accounts.parse_htpasswd(text)
+
+    async def work(settings: Settings, db: Database) -> None:
+        imported = 0
+        for name, hashed in entries:
+            try:
+                await accounts.create_user(db, name, hashed)
+                imported += 1
+            except accounts.AccountError as exc:
+                skipped.append(str(exc))
+        for reason in skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
+        print(f"imported {imported} user(s) from {args.file}; their passwords work unchanged")
+
+    return _run(args, work)
