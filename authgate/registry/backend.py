@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -33,7 +33,11 @@ async def _v2(request: Request) -> Response:
     target = match(request.method, request.path_params["rest"], request.query_params)
     identity = await guard(request, target)
     backend: Backend = resources_of(request).extras[BACKEND_KEY]
-    response = await backend.handle(request, target, identity)
+    try:
+        response = await backend.handle(request, target, identity)
+    except ClientDisconnect:
+        # Nobody is listening; the store already kept a resumable session or nothing.
+        return Response(status_code=400)
     response.headers.setdefault(*API_VERSION_HEADER)
     return response
 

@@ -1,41 +1,66 @@
-"""The embedded backend: answers the `/v2/` operations from the filesystem blob store."""
+"""The embedded backend: answers the `/v2/` operations from the filesystem store in the data dir."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authgate.auth.identity import Identity
-from authgate.errors import ErrorCode, RegistryError
+from authgate.registry import blobs, listing, manifests, uploads
+from authgate.registry.context import Handler, Stores
 from authgate.registry.routes import Target
 from authgate.settings import Settings
+from authgate.storage.filesystem import FilesystemBlobStore
+from authgate.storage.layout import Layout
+from authgate.storage.manifests import FilesystemManifestStore
+from authgate.storage.recovery import recover
 
-Handler = Callable[[Request, Target, Identity], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
-async def _base(request: Request, target: Target, identity: Identity) -> Response:
+async def _base(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
     return JSONResponse({})
 
 
-async def _catalog(request: Request, target: Target, identity: Identity) -> Response:
-    return JSONResponse({"repositories": []})
-
-
 class EmbeddedBackend:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._handlers: dict[str, Handler] = {"base": _base, "catalog": _catalog}
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self._handlers: dict[str, Handler] = {
+            "base": _base, **blobs.HANDLERS, **uploads.HANDLERS, **manifests.HANDLERS, **listing.HANDLERS,
+        }
 
     async def handle(self, request: Request, target: Target, identity: Identity) -> Response:
-        handler = self._handlers.get(target.route.handler)
-        if handler is None:
-            raise RegistryError(ErrorCode.UNSUPPORTED, f"{target.route.handler} is not implemented yet")
-        return await handler(request, target, identity)
+        return await self._handlers[target.route.handler](self.stores, request, target, identity)
+
+
+def store_layout(settings: Settings) -> Layout:
+    return Layout(settings.data / "registry")
+
+
+async def _expire_forever(store: FilesystemBlobStore, every: float) -> None:
+    while True:
+        try:
+            await store.expire_uploads()
+        except OSError:
+            log.exception("could not expire abandoned uploads")
+        await anyio.sleep(every)
 
 
 @asynccontextmanager
 async def open_embedded(settings: Settings) -> AsyncIterator[EmbeddedBackend]:
-    yield EmbeddedBackend(settings)
+    """Recover the store (see `storage.recovery`), then serve it; abandoned uploads expire meanwhile."""
+    layout = store_layout(settings)
+    await anyio.to_thread.run_sync(recover, layout)
+    blob_store = FilesystemBlobStore(layout, max_blob_size=settings.max_blob_size,
+                                     upload_max_age=settings.upload_max_age)
+    stores = Stores(settings, blob_store, FilesystemManifestStore(layout, settings.max_manifest_size))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_expire_forever, blob_store, max(1.0, min(settings.upload_max_age / 4, 3600)))
+        yield EmbeddedBackend(stores)
+        tasks.cancel_scope.cancel()

@@ -1,0 +1,69 @@
+"""What every embedded handler shares: the stores, the audit call, and the spec's response headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authgate.audit.events import AuditEvent
+from authgate.auth.identity import Identity
+from authgate.errors import ErrorCode, RegistryError
+from authgate.reference import Digest, RepositoryName
+from authgate.registry.guard import client_address, record_audit
+from authgate.registry.routes import Target
+from authgate.resources import resources_of
+from authgate.settings import Settings
+from authgate.storage.base import BlobStore, ManifestStore
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    settings: Settings
+    blobs: BlobStore
+    manifests: ManifestStore
+
+
+Handler = Callable[[Stores, Request, Target, Identity], Awaitable[Response]]
+
+
+async def audit(request: Request, identity: Identity, target: Target, action: str, **fields: Any) -> None:
+    """Record `action` for this request; never fails the request (see `record_audit`)."""
+    if action.endswith(":failure"):
+        fields.setdefault("outcome", "failure")
+    event = AuditEvent(
+        action=action, actor=identity.subject,
+        repository=str(target.repository) if target.repository else None,
+        address=client_address(request), user_agent=request.headers.get("user-agent"),
+        request_id=request.headers.get("x-request-id"), **fields,
+    )
+    await record_audit(resources_of(request), event)
+
+
+def blob_location(name: RepositoryName, digest: Digest) -> str:
+    return f"/v2/{name}/blobs/{digest}"
+
+
+def upload_headers(name: RepositoryName, upload_id: str, size: int) -> dict[str, str]:
+    """Location, Range (`0-<last byte>`, "0-0" when empty, as distribution does) and the session id."""
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+def empty(status: int, headers: dict[str, str]) -> Response:
+    return Response(status_code=status, headers={**headers, "Content-Length": "0"})
+
+
+def declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise RegistryError(ErrorCode.SIZE_INVALID, f"Content-Length {raw[:40]!r} is not a number")
+    return int(raw)

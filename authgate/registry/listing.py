@@ -1,0 +1,82 @@
+"""Listings: `/v2/_catalog` filtered by permission, `tags/list`, and the referrers API.
+
+Pagination follows the spec ("Listing Tags"): `n` results after `last`, and a `Link` header with
+`rel="next"` when more remain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from authgate.auth.identity import Identity
+from authgate.errors import ErrorCode, RegistryError
+from authgate.registry.context import Handler, Stores
+from authgate.registry.guard import client_address
+from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
+from authgate.registry.routes import Target
+from authgate.resources import resources_of
+from authgate.scope import satisfies
+
+#: The most results one page holds, whatever `n` asks (the spec lets a registry return fewer).
+PAGE_LIMIT = 1000
+
+
+def paginate(items: Sequence[str], request: Request, path: str) -> tuple[list[str], dict[str, str]]:
+    """The page after `last` of at most `n` items, and the `Link` header to the next page if any."""
+    raw_n = request.query_params.get("n")
+    limit = PAGE_LIMIT
+    if raw_n is not None:
+        if not raw_n.isdigit():
+            raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, f"n must be a non-negative integer, not "
+                                f"{raw_n[:40]!r}")
+        limit = min(int(raw_n), PAGE_LIMIT)
+    last = request.query_params.get("last")
+    remaining = [item for item in items if last is None or item > last]
+    page = remaining[:limit]
+    headers = {}
+    if page and len(remaining) > limit:
+        headers["Link"] = f'<{path}?{urlencode({"n": limit, "last": page[-1]})}>; rel="next"'
+    return page, headers
+
+
+async def catalog(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    policy = resources_of(request).policy
+    address = client_address(request)
+    visible = [name for name in await stores.manifests.repositories()
+               if satisfies(policy.allowed_actions(identity.subject, name, address), "pull")]
+    page, headers = paginate(visible, request, "/v2/_catalog")
+    return JSONResponse({"repositories": page}, headers=headers)
+
+
+async def tags_list(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    assert target.repository
+    tags = await stores.manifests.tags(target.repository)
+    if tags is None:
+        raise RegistryError(ErrorCode.NAME_UNKNOWN, f"repository {target.repository} is not known to the registry",
+                            detail={"name": str(target.repository)})
+    page, headers = paginate(tags, request, f"/v2/{target.repository}/tags/list")
+    return JSONResponse({"name": str(target.repository), "tags": page}, headers=headers)
+
+
+async def referrers(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    """An image index of the manifests whose `subject` is the digest; unknown digests give an empty one."""
+    assert target.repository and target.digest
+    wanted = request.query_params.get("artifactType")
+    descriptors = []
+    for manifest in await stores.manifests.referrers(target.repository, target.digest):
+        parsed = parse_manifest(manifest.body, manifest.media_type)
+        if wanted is not None and parsed.artifact_type != wanted:
+            continue
+        descriptors.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.body),
+                                      artifact_type=parsed.artifact_type, annotations=parsed.annotations).as_json())
+    headers = {"OCI-Filters-Applied": "artifactType"} if wanted is not None else {}
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}).encode()
+    return Response(body, headers=headers, media_type=OCI_INDEX)
+
+
+HANDLERS: dict[str, Handler] = {"catalog": catalog, "tags_list": tags_list, "referrers": referrers}

@@ -1,0 +1,151 @@
+"""Manifest GET/HEAD/PUT/DELETE by tag or digest, with immutable tags and the audit trail of pushes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authgate.auth.identity import Identity
+from authgate.errors import ErrorCode, RegistryError
+from authgate.reference import Digest, Tag
+from authgate.registry.context import Handler, Stores, audit, declared_length, empty
+from authgate.registry.manifest_format import parse_manifest
+from authgate.registry.routes import Target
+from authgate.resources import resources_of
+from authgate.storage.base import StoredManifest
+
+
+def _unknown(target: Target) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_UNKNOWN, f"manifest {target.reference} is not in {target.repository}",
+                         detail={"reference": str(target.reference)})
+
+
+async def manifest_get(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    assert target.repository and target.reference
+    manifest = await stores.manifests.get_manifest(target.repository, target.reference)
+    if manifest is None:
+        raise _unknown(target)
+    headers = {
+        "Docker-Content-Digest": str(manifest.digest),
+        "ETag": f'"{manifest.digest}"',
+        "Content-Length": str(len(manifest.body)),
+        "Content-Type": manifest.media_type,
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    if stores.settings.audit_pulls in ("manifests", "all"):
+        await audit(request, identity, target, "manifest:pull", reference=str(target.reference),
+                    digest=str(manifest.digest), size=len(manifest.body))
+    return Response(manifest.body, headers=headers)
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    too_large = RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
+    length = declared_length(request)
+    if length is not None and length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _immutable_rule(request: Request, target: Target, tag: Tag) -> str | None:
+    """The policy rule that makes `tag` immutable, if the policy engine has such rules."""
+    rule = getattr(resources_of(request).policy, "immutable_tag_rule", None)
+    if rule is None:
+        return None
+    found = rule(str(target.repository), str(tag))
+    return str(found) if found else None
+
+
+def _denied_immutable(tag: Tag, rule: str) -> RegistryError:
+    return RegistryError(ErrorCode.DENIED, f"tag {tag} is immutable (policy rule {rule!r}); push a new tag instead",
+                         detail={"tag": str(tag), "rule": rule})
+
+
+async def _check_references(stores: Stores, target: Target, body: bytes, content_type: str | None
+                            ) -> tuple[str, Digest | None]:
+    assert target.repository
+    parsed = parse_manifest(body, content_type)
+    for descriptor in parsed.blobs:
+        if await stores.blobs.blob_size(target.repository, descriptor.digest) is None:
+            raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, f"blob {descriptor.digest} is not in "
+                                f"{target.repository}; push it first", detail={"digest": str(descriptor.digest)})
+        await stores.blobs.link(target.repository, descriptor.digest)  # refreshes gc's grace period
+    for descriptor in parsed.manifests:
+        if await stores.manifests.resolve(target.repository, descriptor.digest) is None:
+            raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, f"manifest {descriptor.digest} is not in "
+                                f"{target.repository}; push it first", detail={"digest": str(descriptor.digest)})
+    return parsed.media_type, parsed.subject.digest if parsed.subject else None
+
+
+async def manifest_put(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    assert target.repository and target.reference
+    tag = target.tag
+    try:
+        body = await _read_bounded(request, stores.settings.max_manifest_size)
+        if isinstance(target.reference, Digest):
+            digest = Digest.of(body, target.reference.algorithm)
+            if digest != target.reference:
+                raise RegistryError(ErrorCode.DIGEST_INVALID, f"the manifest's digest is {digest}, not "
+                                    f"{target.reference}", detail={"digest": str(target.reference)})
+        else:
+            digest = Digest.of(body)
+        media_type, subject = await _check_references(stores, target, body, request.headers.get("content-type"))
+        if tag is not None:
+            current = await stores.manifests.resolve(target.repository, tag)
+            rule = _immutable_rule(request, target, tag) if current not in (None, digest) else None
+            if rule:
+                raise _denied_immutable(tag, rule)
+        previous = await stores.manifests.put_manifest(
+            target.repository, StoredManifest(digest, media_type, body), tag, subject)
+    except RegistryError as error:
+        reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
+            error.code, error.message)
+        await audit(request, identity, target, "manifest:push:failure", reference=str(target.reference),
+                    reason=reason)
+        raise
+    fields = {"reference": str(tag) if tag else None, "digest": str(digest), "size": len(body)}
+    await audit(request, identity, target, "manifest:push", **fields)
+    if tag is not None and previous is not None and previous != digest:
+        await audit(request, identity, target, "tag:move", **fields, details={"from": str(previous)})
+    headers = {"Location": f"/v2/{target.repository}/manifests/{digest}", "Docker-Content-Digest": str(digest)}
+    if subject is not None:
+        headers["OCI-Subject"] = str(subject)
+    return empty(201, headers)
+
+
+async def manifest_delete(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
+    assert target.repository and target.reference
+    name, reference = target.repository, target.reference
+    if isinstance(reference, Tag):
+        tags = [reference] if await stores.manifests.resolve(name, reference) else []
+    else:
+        tags = await stores.manifests.tags_pointing_at(name, reference)
+    for tag in tags:
+        rule = _immutable_rule(request, target, tag)
+        if rule:
+            await audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
+                        reason="immutable tag")
+            raise _denied_immutable(tag, rule)
+    if isinstance(reference, Tag):
+        digest = await stores.manifests.resolve(name, reference)
+        if digest is None or not await stores.manifests.delete_tag(name, reference):
+            raise _unknown(target)
+    else:
+        digest = reference
+        if await stores.manifests.delete_manifest(name, reference) is None:
+            raise _unknown(target)
+    await audit(request, identity, target, "manifest:delete", reference=str(reference), digest=str(digest),
+                details={"tags": [str(t) for t in tags]} if tags else None)
+    return empty(202, {})
+
+
+HANDLERS: dict[str, Handler] = {
+    "manifest_get": manifest_get,
+    "manifest_put": manifest_put,
+    "manifest_delete": manifest_delete,
+}

@@ -1,0 +1,104 @@
+"""Hash, count and limit a body on its way to disk, so no upload can skip any of the three.
+
+The request body arrives in small pieces (~64 KiB from uvicorn). They are gathered into ~1 MiB
+batches and handed to one writer thread, which hashes and writes them: hashlib releases the GIL on
+large buffers, so hashing and disk I/O overlap with receiving the next batch, and the event loop
+never blocks on either. At most `_QUEUE_DEPTH + 2` batches are in memory whatever the body size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterable, Callable
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from authgate.errors import ErrorCode, RegistryError
+from authgate.reference import Digest
+
+BATCH_SIZE = 1024 * 1024
+_QUEUE_DEPTH = 4
+
+
+class SizeLimitExceeded(RegistryError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(ErrorCode.TOO_LARGE, f"blob exceeds the configured maximum of {limit} bytes")
+
+
+class DigestingWriter:
+    """Append a stream to `file` at its current position, hashing (sha256 unless told) and counting.
+
+    `hasher` continues a hash already computed over the first `offset` bytes (a resumed upload);
+    `limit` is the maximum total size, checked before each byte is written.
+    """
+
+    def __init__(self, file: BinaryIO, *, limit: int, offset: int = 0, algorithm: str = "sha256",
+                 hasher: "hashlib._Hash | None" = None) -> None:
+        self.file = file
+        self.limit = limit
+        self.offset = offset
+        self.count = 0
+        self.algorithm = algorithm
+        self.hasher = hasher if hasher is not None else hashlib.new(algorithm)
+
+    @property
+    def total(self) -> int:
+        return self.offset + self.count
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self.hasher.hexdigest())
+
+    def _write(self, batch: bytes) -> None:
+        self.hasher.update(batch)
+        self.file.write(batch)
+        self.count += len(batch)
+
+    async def _drain(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        async with receive:
+            async for batch in receive:
+                await anyio.to_thread.run_sync(self._write, batch)
+
+    async def consume(self, source: AsyncIterable[bytes]) -> None:
+        """Write all of `source`. On failure (disconnect, limit) the file holds a prefix of the body and
+        `hasher`/`count` describe exactly that prefix, so a session can resume from it."""
+        try:
+            await self._consume(source)
+        except BaseExceptionGroup as group:
+            raise _first_leaf(group) from None
+
+    async def _consume(self, source: AsyncIterable[bytes]) -> None:
+        send, receive = anyio.create_memory_object_stream[bytes](_QUEUE_DEPTH)
+        received = self.total
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._drain, receive)
+            async with send:
+                pending = bytearray()
+                async for chunk in source:
+                    received += len(chunk)
+                    if received > self.limit:
+                        raise SizeLimitExceeded(self.limit)
+                    pending += chunk
+                    if len(pending) >= BATCH_SIZE:
+                        await send.send(bytes(pending))
+                        pending.clear()
+                if pending:
+                    await send.send(bytes(pending))
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def hash_file(path_open: Callable[[], BinaryIO], algorithm: str) -> tuple[Digest, int]:
+    """Hash a file in batches (run in a thread): for resumed uploads whose hash state was lost."""
+    hasher = hashlib.new(algorithm)
+    size = 0
+    with path_open() as file:
+        while batch := file.read(BATCH_SIZE):
+            hasher.update(batch)
+            size += len(batch)
+    return Digest(algorithm, hasher.hexdigest()), size

@@ -1,0 +1,233 @@
+"""The embedded blob store: content-addressed files in the data dir, uploads as session files.
+
+A blob enters `blobs/` only by a rename after its digest was verified, so every readable blob is
+complete and matches its name, whatever moment the process dies. Upload sessions survive a
+restart (their hash state does not: a commit then re-hashes the file from disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+
+from authgate.errors import ErrorCode, RegistryError
+from authgate.reference import Digest, RepositoryName
+from authgate.storage.digesting import BATCH_SIZE, DigestingWriter, SizeLimitExceeded, hash_file
+from authgate.storage.layout import Layout, commit_file, remove, write_atomic
+
+log = logging.getLogger(__name__)
+
+_run = anyio.to_thread.run_sync
+
+
+def _unknown_upload() -> RegistryError:
+    return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "upload session unknown or expired; start a new upload")
+
+
+class FilesystemBlobStore:
+    def __init__(self, layout: Layout, *, max_blob_size: int, upload_max_age: int) -> None:
+        self.layout = layout
+        self.max_blob_size = max_blob_size
+        self.upload_max_age = upload_max_age
+        self._locks: dict[str, anyio.Lock] = {}
+        #: upload id -> (hasher, byte count it has seen); valid only while the count is the file size.
+        self._hashers: dict[str, tuple["hashlib._Hash", int]] = {}
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    async def blob_size(self, name: RepositoryName, digest: Digest) -> int | None:
+        def check() -> int | None:
+            if not self.layout.layer_link(name, digest).is_file():
+                return None
+            try:
+                return self.layout.blob(digest).stat().st_size
+            except FileNotFoundError:
+                return None
+
+        return await _run(check)
+
+    async def read_blob(self, digest: Digest, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        file: BinaryIO = await _run(open, self.layout.blob(digest), "rb")
+        try:
+            await _run(file.seek, start)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = BATCH_SIZE if remaining is None else min(BATCH_SIZE, remaining)
+                chunk = await _run(file.read, size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await _run(file.close)
+
+    async def read_blob_bytes(self, digest: Digest, limit: int) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                with open(self.layout.blob(digest), "rb") as file:
+                    data = file.read(limit + 1)
+            except FileNotFoundError:
+                return None
+            return data if len(data) <= limit else None
+
+        return await _run(read)
+
+    async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
+        size = await self.blob_size(source, digest)
+        if size is None:
+            return None
+        await self.link(name, digest)
+        return size
+
+    async def link(self, name: RepositoryName, digest: Digest) -> None:
+        """Link an existing blob into `name`, refreshing its time so gc's grace period covers it."""
+
+        def link() -> None:
+            os.utime(self.layout.blob(digest))
+            if not self.layout.layer_link(name, digest).exists():
+                write_atomic(self.layout, self.layout.layer_link(name, digest), b"")
+
+        await _run(link)
+
+    async def unlink_blob(self, name: RepositoryName, digest: Digest) -> bool:
+        return await _run(remove, self.layout.layer_link(name, digest))
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    async def start_upload(self, name: RepositoryName) -> str:
+        upload_id = str(uuid.uuid4())
+
+        def create() -> None:
+            directory = self.layout.upload(upload_id)
+            directory.mkdir(parents=True)
+            (directory / "data").touch()
+            (directory / "repository").write_text(name.value)
+
+        await _run(create)
+        return upload_id
+
+    def _lock(self, upload_id: str) -> anyio.Lock:
+        return self._locks.setdefault(upload_id, anyio.Lock())
+
+    async def _size(self, name: RepositoryName, upload_id: str) -> int:
+        def size() -> int:
+            directory = self.layout.upload(upload_id)
+            try:
+                owner = (directory / "repository").read_text()
+                if owner != name.value:
+                    raise _unknown_upload()
+                return (directory / "data").stat().st_size
+            except (FileNotFoundError, NotADirectoryError):
+                raise _unknown_upload() from None
+
+        return await _run(size)
+
+    async def upload_size(self, name: RepositoryName, upload_id: str) -> int:
+        return await self._size(name, upload_id)
+
+    async def append(self, name: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
+                     start: int | None = None) -> int:
+        async with self._lock(upload_id):
+            size = await self._size(name, upload_id)
+            if start is not None and start != size:
+                raise RegistryError(ErrorCode.RANGE_INVALID, f"chunk starts at {start} but the upload has {size} bytes;"
+                                    " resume from the Range this session reports", status=416,
+                                    headers={"Range": f"0-{max(size - 1, 0)}"})
+            cached = self._hashers.pop(upload_id, None)
+            hasher = cached[0] if cached and cached[1] == size else None
+            file: BinaryIO = await _run(open, self.layout.upload(upload_id) / "data", "ab")
+            writer = DigestingWriter(file, limit=self.max_blob_size, offset=size, hasher=hasher)
+            try:
+                await writer.consume(body)
+            except SizeLimitExceeded:
+                await _run(file.close)
+                await self._discard(upload_id)  # past the limit: nothing is left behind
+                raise
+            finally:
+                await _run(file.close)
+            # Without the hash of the earlier bytes (restart, failed chunk) `commit` re-hashes from disk.
+            if hasher is not None or size == 0:
+                self._hashers[upload_id] = (writer.hasher, writer.total)
+            return writer.total
+
+    async def commit(self, name: RepositoryName, upload_id: str, digest: Digest) -> int:
+        async with self._lock(upload_id):
+            size = await self._size(name, upload_id)
+            data = self.layout.upload(upload_id) / "data"
+            cached = self._hashers.pop(upload_id, None)
+            if cached and cached[1] == size and cached[0].name == digest.algorithm:
+                actual = Digest(digest.algorithm, cached[0].hexdigest())
+            else:
+                actual, size = await _run(hash_file, lambda: open(data, "rb"), digest.algorithm)
+            if actual != digest:
+                await self._discard(upload_id)
+                raise RegistryError(ErrorCode.DIGEST_INVALID, f"the uploaded content has digest {actual}, not"
+                                    f" {digest}; the upload was discarded", detail={"digest": str(digest)})
+
+            def move() -> None:
+                target = self.layout.blob(digest)
+                if target.exists():
+                    os.utime(target)
+                else:
+                    with open(data, "rb") as file:
+                        os.fsync(file.fileno())
+                    commit_file(data, target)
+                write_atomic(self.layout, self.layout.layer_link(name, digest), b"")
+
+            await _run(move)
+            await self._discard(upload_id)
+            return size
+
+    async def cancel(self, name: RepositoryName, upload_id: str) -> None:
+        async with self._lock(upload_id):
+            await self._size(name, upload_id)
+            await self._discard(upload_id)
+
+    async def _discard(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+        await _run(lambda: shutil.rmtree(self.layout.upload(upload_id), ignore_errors=True))
+
+    async def put_blob(self, name: RepositoryName, digest: Digest, body: AsyncIterable[bytes]) -> int:
+        upload_id = await self.start_upload(name)
+        try:
+            await self.append(name, upload_id, body)
+            return await self.commit(name, upload_id, digest)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._discard(upload_id)
+            raise
+
+    async def expire_uploads(self) -> list[str]:
+        """Remove sessions untouched for `upload_max_age` seconds; the ids removed."""
+        cutoff = time.time() - self.upload_max_age
+
+        def stale() -> list[str]:
+            found = []
+            for entry in os.scandir(self.layout.uploads):
+                data = Path(entry.path) / "data"
+                try:
+                    touched = data.stat().st_mtime
+                except FileNotFoundError:
+                    touched = entry.stat().st_mtime
+                if touched < cutoff:
+                    found.append(entry.name)
+            return found
+
+        expired = [u for u in await _run(stale) if not self._lock(u).locked()]
+        for upload_id in expired:
+            await self._discard(upload_id)
+        if expired:
+            log.info("removed %d abandoned upload sessions", len(expired))
+        return expired

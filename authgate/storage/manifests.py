@@ -1,0 +1,167 @@
+"""Manifests, tags, referrers and the repository list of the embedded store.
+
+A manifest's bytes are a blob; a repository holds it through a revision link (which records the
+media type), a tag is a file holding a digest. Writes go blob, then revision, then tag; deletes go
+tags first, then the revision: so a tag never points at a manifest that is not there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from authgate.reference import Digest, RepositoryName, Tag
+from authgate.storage.base import StoredManifest
+from authgate.storage.layout import Layout, commit_file, read_text, remove, write_atomic
+
+_run = anyio.to_thread.run_sync
+
+
+class FilesystemManifestStore:
+    def __init__(self, layout: Layout, max_manifest_size: int) -> None:
+        self.layout = layout
+        self.max_manifest_size = max_manifest_size
+        #: One writer at a time for tag moves and deletes, so "old tag value" reads are exact.
+        self._write_lock = anyio.Lock()
+
+    def _resolve(self, name: RepositoryName, reference: Tag | Digest) -> Digest | None:
+        if isinstance(reference, Tag):
+            raw = read_text(self.layout.tag(name, reference))
+            if raw is None:
+                return None
+            digest = Digest.parse(raw.strip())
+        else:
+            digest = reference
+        return digest if self.layout.revision(name, digest).is_file() else None
+
+    async def resolve(self, name: RepositoryName, reference: Tag | Digest) -> Digest | None:
+        return await _run(self._resolve, name, reference)
+
+    def _load(self, name: RepositoryName, digest: Digest) -> StoredManifest | None:
+        media_type = read_text(self.layout.revision(name, digest))
+        if media_type is None:
+            return None
+        try:
+            with open(self.layout.blob(digest), "rb") as file:
+                body = file.read(self.max_manifest_size + 1)
+        except FileNotFoundError:
+            return None
+        return StoredManifest(digest, media_type, body)
+
+    async def get_manifest(self, name: RepositoryName, reference: Tag | Digest) -> StoredManifest | None:
+        def get() -> StoredManifest | None:
+            digest = self._resolve(name, reference)
+            return None if digest is None else self._load(name, digest)
+
+        return await _run(get)
+
+    async def put_manifest(self, name: RepositoryName, manifest: StoredManifest, tag: Tag | None,
+                           subject: Digest | None) -> Digest | None:
+        def put() -> Digest | None:
+            blob = self.layout.blob(manifest.digest)
+            if blob.exists():
+                os.utime(blob)
+            else:
+                temp = self.layout.temp_path()
+                with open(temp, "wb") as file:
+                    file.write(manifest.body)
+                    file.flush()
+                    os.fsync(file.fileno())
+                commit_file(temp, blob)
+            write_atomic(self.layout, self.layout.revision(name, manifest.digest), manifest.media_type.encode())
+            if subject is not None:
+                write_atomic(self.layout, self.layout.referrer(name, subject, manifest.digest), b"")
+            if tag is None:
+                return None
+            previous = self._resolve(name, tag)
+            if previous != manifest.digest:
+                write_atomic(self.layout, self.layout.tag(name, tag), str(manifest.digest).encode())
+            return previous
+
+        async with self._write_lock:
+            return await _run(put)
+
+    def _tags_pointing_at(self, name: RepositoryName, digest: Digest) -> list[Tag]:
+        found = []
+        for tag in self._tag_names(name) or []:
+            if (read_text(self.layout.tags(name) / tag) or "").strip() == str(digest):
+                found.append(Tag(tag))
+        return found
+
+    async def tags_pointing_at(self, name: RepositoryName, digest: Digest) -> list[Tag]:
+        return await _run(self._tags_pointing_at, name, digest)
+
+    async def delete_manifest(self, name: RepositoryName, digest: Digest) -> list[Tag] | None:
+        def delete() -> list[Tag] | None:
+            manifest = self._load(name, digest)
+            if manifest is None:
+                return None
+            tags = self._tags_pointing_at(name, digest)
+            for tag in tags:
+                remove(self.layout.tag(name, tag))
+            subject = subject_of(manifest.body)
+            if subject is not None:
+                remove(self.layout.referrer(name, subject, digest))
+            remove(self.layout.revision(name, digest))
+            return tags
+
+        async with self._write_lock:
+            return await _run(delete)
+
+    async def delete_tag(self, name: RepositoryName, tag: Tag) -> bool:
+        async with self._write_lock:
+            return await _run(remove, self.layout.tag(name, tag))
+
+    def _tag_names(self, name: RepositoryName) -> list[str] | None:
+        directory = self.layout.tags(name)
+        if not self.layout.revisions(name).is_dir():
+            return None
+        try:
+            return sorted(entry.name for entry in os.scandir(directory) if entry.is_file())
+        except FileNotFoundError:
+            return []
+
+    async def tags(self, name: RepositoryName) -> list[str] | None:
+        return await _run(self._tag_names, name)
+
+    async def repositories(self) -> list[str]:
+        def walk() -> list[str]:
+            root = self.layout.repositories
+            found = []
+            for directory, subdirs, _files in os.walk(root):
+                if "_manifests" in subdirs:
+                    found.append(str(Path(directory).relative_to(root)))
+                subdirs[:] = [d for d in subdirs if not d.startswith("_")]
+            return sorted(found)
+
+        return await _run(walk)
+
+    async def referrers(self, name: RepositoryName, subject: Digest) -> list[StoredManifest]:
+        def collect() -> list[StoredManifest]:
+            directory = self.layout.referrers(name, subject)
+            try:
+                entries = sorted(entry.name for entry in os.scandir(directory))
+            except FileNotFoundError:
+                return []
+            found = []
+            for entry in entries:
+                algorithm, _, hex_ = entry.partition("-")
+                manifest = self._load(name, Digest(algorithm, hex_))
+                if manifest is not None:
+                    found.append(manifest)
+            return found
+
+        return await _run(collect)
+
+
+def subject_of(body: bytes) -> Digest | None:
+    """The `subject` digest of a stored manifest (already validated when it was pushed)."""
+    try:
+        document = json.loads(body)
+        return Digest.parse(document["subject"]["digest"])
+    except Exception:  # noqa: BLE001 - no subject, or not one we stored
+        return None
