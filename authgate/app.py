@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import RequestIdMiddleware
-from authgate.audit.recorder import AuditRecorder
+from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.db.session import Database
@@ -51,6 +51,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *token_routes(),
         *registry_routes(),
+        *audit_routes(),
     ]
 
 
@@ -63,9 +64,7 @@ def create_app(settings: Settings) -> Starlette:
             db = Database(settings.database)
             stack.push_async_callback(db.close)
             await db.upgrade()
-            audit = AuditRecorder(db, settings.data)
-            await audit.start()
-            stack.push_async_callback(audit.stop)
+            audit = await open_audit(settings, db, stack)
             policy_store = PolicyStore(settings.policies) if settings.policies is not None else None
             app.state.resources = Resources(
                 settings=settings,

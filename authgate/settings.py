@@ -79,6 +79,8 @@ class Settings:
     audit_pulls: Literal["off", "manifests", "all"] = "off"
     notification_secret: str = ""
     webhook_url: str = ""
+    #: When set, webhook bodies carry `X-Authgate-Signature: sha256=<HMAC-SHA256 of the body>`.
+    webhook_secret: str = ""
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -7,7 +7,7 @@ arriving, and served by the `(repository|actor_name|action, seq)` indexes.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -71,14 +71,20 @@ class AuditFilter:
         return query
 
 
-def row_to_dict(row: AuditRow) -> dict[str, Any]:
-    """The public form of an event: what `list --json`, export and the API show."""
-    values = {name: getattr(row, name) for name in FIELDS}
-    values["time"] = format_time(row.time)
-    values["actor"] = f"{row.actor_type}:{row.actor_name}" if row.actor_type != "anonymous" else "anonymous"
-    values["prev_hash"] = row.prev_hash
-    values["hash"] = row.hash
+def public_form(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The public form of an event: what `list --json`, export, the API and the webhook show."""
+    values = {name: row.get(name) for name in FIELDS}
+    values["time"] = format_time(row["time"])
+    values["actor"] = f"{row['actor_type']}:{row['actor_name']}" if row["actor_type"] != "anonymous" else "anonymous"
+    values["prev_hash"] = row.get("prev_hash")
+    values["hash"] = row.get("hash")
     return values
+
+
+def row_to_dict(row: AuditRow) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in FIELDS}
+    values["prev_hash"], values["hash"] = row.prev_hash, row.hash
+    return public_form(values)
 
 
 async def list_events(db: Database, flt: AuditFilter, limit: int = 100, before: int | None = None

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from authgate.cli import audit as audit_commands
 from authgate.cli import db as db_commands
 from authgate.cli import policy as policy_commands
 from authgate.cli import keys as keys_commands
@@ -19,7 +20,7 @@ from authgate.settings import SettingsError
 
 #: Modules with `register(subparsers)`; each adds one command group.
 COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands, user_commands, team_commands,
-                   robot_commands, keys_commands, token_commands]
+                   robot_commands, keys_commands, token_commands, audit_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

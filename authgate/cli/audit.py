@@ -1,0 +1,132 @@
+"""`authgate audit list | export | verify | prune`: read and check the audit log from the shell.
+
+Works on the same database as a running `authgate serve` (SQLite or PostgreSQL); events still in
+the server's queue appear within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from authgate.audit.export import write_export
+from authgate.audit.query import AuditFilter, iter_events, list_events, parse_time
+from authgate.audit.verify import PruneRefused, prune, verify
+from authgate.cli.common import fail, print_json_lines, print_table, settings_from, with_database
+from authgate.db.session import Database
+
+_TABLE = ("seq", "time", "actor", "action", "repository", "reference", "digest", "outcome", "address")
+
+
+def _time(text: str) -> Any:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repository", metavar="R", help="only events on repository R (exact name)")
+    parser.add_argument("--actor", metavar="A", help="only events by A (a name, or user:NAME / robot:NAME)")
+    parser.add_argument("--action", metavar="X", help="only actions X (exact, or a prefix such as `manifest`)")
+    parser.add_argument("--since", metavar="T", type=_time, help="from time T (ISO 8601, or an age: 24h, 7d)")
+    parser.add_argument("--until", metavar="T", type=_time, help="before time T (ISO 8601, or an age)")
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("audit", help="read, export and verify the audit log")
+    audit_sub = parser.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
+
+    listing = audit_sub.add_parser("list", help="recent events, newest first")
+    _filters(listing)
+    listing.add_argument("--limit", type=int, default=50, help="at most N events (default 50, max 1000)")
+    listing.add_argument("--before", type=int, metavar="SEQ", help="only events older than event SEQ (next page)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    listing.set_defaults(handler=_list)
+
+    export = audit_sub.add_parser("export", help="every matching event, oldest first, with its hashes")
+    _filters(export)
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    export.set_defaults(handler=_export)
+
+    check = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first broken event")
+    check.set_defaults(handler=_verify)
+
+    pruning = audit_sub.add_parser("prune", help="delete events older than a date; the rest stays verifiable")
+    pruning.add_argument("--before", required=True, type=_time, metavar="DATE",
+                         help="delete events recorded before DATE (ISO 8601, or an age such as 90d)")
+    pruning.set_defaults(handler=_prune)
+
+
+def _filter_of(args: argparse.Namespace) -> AuditFilter:
+    return AuditFilter(repository=args.repository, actor=args.actor, action=args.action,
+                       since=args.since, until=args.until)
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        return fail("--limit must be at least 1")
+
+    async def work(db: Database) -> list[dict[str, Any]]:
+        return await list_events(db, _filter_of(args), args.limit, args.before)
+
+    events = with_database(settings_from(args), work)
+    if args.json:
+        print_json_lines(events)
+        return 0
+    if not events:
+        print("no matching events", file=sys.stderr)
+        return 0
+    rows = []
+    for event in events:
+        digest = event["digest"] or ""
+        reference = event["reference"] or ""
+        outcome = event["outcome"] if not event["reason"] else f"{event['outcome']}: {event['reason']}"
+        rows.append([event["seq"], event["time"][:19] + "Z", event["actor"], event["action"],
+                     event["repository"], reference, digest[:19], outcome, event["address"]])
+    print_table(_TABLE, rows)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        events = iter_events(db, _filter_of(args))
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                return await write_export(events, out, args.format)
+        return await write_export(events, sys.stdout, args.format)
+
+    count = with_database(settings_from(args), work)
+    if args.output:
+        print(f"exported {count} events to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    result = with_database(settings_from(args), verify)
+    if result.broken is not None:
+        print(f"audit log is BROKEN at {result.broken.describe()}")
+        print(f"({result.checked} events before it verified)")
+        return 1
+    if result.checked == 0:
+        print("audit log verified: no events (chain intact)")
+    else:
+        print(f"audit log verified: {result.checked} events, {result.first_seq} to {result.last_seq}")
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    async def work(db: Database) -> Any:
+        return await prune(db, args.before)
+
+    try:
+        result = with_database(settings_from(args), work)
+    except PruneRefused as exc:
+        return fail(f"{exc}; nothing was pruned (export the log and investigate first)")
+    if result.deleted == 0:
+        print(f"nothing to prune: no events before {args.before.isoformat()}")
+    else:
+        print(f"pruned {result.deleted} events; the log now starts after event {result.anchor_seq}")
+    return 0

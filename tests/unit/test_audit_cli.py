@@ -1,0 +1,87 @@
+"""`authgate audit …` as a user runs it: table, JSON lines, export, verify (exit 1 naming the event), prune."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from authgate.audit.chain import append_rows, ensure_head, to_row
+from authgate.audit.events import AuditEvent
+from authgate.db.session import Database
+from authgate.subject import Subject
+from tests.support.processes import authgate_env, run_cli
+
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def _seed(data: Path) -> None:
+    async def body() -> None:
+        db = Database(f"sqlite+aiosqlite:///{data / 'authgate.db'}")
+        await db.upgrade()
+        await ensure_head(db)
+        events = [
+            AuditEvent("manifest:push", Subject("user", "alice"), "alice/app", "v1", "sha256:" + "a" * 64, 10,
+                       address="192.0.2.1", time=START),
+            AuditEvent("manifest:push", Subject("user", "bob"), "bob/tool", "latest", "sha256:" + "b" * 64, 20,
+                       time=START + timedelta(days=1)),
+            AuditEvent("manifest:push:failure", Subject("user", "bob"), "alice/app", "v2", outcome="failure",
+                       reason="denied by policy", time=START + timedelta(days=2)),
+            AuditEvent("auth:login:failure", Subject("user", "eve"), outcome="failure", reason="invalid password",
+                       details={"user_agent": "curl, \"quoted\""}, time=START + timedelta(days=3)),
+        ]
+        await append_rows(db, [to_row(e) for e in events])
+        await db.close()
+
+    data.mkdir(parents=True, exist_ok=True)
+    asyncio.run(body())
+
+
+def test_list_export_verify_prune(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _seed(data)
+    env = authgate_env(data)
+
+    table = run_cli(env, "audit", "list").stdout.splitlines()
+    assert table[0].split()[:4] == ["SEQ", "TIME", "ACTOR", "ACTION"]
+    assert table[1].split()[:4] == ["4", "2026-03-04T00:00:00Z", "user:eve", "auth:login:failure"]
+    assert "failure: denied by policy" in table[2]
+
+    lines = run_cli(env, "audit", "list", "--json", "--repository", "alice/app").stdout.splitlines()
+    assert [(e["seq"], e["actor"], e["reference"]) for e in map(json.loads, lines)] == [
+        (3, "user:bob", "v2"), (1, "user:alice", "v1")]
+    by_action = run_cli(env, "audit", "list", "--json", "--action", "manifest:push").stdout.splitlines()
+    assert [json.loads(e)["seq"] for e in by_action] == [3, 2, 1]
+    window = run_cli(env, "audit", "list", "--json", "--since", "2026-03-02", "--until", "2026-03-03").stdout
+    assert [json.loads(e)["seq"] for e in window.splitlines()] == [2]
+    assert run_cli(env, "audit", "list", "--json", "--actor", "bob", "--limit", "1").stdout.count("\n") == 1
+
+    exported = run_cli(env, "audit", "export", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(e)["seq"] for e in exported] == [1, 2, 3, 4]
+    rows = list(csv.DictReader(io.StringIO(run_cli(env, "audit", "export", "--format", "csv").stdout)))
+    assert [r["actor"] for r in rows] == ["user:alice", "user:bob", "user:bob", "user:eve"]
+    assert json.loads(rows[3]["details"]) == {"user_agent": "curl, \"quoted\""}
+
+    assert run_cli(env, "audit", "verify").stdout.startswith("audit log verified: 4 events")
+
+    pruned = run_cli(env, "audit", "prune", "--before", "2026-03-02T12:00:00Z").stdout
+    assert "pruned 2 events" in pruned
+    assert run_cli(env, "audit", "verify").stdout.startswith("audit log verified: 2 events, 3 to 4")
+
+    with sqlite3.connect(data / "authgate.db") as connection:
+        connection.execute("UPDATE audit_events SET reason = 'allowed' WHERE seq = 3")
+    broken = run_cli(env, "audit", "verify", check=False)
+    assert broken.returncode == 1
+    assert "BROKEN at event 3 (manifest:push:failure by user:bob" in broken.stdout
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
+    env = authgate_env(tmp_path / "data")
+    result = run_cli(env, "audit", "list", "--since", "last tuesday", check=False)
+    assert result.returncode == 2 and "is not a time" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli(env, "audit", "export", "--format", "xml", check=False)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
