@@ -18,7 +18,17 @@ from typing import Any
 from authgate.policy.model import ACTIONS, Policy, Rule
 from authgate.subject import Subject
 
-_WILD = ""  # bucket of rules whose first segment is not a plain literal (`**`, `*`, `${user}`)
+# Buckets besides literal first segments; none of these can be a repository path segment.
+_WILD = "*"  # first segment is a wildcard or mixes text and placeholders
+#: First segment exactly `${user}`/`${robot}`/`${team}`: looked up only when the repository's first
+#: segment is the subject's name or one of its teams, so `${user}/**` costs nothing elsewhere.
+_PLACEHOLDER_BUCKETS = {"${user}": "@user", "${robot}": "@robot", "${team}": "@team"}
+
+
+def _bucket(source: str, literal: str | None) -> str:
+    if literal is not None:
+        return literal
+    return _PLACEHOLDER_BUCKETS.get(source.partition("/")[0], _WILD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +98,7 @@ class PolicyEngine:
         index: dict[str, dict[str, list[int]]] = {}
         immutable: dict[str, list[int]] = {}
         for position, rule in enumerate(policy.rules):
-            segments = {glob.first_segment or _WILD for glob in rule.repositories}
+            segments = {_bucket(glob.source, glob.first_segment) for glob in rule.repositories}
             if rule.immutable_tags:
                 for segment in segments:
                     immutable.setdefault(segment, []).append(position)
@@ -101,6 +111,7 @@ class PolicyEngine:
                         bucket.append(position)
         self._index: dict[str, _Buckets] = {k: {s: tuple(v) for s, v in b.items()} for k, b in index.items()}
         self._immutable: _Buckets = {s: tuple(v) for s, v in immutable.items()}
+        self._literal_segments = frozenset(s for b in self._index.values() for s in b)
         file_teams: dict[tuple[str, str], set[str]] = {}
         for team in policy.teams:
             for member in team.members:
@@ -123,17 +134,24 @@ class PolicyEngine:
             keys.extend(f"team:{t}" for t in teams)
         return keys
 
-    def _candidates(self, keys: list[str], segment: str) -> list[int]:
+    def _candidates(self, keys: list[str], segment: str, subject: Subject, teams: frozenset[str]) -> list[int]:
+        extra = []
+        if segment == subject.name and subject.kind in ("user", "robot"):
+            extra.append("@" + subject.kind)
+        if segment in teams:
+            extra.append("@team")
         found: set[int] = set()
         for key in keys:
             buckets = self._index.get(key)
             if buckets:
                 found.update(buckets.get(segment, ()))
                 found.update(buckets.get(_WILD, ()))
+                for name in extra:
+                    found.update(buckets.get(name, ()))
         return sorted(found)
 
     def _matches(self, rule: Rule, subject: Subject, teams: frozenset[str], repository: str,
-                 address: str | None) -> bool:
+                 address: str | None, bound_cache: dict[int, frozenset[str] | None] | None = None) -> bool:
         for glob in rule.repositories:
             m = glob.regex.fullmatch(repository)
             if m is None:
@@ -144,7 +162,12 @@ class PolicyEngine:
                 if "robot" in glob.placeholders and not (subject.kind == "robot" and m["robot"] == subject.name):
                     continue
                 if "team" in glob.placeholders:
-                    bound = rule.bind_subject(subject.kind, subject.name, teams)
+                    if bound_cache is None:
+                        bound = rule.bind_subject(subject.kind, subject.name, teams)
+                    elif id(rule) in bound_cache:
+                        bound = bound_cache[id(rule)]
+                    else:
+                        bound = bound_cache[id(rule)] = rule.bind_subject(subject.kind, subject.name, teams)
                     if not bound or m["team"] not in bound:
                         continue
             return rule.networks is None or rule.matches_address(address)
@@ -156,7 +179,7 @@ class PolicyEngine:
         rules = self._rules
         return [
             rules[i]
-            for i in self._candidates(self._keys(subject, teams), segment)
+            for i in self._candidates(self._keys(subject, teams), segment, subject, teams)
             if self._matches(rules[i], subject, teams, repository, address)
         ]
 
@@ -200,18 +223,22 @@ class PolicyEngine:
         keys = self._keys(subject, teams)
         rules = self._rules
         per_segment: dict[str, list[Rule]] = {}
+        bound_cache: dict[int, frozenset[str] | None] = {}
         out: list[str] = []
         for repository in repositories:
             segment = repository.partition("/")[0]
+            if segment not in self._literal_segments and segment not in teams and segment != subject.name:
+                segment = _WILD  # only wildcard rules can match: share one candidate list
             candidates = per_segment.get(segment)
             if candidates is None:
                 candidates = [
-                    rules[i] for i in self._candidates(keys, segment) if "pull" in rules[i].allow or "pull" in rules[i].deny
+                    rules[i] for i in self._candidates(keys, segment, subject, teams)
+                    if "pull" in rules[i].allow or "pull" in rules[i].deny
                 ]
                 per_segment[segment] = candidates
             allowed = False
             for rule in candidates:
-                if self._matches(rule, subject, teams, repository, address):
+                if self._matches(rule, subject, teams, repository, address, bound_cache):
                     if "pull" in rule.deny:
                         allowed = False
                         break

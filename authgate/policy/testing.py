@@ -15,7 +15,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from authgate.policy.engine import PolicyEngine
-from authgate.policy.load import PolicyIssue
+from authgate.policy.load import _LOADER, PolicyIssue
 from authgate.policy.model import ACTIONS, ALL_ACTIONS
 from authgate.subject import Subject
 
@@ -104,7 +104,7 @@ def _parse_file(filename: str, text: str) -> tuple[list[Case], list[PolicyIssue]
         issues.append(PolicyIssue(filename, _line(node) if node is not None else 1, message))
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         issues.append(PolicyIssue(filename, int(mark.line) + 1 if mark else 1, f"not valid YAML: {exc.problem}"))
