@@ -45,7 +45,7 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def fake_identify(request: Request) -> Identity:
+async def fake_identify(request: Request) -> Identity:
     settings = request.app.state.resources.settings
     header = request.headers.get("authorization", "")
     if not header:
@@ -75,7 +75,7 @@ class RecordingAudit:
 async def registry_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
                           ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
     """The whole app in-process (lifespan included) behind an httpx client, audit recorded."""
-    monkeypatch.setattr(identity_module, "identify", fake_identify, raising=False)
+    monkeypatch.setattr(identity_module, "identify", fake_identify)
     app = create_app(Settings(data=tmp_path / "data", **settings))  # type: ignore[arg-type]
     audit = RecordingAudit()
     async with app.router.lifespan_context(app):
