@@ -1,0 +1,138 @@
+"""An upstream that is down, slow or answering garbage: the client gets a clear 503/504 in the OCI
+format (no upstream address, no trace), the log names the upstream, `/readyz` fails until it
+answers again. Faults are made at the transport seam (httpx MockTransport) or by tiny sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authgate.app import create_app
+from authgate.auth import identity as identity_module
+from authgate.registry.backend import BACKEND_KEY
+from authgate.settings import Settings
+from authgate.storage.upstream import UpstreamBackend, open_upstream
+from tests.api.registry_support import basic, fake_identify
+
+pytestmark = pytest.mark.anyio
+ALICE = basic("alice", "alice-pw")
+DIGEST = "sha256:" + "a" * 64
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str = "http://127.0.0.1:9",
+                  handler: Handler | None = None, **settings: object
+                  ) -> AsyncIterator[tuple[httpx.AsyncClient, UpstreamBackend]]:
+    """The app in gateway mode; with `handler`, its upstream is an httpx MockTransport."""
+    monkeypatch.setattr(identity_module, "identify", fake_identify, raising=False)
+    app = create_app(Settings(data=tmp_path / "data", upstream=upstream,  # type: ignore[arg-type]
+                              upstream_health_interval=3600, **settings))
+    async with app.router.lifespan_context(app):
+        resources = app.state.resources
+        transport = httpx.MockTransport(handler) if handler else None
+        async with open_upstream(resources, transport=transport) as backend:
+            resources.extras[BACKEND_KEY] = backend
+            asgi = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=asgi, base_url="http://localhost:5000") as client:
+                yield client, backend
+
+
+def _raises(exc: Exception) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+    return handler
+
+
+def _error(response: httpx.Response) -> str:
+    code: str = response.json()["errors"][0]["code"]
+    return code
+
+
+@pytest.mark.parametrize(("fault", "status", "code"), [
+    (_raises(httpx.ConnectError("connection refused")), 503, "UNAVAILABLE"),
+    (_raises(httpx.ConnectTimeout("connect timed out")), 503, "UNAVAILABLE"),
+    (_raises(httpx.ReadTimeout("read timed out")), 504, "UPSTREAM_TIMEOUT"),
+    (_raises(httpx.RemoteProtocolError("illegal status line")), 503, "UNAVAILABLE"),
+    (lambda request: httpx.Response(500, text="<html>Internal Server Error</html>"), 503, "UNAVAILABLE"),
+    (lambda request: httpx.Response(502, text="bad gateway"), 503, "UNAVAILABLE"),
+    (lambda request: httpx.Response(401, text="{}"), 503, "UNAVAILABLE"),
+])
+async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture, fault: Handler, status: int,
+                                                    code: str) -> None:
+    caplog.set_level(logging.WARNING)
+    async with gateway(tmp_path, monkeypatch, upstream="http://10.9.8.7:5000", handler=fault) as (http, _):
+        for method, path in [("GET", f"/v2/alice/app/manifests/latest"), ("GET", f"/v2/alice/app/blobs/{DIGEST}"),
+                             ("POST", "/v2/alice/app/blobs/uploads/"), ("GET", "/v2/_catalog")]:
+            response = await http.request(method, path, headers=ALICE)
+            assert response.status_code == status, (method, path, response.text)
+            assert _error(response) == code
+            assert "10.9.8.7" not in response.text and "Traceback" not in response.text
+            assert response.headers["retry-after"]
+    assert "http://10.9.8.7:5000" in caplog.text
+
+
+async def test_readyz_follows_the_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {"up": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(200, json={})
+
+    async with gateway(tmp_path, monkeypatch, handler=handler) as (http, backend):
+        assert (await http.get("/v2/alice/app/tags/list", headers=ALICE)).status_code == 503
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and "unreachable" in ready.json()["reasons"]["upstream"]
+        state["up"] = True
+        await backend.upstream.check()
+        assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_garbage_catalog_is_unavailable_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([httpx.Response(200, text="not json at all"), httpx.Response(200, json={"repositories": 7})])
+
+    async with gateway(tmp_path, monkeypatch, handler=lambda request: next(answers)) as (http, _):
+        for _ in range(2):
+            response = await http.get("/v2/_catalog", headers=ALICE)
+            assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
+
+
+async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real socket that accepts and never answers: 504 after `upstream_timeout`, not a hung client."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with gateway(tmp_path, monkeypatch, upstream=f"http://127.0.0.1:{port}",
+                           upstream_timeout=0.5) as (http, _):
+            response = await asyncio.wait_for(http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE), 10)
+            assert response.status_code == 504 and _error(response) == "UPSTREAM_TIMEOUT"
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+
+
+async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with gateway(tmp_path, monkeypatch, upstream="http://127.0.0.1:9") as (http, _):
+        response = await http.put("/v2/alice/app/manifests/latest", content=b"{}", headers=ALICE)
+        assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
+        assert "127.0.0.1:9" not in response.text
+        assert (await http.get("/readyz")).status_code == 503
