@@ -13,11 +13,12 @@ import asyncio
 import hashlib
 import json
 import weakref
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,10 @@ _LIMITS = {
     "outcome": 16, "address": 64, "request_id": 64, "source_id": 128,
 }
 _MAX_TEXT = 8192
+
+# Core tables: a batch insert through them skips the ORM's per-row bookkeeping.
+_HEAD_TABLE = cast(Table, AuditChainHead.__table__)
+_EVENTS_TABLE = cast(Table, AuditRow.__table__)
 
 _sqlite_locks: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -116,21 +121,28 @@ def chain_lock(db: Database) -> asyncio.Lock:
     return lock
 
 
-async def lock_head(session: AsyncSession, is_sqlite: bool) -> AuditChainHead:
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    seq: int
+    hash: str
+    anchor_seq: int
+    anchor_hash: str
+
+
+async def lock_head(session: AsyncSession, is_sqlite: bool) -> ChainHead:
     """Take the chain's write lock inside `session`'s transaction and return the head."""
+    table = _HEAD_TABLE
     if is_sqlite:
         # A write first: pysqlite then opens the transaction and SQLite takes its RESERVED lock
-        # before we read the head (the effect of BEGIN IMMEDIATE), so no other process can append
-        # between our read and our write.
-        await session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=AuditChainHead.seq))
-        head = (await session.execute(select(AuditChainHead).where(AuditChainHead.id == HEAD_ID))).scalar_one_or_none()
+        # as it reads the head (the effect of BEGIN IMMEDIATE), so no other process can append
+        # between our read and our write. RETURNING makes it one round trip.
+        query: Any = update(table).where(table.c.id == HEAD_ID).values(seq=table.c.seq).returning(*table.c)
     else:
-        head = (
-            await session.execute(select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update())
-        ).scalar_one_or_none()
-    if head is None:
+        query = select(table).where(table.c.id == HEAD_ID).with_for_update()
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
         raise RuntimeError("audit chain head is missing: run `authgate db upgrade` or start authgate once")
-    return head
+    return ChainHead(row.seq, row.hash, row.anchor_seq, row.anchor_hash)
 
 
 async def _known_source_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
@@ -174,9 +186,9 @@ async def _append(db: Database, rows: Sequence[dict[str, Any]]) -> list[dict[str
             full["hash"] = prev = event_hash(full, full["prev_hash"])
             written.append(full)
         if written:
-            await session.execute(insert(AuditRow), written)
+            await session.execute(insert(_EVENTS_TABLE), written)
             await session.execute(
-                update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(seq=seq, hash=prev)
+                update(_HEAD_TABLE).where(_HEAD_TABLE.c.id == HEAD_ID).values(seq=seq, hash=prev)
             )
         return written
 
