@@ -45,6 +45,8 @@ class Settings:
     signing_algorithm: Literal["ES256", "RS256"] = "ES256"
     #: bcrypt cost for new password hashes (12 ≈ 280 ms here); successful checks are cached briefly.
     bcrypt_rounds: int = 12
+    #: Seconds a successful password check is remembered (keyed by an HMAC, never the password); 0 disables.
+    password_cache_ttl: int = 60
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.

@@ -66,7 +66,7 @@ class PasswordVerifier:
         except (ValueError, TypeError):
             # An unrecognised or corrupt stored hash: a failed login, never a 500.
             return False, None
-        if ok:
+        if ok and self.cache_ttl > 0:
             self._remember(key)
         return bool(ok), new_hash
 

@@ -36,7 +36,7 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
             "`authgate keys export-cert`, then restart authgate", key.kid, key.not_after.isoformat(),
         )
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
-    verifier = PasswordVerifier(make_context(settings.bcrypt_rounds))
+    verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter()
     return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
 
