@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from authgate.db.base import utcnow
 from authgate.db.models import Membership, RefreshToken, Robot, Team, User
@@ -131,15 +131,13 @@ async def list_users(db: Database) -> list[UserInfo]:
 
 
 async def find_user(db: Database, name: str) -> User | None:
-    """The user row with teams loaded, or None."""
+    """The user row with teams loaded (one joined query: this runs on every token request), or None."""
     async with db.session() as session:
         return (
             await session.execute(
-                select(User)
-                .where(User.name == name)
-                .options(selectinload(User.memberships).selectinload(Membership.team))
+                select(User).where(User.name == name).options(joinedload(User.memberships).joinedload(Membership.team))
             )
-        ).scalar_one_or_none()
+        ).unique().scalar_one_or_none()
 
 
 def user_subject(user: User) -> Subject:

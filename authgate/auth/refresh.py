@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from authgate.auth.accounts import AccountError, sha256_hex
 from authgate.db.base import utcnow
@@ -63,9 +63,9 @@ async def redeem_refresh_token(db: Database, raw: str, service: str) -> User | N
             await session.execute(
                 select(RefreshToken)
                 .where(RefreshToken.token_hash == sha256_hex(raw))
-                .options(selectinload(RefreshToken.user).selectinload(User.memberships).selectinload(Membership.team))
+                .options(joinedload(RefreshToken.user).joinedload(User.memberships).joinedload(Membership.team))
             )
-        ).scalar_one_or_none()
+        ).unique().scalar_one_or_none()
         if row is None or row.revoked_at is not None or row.expires_at <= now or row.service != service:
             return None
         user = row.user
