@@ -4,6 +4,7 @@
 Columns (each a `Target` in TARGETS; add one by writing a class with `start`, `headers`, `stop`):
   direct   docker-registry (CNCF distribution) on loopback, no auth: the baseline
   gateway  authgate in gateway mode in front of that registry (bearer token from /token)
+  embedded authgate serving blobs from its own embedded store (bearer token from /token)
   nginx    nginx with `auth_basic` (bcrypt htpasswd) proxying to that registry, configured as in
            distribution's nginx recipe: the usual hand-made front door
 
@@ -11,7 +12,11 @@ Push is what docker does per layer: POST (open), one PATCH streaming the whole b
 Pull is one GET of the blob. curl moves the bytes (so the client is not the bottleneck); figures
 are the median of --repeat runs, and ratios are against `direct` measured in the same run.
 
-    python bench/blob_throughput.py [--size 512M] [--repeat 3] [--only direct,gateway,nginx]
+    python bench/blob_throughput.py [--size 512M] [--repeat 3] [--only direct,gateway,embedded,nginx]
+                                    [--rss-size 2G]
+
+`--rss-size` also pushes one blob of that size through the embedded store and prints authgate's
+peak RSS afterwards: memory must stay flat whatever the blob size.
 """
 
 from __future__ import annotations
@@ -99,6 +104,20 @@ class Gateway(Target):
         self.server.stop()
 
 
+class Embedded(Gateway):
+    """authgate with no upstream: the blobs land in its own data dir."""
+
+    name = "embedded"
+
+    def start(self, registry: Distribution, workdir: Path) -> None:
+        self.server = AuthgateServer(workdir / "authgate", log_level="WARNING", max_blob_size="64G")
+        add_user(self.server, USER, PASSWORD)
+        self.server.start()
+        self.url = self.server.url
+        assert self.server.daemon is not None
+        self.pid = self.server.daemon.process.pid
+
+
 class Nginx(Target):
     name = "nginx"
 
@@ -157,7 +176,7 @@ http {{
 }}
 """
 
-TARGETS: dict[str, type[Target]] = {"direct": Direct, "gateway": Gateway, "nginx": Nginx}
+TARGETS: dict[str, type[Target]] = {"direct": Direct, "gateway": Gateway, "embedded": Embedded, "nginx": Nginx}
 
 
 def add_user(server: AuthgateServer, name: str, password: str) -> None:
@@ -231,11 +250,32 @@ def peak_rss_mib(pid: int | None) -> float | None:
     return None
 
 
+def big_blob_rss(registry: Distribution, workdir: Path, size: int) -> float | None:
+    """Push one `size` blob into the embedded store; authgate's peak RSS (MiB) afterwards."""
+    blob = workdir / "big-blob"
+    print(f"making a {size / 1024**3:.1f} GiB random blob for the memory check …", flush=True)
+    digest = make_blob(blob, size)
+    target = Embedded()
+    target.start(registry, workdir / "embedded-big")
+    try:
+        seconds = push(target, f"{USER}/big", blob, digest, workdir)
+        peak = peak_rss_mib(target.pid)
+        print(f"  embedded {size / 1024**3:.1f} GiB push {size / 1024**2 / seconds:.1f} MiB/s, authgate peak RSS "
+              f"{peak:.0f} MiB", flush=True)
+        return peak
+    finally:
+        target.stop()
+        blob.unlink()
+        shutil.rmtree(workdir / "embedded-big", ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="512M", help="blob size (default 512M)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per target and direction (median reported)")
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated targets (direct is always run)")
+    parser.add_argument("--rss-size", default="0", help="also push one blob this large into the embedded store and "
+                        "print authgate's peak RSS (e.g. 2G; default 0: skip)")
     args = parser.parse_args()
     size = parse_size(args.size)
     names = ["direct"] + [n for n in args.only.split(",") if n and n != "direct"]
@@ -269,6 +309,9 @@ def main() -> int:
                       f"pull {results[name]['pull'] / 1024**2:8.1f} MiB/s", flush=True)
             finally:
                 target.stop()
+        if parse_size(args.rss_size):
+            blob.unlink()
+            big_blob_rss(registry, workdir, parse_size(args.rss_size))
     finally:
         if registry is not None:
             registry.stop()

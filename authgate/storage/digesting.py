@@ -75,17 +75,19 @@ class DigestingWriter:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._drain, receive)
             async with send:
-                pending = bytearray()
+                pending: list[bytes] = []
+                pending_size = 0
                 async for chunk in source:
                     received += len(chunk)
                     if received > self.limit:
                         raise SizeLimitExceeded(self.limit)
-                    pending += chunk
-                    if len(pending) >= BATCH_SIZE:
-                        await send.send(bytes(pending))
-                        pending.clear()
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= BATCH_SIZE:
+                        await send.send(b"".join(pending))
+                        pending, pending_size = [], 0
                 if pending:
-                    await send.send(bytes(pending))
+                    await send.send(b"".join(pending))
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -7,6 +7,7 @@ restart (their hash state does not: a commit then re-hashes the file from disk).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -28,6 +29,8 @@ from authgate.storage.layout import Layout, commit_file, remove, write_atomic
 log = logging.getLogger(__name__)
 
 _run = anyio.to_thread.run_sync
+#: Blob reads: large enough that the per-chunk cost (thread hop, ASGI message) is small.
+_READ_SIZE = 4 * 1024 * 1024
 
 
 def _unknown_upload() -> RegistryError:
@@ -57,19 +60,32 @@ class FilesystemBlobStore:
         return await _run(check)
 
     async def read_blob(self, digest: Digest, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream a blob in 4 MiB reads, the next read running in a thread while this one is sent."""
+        loop = asyncio.get_running_loop()
         file: BinaryIO = await _run(open, self.layout.blob(digest), "rb")
+        remaining = length
+        pending: asyncio.Future[bytes] | None = None
+
+        def next_read() -> asyncio.Future[bytes] | None:
+            nonlocal remaining
+            if remaining is not None and remaining <= 0:
+                return None
+            size = _READ_SIZE if remaining is None else min(_READ_SIZE, remaining)
+            if remaining is not None:
+                remaining -= size
+            return loop.run_in_executor(None, file.read, size)
+
         try:
             await _run(file.seek, start)
-            remaining = length
-            while remaining is None or remaining > 0:
-                size = BATCH_SIZE if remaining is None else min(BATCH_SIZE, remaining)
-                chunk = await _run(file.read, size)
-                if not chunk:
-                    break
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+            pending = next_read()
+            while pending is not None:
+                chunk = await pending
+                pending = next_read() if chunk else None
+                if chunk:
+                    yield chunk
         finally:
+            if pending is not None:
+                await asyncio.wait([pending])
             await _run(file.close)
 
     async def read_blob_bytes(self, digest: Digest, limit: int) -> bytes | None:
