@@ -51,3 +51,18 @@ def test_cache_hits_only_the_same_password_and_stored_hash() -> None:
 
     anyio.run(main)
     assert all(b"pw" not in key for key in verifier._cache)
+
+
+def test_unknown_users_pay_a_dummy_hash() -> None:
+    verifier = PasswordVerifier(make_context(bcrypt_rounds=4))
+    calls: list[str] = []
+    original = verifier.context.dummy_verify
+
+    def counting() -> bool:
+        calls.append("dummy")
+        result: bool = original()
+        return result
+
+    verifier.context.dummy_verify = counting  # type: ignore[method-assign]
+    assert anyio.run(verifier.verify, "ghost", None, "pw") == (False, None)
+    assert calls == ["dummy"]
