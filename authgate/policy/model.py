@@ -191,6 +191,10 @@ class Rule:
     def ref(self) -> str:
         return f"{self.name} ({self.origin})"
 
+    def __str__(self) -> str:
+        """`name (file:line)`: what error messages and logs show (the registry names the rule that refused)."""
+        return self.ref
+
     def bind_subject(self, kind: str, name: str, teams: frozenset[str]) -> frozenset[str] | None:
         """None when no subject pattern matches; else the teams `${team}` may stand for: all of the
         subject's teams when it matched directly (`user:*`, `*`, …), else the teams it matched through."""
