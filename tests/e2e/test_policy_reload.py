@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests.support.processes import AuthgateServer
@@ -39,9 +40,21 @@ def server(tmp_path: Path) -> Iterator[AuthgateServer]:
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "teams.yaml").write_text(POLICY % "pull")
-    server = AuthgateServer(tmp_path, policies=str(policies)).start()
+    server = AuthgateServer(tmp_path, policies=str(policies), bcrypt_rounds="4").start()
+    server.cli("user", "add", "alice", "--password-stdin", input="alice-Pa55-word\n")
+    server.cli("team", "create", "backend")
+    server.cli("team", "add", "backend", "alice")
     yield server
     server.stop()
+
+
+def granted(server: AuthgateServer, scope: str = "repository:backend/api:pull,push,delete") -> list[str]:
+    """The actions alice's token from GET /token carries for `scope`."""
+    response = httpx.get(f"{server.url}/token", params={"service": "authgate", "scope": scope},
+                         auth=("alice", "alice-Pa55-word"), timeout=10)
+    assert response.status_code == 200, response.text
+    access = jwt.decode(response.json()["token"], options={"verify_signature": False})["access"]
+    return sorted(access[0]["actions"]) if access else []
 
 
 def _reloads(server: AuthgateServer) -> list[dict[str, object]]:
@@ -55,9 +68,11 @@ def test_edits_take_effect_within_two_seconds_and_broken_edits_are_refused(
     file = tmp_path / "policies" / "teams.yaml"
     ready = f"{server.url}/readyz"
     assert httpx.get(ready).status_code == 200
+    assert granted(server) == ["pull"]
 
     file.write_text(POLICY % "pull, push")
-    within(2.0, lambda: len(_reloads(server)) == 1)
+    within(2.0, lambda: granted(server) == ["pull", "push"])
+    assert len(_reloads(server)) == 1
 
     file.write_text((POLICY % "pull").replace("${team}", "${teem}"))
     within(2.0, lambda: httpx.get(ready).status_code == 503)
@@ -67,7 +82,9 @@ def test_edits_take_effect_within_two_seconds_and_broken_edits_are_refused(
     errors = [line for line in server.log_text().splitlines() if '"level": "error"' in line]
     assert any(f"{file}:4: repository pattern" in line for line in errors)
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # still serving
+    assert granted(server) == ["pull", "push"]  # with the last good policy
 
     file.write_text(POLICY % "push")
     within(2.0, lambda: httpx.get(ready).status_code == 200)
+    assert granted(server) == ["push"]
     assert len(_reloads(server)) == 2
