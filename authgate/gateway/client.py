@@ -61,7 +61,10 @@ class Upstream:
         parts = urlsplit(self.base)
         self._origin = (parts.scheme, parts.netloc)
         self._prefix = parts.path.rstrip("/")
-        self.public = settings.url
+        # With `public_url` set, Locations are absolute on it; otherwise they are paths, which
+        # clients resolve against the address they used (as the embedded store answers), so a
+        # client that reached authgate as 127.0.0.1 is not sent to "localhost" without credentials.
+        self.public = settings.public_url.rstrip("/")
         self.auth = auth
         self.not_ready = not_ready
         self.redirects = settings.upstream_redirects
@@ -190,7 +193,8 @@ class Upstream:
         return not parts.netloc or (parts.scheme, parts.netloc) == self._origin
 
     def public_url(self, value: str) -> str:
-        """An upstream URL or path rewritten onto authgate's public URL; other hosts unchanged."""
+        """An upstream URL or path rewritten onto authgate's public URL (or made a path); other hosts
+        (object storage) unchanged."""
         parts = urlsplit(value)
         if parts.netloc and (parts.scheme, parts.netloc) != self._origin:
             return value

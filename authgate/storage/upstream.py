@@ -19,7 +19,6 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authgate.audit.events import AuditEvent
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.catalog import filtered_catalog
@@ -29,7 +28,8 @@ from authgate.gateway.responses import empty, relay
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.reference import Digest
-from authgate.registry.guard import client_address, record_audit
+from authgate.registry.context import audit
+from authgate.registry.guard import client_address
 from authgate.registry.routes import Target
 from authgate.resources import Resources
 from authgate.scope import Scope, satisfies
@@ -49,6 +49,7 @@ class UpstreamBackend:
         self.sessions = UploadSessions(settings.upload_max_age)
         self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size)
         self.max_manifest_size = settings.max_manifest_size
+        self.audit_pulls = settings.audit_pulls
         self._handlers: dict[str, Handler] = {
             "base": self._base,
             "catalog": self._catalog,
@@ -83,6 +84,10 @@ class UpstreamBackend:
                    if name in ("accept", "if-none-match", "user-agent")]
         response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
                                             headers=headers)
+        if (target.route.handler == "manifest_get" and request.method == "GET" and response.status_code == 200
+                and self.audit_pulls in ("manifests", "all")):
+            await audit(request, identity, target, "manifest:pull", reference=str(target.reference),
+                        digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
     async def _blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
@@ -90,6 +95,8 @@ class UpstreamBackend:
         headers = {"Range": request.headers["range"]} if "range" in request.headers else {}
         scopes = target.needed_scopes()
         response = await self.upstream.send(request.method, _path(request), scopes=scopes, headers=headers)
+        if request.method == "GET" and response.status_code in (200, 206, *_REDIRECTS) and self.audit_pulls == "all":
+            await audit(request, identity, target, "blob:pull", digest=str(target.digest), size=_length(response))
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or not location:
@@ -115,34 +122,52 @@ class UpstreamBackend:
     # -- writes --------------------------------------------------------------------------------
 
     async def _manifest_put(self, request: Request, target: Target, identity: Identity) -> Response:
-        body = await _read_manifest(request, self.max_manifest_size)
-        digest = Digest.of(body, target.reference.algorithm if isinstance(target.reference, Digest) else "sha256")
-        if isinstance(target.reference, Digest) and digest != target.reference:
-            raise RegistryError(ErrorCode.DIGEST_INVALID, f"manifest digest is {digest}, not {target.reference}")
+        """Read whole (bounded) so authgate knows the digest it audits; the upstream checks references."""
+        reference = target.reference
+        try:
+            body = await _read_manifest(request, self.max_manifest_size)
+            digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
+            if isinstance(reference, Digest) and digest != reference:
+                raise RegistryError(ErrorCode.DIGEST_INVALID, f"manifest digest is {digest}, not {reference}")
+        except RegistryError as error:
+            reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
+            await audit(request, identity, target, "manifest:push:failure", reference=str(reference), reason=reason)
+            raise
         headers = {"Content-Type": request.headers.get("content-type", "application/octet-stream")}
         response = await self.upstream.send("PUT", _path(request), scopes=target.needed_scopes(),
                                             headers=headers, content=body)
         if response.status_code != 201:
+            await audit(request, identity, target, "manifest:push:failure", reference=str(reference),
+                        reason=f"upstream answered {response.status_code}")
             return await relay(self.upstream, response)
-        await self._audit(request, identity, target, "manifest:push", digest=str(digest), size=len(body))
+        tag = target.tag
+        await audit(request, identity, target, "manifest:push", reference=str(tag) if tag else None,
+                    digest=str(digest), size=len(body))
         return await empty(self.upstream, response)
 
     async def _delete(self, request: Request, target: Target, identity: Identity) -> Response:
         response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
         if response.status_code == 202:
-            kind = "manifest" if target.route.handler == "manifest_delete" else "blob"
-            digest = target.digest or (target.reference if isinstance(target.reference, Digest) else None)
-            await self._audit(request, identity, target, f"{kind}:delete", digest=str(digest) if digest else None)
+            if target.route.handler == "manifest_delete":
+                await audit(request, identity, target, "manifest:delete", reference=str(target.reference),
+                            digest=response.headers.get("docker-content-digest")
+                            or (str(target.reference) if isinstance(target.reference, Digest) else None))
+            else:
+                await audit(request, identity, target, "blob:delete", digest=str(target.digest))
         return await relay(self.upstream, response)
 
     async def _upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
-        result = await self.uploads.start(request, str(target.repository), target.needed_scopes())
+        try:
+            result = await self.uploads.start(request, str(target.repository), target.needed_scopes())
+        except RegistryError as error:
+            await self._refused(request, identity, target, request.query_params.get("digest"), error)
+            raise
         if result.mounted and target.mount_digest:
-            await self._audit(request, identity, target, "blob:mount", digest=str(target.mount_digest),
-                              details={"from": str(target.mount_from)})
+            await audit(request, identity, target, "blob:mount", digest=str(target.mount_digest),
+                        details={"from": str(target.mount_from)})
         if result.committed:
             digest, size = result.committed
-            await self._audit(request, identity, target, "blob:push", digest=digest, size=size)
+            await audit(request, identity, target, "blob:push", digest=digest, size=size)
         return result.response
 
     async def _upload_patch(self, request: Request, target: Target, identity: Identity) -> Response:
@@ -154,14 +179,20 @@ class UpstreamBackend:
         try:
             result = await self.uploads.put(request, str(target.repository), target.upload_id,
                                             target.needed_scopes())
-        except RegistryError as exc:
-            if exc.code is ErrorCode.DIGEST_INVALID:
-                await self._audit(request, identity, target, "blob:push", outcome="failure", reason=exc.message)
+        except RegistryError as error:
+            await self._refused(request, identity, target, request.query_params.get("digest"), error)
             raise
         if result.committed:
             digest, size = result.committed
-            await self._audit(request, identity, target, "blob:push", digest=digest, size=size)
+            await audit(request, identity, target, "blob:push", digest=digest, size=size)
         return result.response
+
+    async def _refused(self, request: Request, identity: Identity, target: Target, digest: str | None,
+                       error: RegistryError) -> None:
+        """A push authgate refused (digest mismatch, too large): audited as the embedded store does."""
+        if error.code in (ErrorCode.DIGEST_INVALID, ErrorCode.TOO_LARGE, ErrorCode.BLOB_UPLOAD_INVALID):
+            reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
+            await audit(request, identity, target, "blob:push:failure", digest=digest, reason=reason)
 
     async def _upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
@@ -171,16 +202,6 @@ class UpstreamBackend:
         assert target.upload_id is not None
         return await self.uploads.cancel(request, str(target.repository), target.upload_id, target.needed_scopes())
 
-    async def _audit(self, request: Request, identity: Identity, target: Target, action: str, **fields: object
-                     ) -> None:
-        tag = target.tag
-        event = AuditEvent(
-            action=action, actor=identity.subject, repository=str(target.repository) if target.repository else None,
-            reference=str(tag) if tag else None, address=client_address(request),
-            user_agent=request.headers.get("user-agent"), **fields,  # type: ignore[arg-type]
-        )
-        await record_audit(self.resources, event)
-
     # -- lifetime ------------------------------------------------------------------------------
 
     async def sweep(self) -> None:
@@ -188,6 +209,11 @@ class UpstreamBackend:
         for session in self.sessions.expired():
             scopes = [Scope("repository", session.repository, frozenset({"delete"}))]
             await cancel_upstream(self.upstream, session.location, scopes)
+
+
+def _length(response: httpx.Response) -> int | None:
+    raw = response.headers.get("content-length", "")
+    return int(raw) if raw.isdigit() else None
 
 
 def _path(request: Request) -> str:
@@ -200,7 +226,7 @@ async def _read_manifest(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise RegistryError(ErrorCode.MANIFEST_INVALID, f"manifests are limited to {limit} bytes", status=413)
+            raise RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
         chunks.append(chunk)
     return b"".join(chunks)
 

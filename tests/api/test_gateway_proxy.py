@@ -86,7 +86,7 @@ async def test_chunked_push_is_hashed_committed_and_audited(
     response = await _chunked_push(http, "alice/chunked", chunks, _digest(data), ALICE)
     assert response.status_code == 201, response.text
     assert response.headers["docker-content-digest"] == _digest(data)
-    assert response.headers["location"].startswith("http://localhost:5000/v2/alice/chunked/blobs/")
+    assert response.headers["location"] == f"/v2/alice/chunked/blobs/{_digest(data)}"
     _no_upstream_address(response, registry)
     assert _upstream_has_blob(registry, "alice/chunked", _digest(data))
     pushed = [e for e in audit.events if e.action == "blob:push"]
@@ -110,7 +110,7 @@ async def test_wrong_digest_is_refused_and_never_committed(
     assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
     assert not _upstream_has_blob(registry, "alice/tampered", claimed)
     assert not _upstream_has_blob(registry, "alice/tampered", _digest(data))
-    assert [(e.action, e.outcome) for e in audit.events] == [("blob:push", "failure")]
+    assert [(e.action, e.outcome, e.reason) for e in audit.events] == [("blob:push:failure", "failure", "digest mismatch")]
 
 
 async def test_monolithic_post_and_final_chunk_put(
