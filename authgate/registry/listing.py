@@ -15,12 +15,12 @@ from starlette.responses import JSONResponse, Response
 
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
+from authgate.policy import filter_pullable
 from authgate.registry.context import Handler, Stores
 from authgate.registry.guard import client_address
 from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
-from authgate.scope import satisfies
 
 #: The most results one page holds, whatever `n` asks (the spec lets a registry return fewer).
 PAGE_LIMIT = 1000
@@ -47,8 +47,7 @@ def paginate(items: Sequence[str], request: Request, path: str) -> tuple[list[st
 async def catalog(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
     policy = resources_of(request).policy
     address = client_address(request)
-    visible = [name for name in await stores.manifests.repositories()
-               if satisfies(policy.allowed_actions(identity.subject, name, address), "pull")]
+    visible = filter_pullable(policy, identity.subject, await stores.manifests.repositories(), address)
     page, headers = paginate(visible, request, "/v2/_catalog")
     return JSONResponse({"repositories": page}, headers=headers)
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
+from authgate.policy import immutable_tag_rule
 from authgate.reference import Digest, Tag
 from authgate.registry.context import Handler, Stores, audit, declared_length, empty
 from authgate.registry.manifest_format import parse_manifest
@@ -53,12 +54,8 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
 
 
 def _immutable_rule(request: Request, target: Target, tag: Tag) -> str | None:
-    """The policy rule that makes `tag` immutable, if the policy engine has such rules."""
-    rule = getattr(resources_of(request).policy, "immutable_tag_rule", None)
-    if rule is None:
-        return None
-    found = rule(str(target.repository), str(tag))
-    return str(found) if found else None
+    """The policy rule that makes `tag` immutable (`rule (file:line)`), if any."""
+    return immutable_tag_rule(resources_of(request).policy, str(target.repository), str(tag))
 
 
 def _denied_immutable(tag: Tag, rule: str) -> RegistryError:
