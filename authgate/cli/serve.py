@@ -10,7 +10,8 @@ from typing import Any
 import uvicorn
 
 from authgate.app import create_app
-from authgate.cli.common import settings_from
+from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
+from authgate.cli.common import fail, settings_from
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning, with_data_dir_tls
 
@@ -41,6 +42,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
     configure_logging(settings.log_level, settings.log_format)
     settings.data.mkdir(parents=True, exist_ok=True)
+    try:
+        # Checked before listening, so an unsafe key file is one clear line, not a startup traceback.
+        KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
+    except SigningKeyError as exc:
+        return fail(str(exc))
     settings = with_data_dir_tls(settings)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
