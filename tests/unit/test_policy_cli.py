@@ -120,3 +120,34 @@ def test_test_reports_bad_case_files(capsys: pytest.CaptureFixture[str], policie
     code, out, _ = run(capsys, "policy", "test", str(policies))
     assert code == 1
     assert f"{policies / 'tests' / 'bad.yaml'}:2: unknown key 'allowd'" in out
+
+
+def test_explain_adds_the_users_teams_from_the_database(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from authgate.auth import accounts
+    from authgate.db.session import Database
+
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("AUTHGATE_DATA", str(data))
+
+    async def seed() -> None:
+        db = Database(f"sqlite+aiosqlite:///{data / 'authgate.db'}")
+        try:
+            await db.upgrade()
+            await accounts.create_user(db, "alice", "x")
+            await accounts.create_team(db, "backend")
+            await accounts.add_members(db, "backend", ["alice"])
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
+    args = ("policy", "explain", "user:alice", "backend/api", "push", "--policies", str(REPO / "policies"))
+    code, out, _ = run(capsys, *args, "--team", "ops")
+    assert code == 0
+    assert out.splitlines()[0] == "user:alice (teams: backend, ops) on backend/api"
+    assert "push  allowed by team-namespace (" in out
+    code, out, _ = run(capsys, *args, "--no-db")
+    assert "push  denied: no rule allows it" in out
