@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -29,6 +30,7 @@ from authgate.storage.layout import Layout, commit_file, remove, write_atomic
 log = logging.getLogger(__name__)
 
 _run = anyio.to_thread.run_sync
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Blob reads: large enough that the per-chunk cost (thread hop, ASGI message) is small.
 _READ_SIZE = 4 * 1024 * 1024
 
@@ -137,6 +139,9 @@ class FilesystemBlobStore:
         return self._locks.setdefault(upload_id, anyio.Lock())
 
     async def _size(self, name: RepositoryName, upload_id: str) -> int:
+        if not _UUID_RE.fullmatch(upload_id):  # ours are UUIDs; never let an id walk the directory tree
+            raise _unknown_upload()
+
         def size() -> int:
             directory = self.layout.upload(upload_id)
             try:

@@ -171,6 +171,10 @@ async def test_upload_cancel_and_foreign_session(client: tuple[httpx.AsyncClient
     assert error_code(await http.get(other_repo, headers=ALICE)) == "BLOB_UPLOAD_UNKNOWN"
     assert (await http.delete(location, headers=ALICE)).status_code == 204
     assert error_code(await http.delete(location, headers=ALICE)) == "BLOB_UPLOAD_UNKNOWN"
+    for crafted in ("%2E%2E", "~", "a.b"):
+        response = await http.delete(f"/v2/alice/app/blobs/uploads/{crafted}", headers=ALICE)
+        assert response.status_code == 404
+    assert (await http.get("/healthz")).status_code == 200
 
 
 @pytest.mark.parametrize(("headers", "query", "code"), [

@@ -80,6 +80,16 @@ async def test_past_the_limit_leaves_nothing(tmp_path: Path) -> None:
     assert list(blobs.layout.uploads.iterdir()) == []
 
 
+@pytest.mark.parametrize("crafted", ["..", ".", "../..", "0" * 36])
+async def test_crafted_upload_ids_are_unknown(tmp_path: Path, crafted: str) -> None:
+    blobs = store(tmp_path)
+    for call in (blobs.upload_size(NAME, crafted), blobs.cancel(NAME, crafted)):
+        with pytest.raises(RegistryError) as info:
+            await call
+        assert info.value.code is ErrorCode.BLOB_UPLOAD_UNKNOWN
+    assert blobs.layout.blobs.is_dir()
+
+
 async def test_abandoned_sessions_expire(tmp_path: Path) -> None:
     blobs = store(tmp_path, max_age=60)
     old, fresh = await blobs.start_upload(NAME), await blobs.start_upload(NAME)
