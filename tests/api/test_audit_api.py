@@ -72,6 +72,12 @@ def test_admin_audit_requires_an_admin(tmp_path: Path) -> None:
             user = await http.get("/admin/audit", headers=ALICE)
             assert user.status_code == 403 and user.json()["errors"][0]["code"] == "DENIED"
             assert (await http.get("/admin/audit", headers=ADMIN)).status_code == 200
+            # A bearer token from authgate's /token works as well, and carries the admin flag live.
+            for user, password, status in (("root", "root-pw", 200), ("alice", "alice-pw", 403)):
+                issued = await http.get("/token", params={"service": "authgate"}, headers=basic(user, password))
+                token = issued.json()["token"]
+                answer = await http.get("/admin/audit", headers={"Authorization": f"Bearer {token}"})
+                assert answer.status_code == status, (user, answer.text)
 
     asyncio.run(body())
 

@@ -67,6 +67,9 @@ def test_untouched_chain_verifies(database_url: str) -> None:
         ("UPDATE audit_events SET actor_name = 'bob' WHERE seq = 5", 5, "changed"),
         ("DELETE FROM audit_events WHERE seq = 4", 4, "missing"),
         ("DELETE FROM audit_events WHERE seq = 6", 6, "missing"),
+        ("INSERT INTO audit_events (seq, time, actor_type, actor_name, action, outcome, prev_hash, hash) "
+         "SELECT 7, time, actor_type, actor_name, action, outcome, hash, hash FROM audit_events WHERE seq = 6",
+         7, "not in the chain"),
         # Swap two events (content and all): the first of them no longer follows its predecessor.
         ("swap 3 and 4", 3, "follow"),
     ],
@@ -217,6 +220,32 @@ def test_oversized_and_nul_values_are_cut_not_lost(database_url: str) -> None:
                            user_agent="agent\x00" + "a" * 10_000, request_id="r" * 100, address="1" * 80)
         written = await append_rows(db, [to_row(event)])
         assert len(written) == 1 and len(written[0]["actor_name"]) == 255 and "\x00" not in written[0]["user_agent"]
+        assert (await verify(db)).ok
+        await db.close()
+
+    run(body)
+
+
+def test_verify_while_a_server_keeps_appending(database_url: str) -> None:
+    async def body() -> None:
+        db = await _db(database_url)
+        await append_rows(db, [to_row(_event(i)) for i in range(50)])
+        stop = asyncio.Event()
+
+        async def appender() -> None:
+            i = 0
+            while not stop.is_set():
+                await append_rows(db, [to_row(_event(i)) for _ in range(5)])
+                i += 1
+
+        task = asyncio.create_task(appender())
+        try:
+            for _ in range(5):
+                result = await verify(db)
+                assert result.ok, result.broken
+        finally:
+            stop.set()
+            await task
         assert (await verify(db)).ok
         await db.close()
 
