@@ -234,3 +234,48 @@ def test_client_address_trusts_only_configured_proxies(peer: str, forwarded: str
     headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
     request = Request({"type": "http", "headers": headers, "client": (peer, 1234)})
     assert client_address(request, Settings(trusted_proxies=proxies)) == expected
+
+
+def test_the_app_sends_recorded_pushes_to_the_webhook(tmp_path: Path) -> None:
+    """Wired through create_app: a loopback receiver gets the push once it is in the log."""
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"body": json.loads(body), "signature": self.headers.get("X-Authgate-Signature")})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+    async def body() -> None:
+        async with client(tmp_path, webhook_url=url, webhook_secret="k") as (_, audit):
+            await audit.record(AuditEvent("manifest:push", Subject("user", "alice"), "alice/app", "v1",
+                                          "sha256:" + "d" * 64, 42))
+            await audit.record(AuditEvent("token:issue", Subject("user", "alice")))
+            await audit.flush()
+            for _ in range(100):
+                if received:
+                    break
+                await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(body())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1
+    events = received[0]["body"]["events"]
+    assert [(e["action"], e["actor"], e["repository"], e["seq"]) for e in events] == [
+        ("manifest:push", "user:alice", "alice/app", 1)]
+    assert received[0]["signature"].startswith("sha256=")
