@@ -41,8 +41,9 @@ def page_size(request: Request) -> int:
     return min(int(raw), MAX_PAGE)
 
 
-async def filtered_catalog(upstream: Upstream, request: Request, visible: Callable[[str], bool]) -> Response:
-    """One page of the repositories `visible` accepts, after `?last=`, at most `?n=`."""
+async def filtered_catalog(upstream: Upstream, request: Request, visible: Callable[[list[str]], list[str]]
+                           ) -> Response:
+    """One page of the repositories `visible` keeps (in order), after `?last=`, at most `?n=`."""
     n = page_size(request)
     cursor = request.query_params.get("last", "")
     found: list[str] = []
@@ -55,7 +56,7 @@ async def filtered_catalog(upstream: Upstream, request: Request, visible: Callab
         if response.status_code != 200:
             return await relay(upstream, response)
         names = _repositories(await upstream.read_json(response), upstream.base)
-        found.extend(name for name in names if name > cursor and visible(name))
+        found.extend(visible([name for name in names if name > cursor]))
         if len(names) < _UPSTREAM_PAGE or "link" not in response.headers or len(found) > n:
             exhausted = len(found) <= n
             break

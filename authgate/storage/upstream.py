@@ -25,14 +25,16 @@ from authgate.gateway.catalog import filtered_catalog
 from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import upstream_auth
 from authgate.gateway.responses import empty, relay
+from authgate.gateway.tags import current_digest, denied_immutable, immutable_tags_on
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
-from authgate.reference import Digest
+from authgate.policy import filter_pullable, immutable_tag_rule
+from authgate.reference import Digest, Tag
 from authgate.registry.context import audit
 from authgate.registry.guard import client_address
 from authgate.registry.routes import Target
 from authgate.resources import Resources
-from authgate.scope import Scope, satisfies
+from authgate.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,8 @@ class UpstreamBackend:
         address = client_address(request)
         policy = self.resources.policy
 
-        def visible(name: str) -> bool:
-            return satisfies(policy.allowed_actions(identity.subject, name, address), "pull")
+        def visible(names: list[str]) -> list[str]:
+            return filter_pullable(policy, identity.subject, names, address)
 
         return await filtered_catalog(self.upstream, request, visible)
 
@@ -124,13 +126,22 @@ class UpstreamBackend:
     async def _manifest_put(self, request: Request, target: Target, identity: Identity) -> Response:
         """Read whole (bounded) so authgate knows the digest it audits; the upstream checks references."""
         reference = target.reference
+        tag = target.tag
+        previous = None
         try:
             body = await _read_manifest(request, self.max_manifest_size)
             digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
             if isinstance(reference, Digest) and digest != reference:
                 raise RegistryError(ErrorCode.DIGEST_INVALID, f"manifest digest is {digest}, not {reference}")
+            if tag is not None:
+                previous = await current_digest(self.upstream, str(target.repository), str(tag),
+                                                target.needed_scopes())
+                rule = immutable_tag_rule(self.resources.policy, str(target.repository), str(tag))
+                if rule and previous not in (None, str(digest)):
+                    raise denied_immutable(str(tag), rule)
         except RegistryError as error:
-            reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
+            reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
+                error.code, error.message)
             await audit(request, identity, target, "manifest:push:failure", reference=str(reference), reason=reason)
             raise
         headers = {"Content-Type": request.headers.get("content-type", "application/octet-stream")}
@@ -140,12 +151,15 @@ class UpstreamBackend:
             await audit(request, identity, target, "manifest:push:failure", reference=str(reference),
                         reason=f"upstream answered {response.status_code}")
             return await relay(self.upstream, response)
-        tag = target.tag
-        await audit(request, identity, target, "manifest:push", reference=str(tag) if tag else None,
-                    digest=str(digest), size=len(body))
+        fields = {"reference": str(tag) if tag else None, "digest": str(digest), "size": len(body)}
+        await audit(request, identity, target, "manifest:push", **fields)
+        if previous not in (None, str(digest)):
+            await audit(request, identity, target, "tag:move", **fields, details={"from": previous})
         return await empty(self.upstream, response)
 
     async def _delete(self, request: Request, target: Target, identity: Identity) -> Response:
+        if target.route.handler == "manifest_delete":
+            await self._check_deletable(request, target, identity)
         response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
         if response.status_code == 202:
             if target.route.handler == "manifest_delete":
@@ -155,6 +169,19 @@ class UpstreamBackend:
             else:
                 await audit(request, identity, target, "blob:delete", digest=str(target.digest))
         return await relay(self.upstream, response)
+
+    async def _check_deletable(self, request: Request, target: Target, identity: Identity) -> None:
+        """A manifest an immutable tag points at (or that tag itself) may not be deleted."""
+        repository, reference = str(target.repository), target.reference
+        if isinstance(reference, Tag):
+            rule = immutable_tag_rule(self.resources.policy, repository, str(reference))
+            found = (str(reference), rule) if rule else None
+        else:
+            found = await immutable_tags_on(self.upstream, self.resources.policy, repository, str(reference))
+        if found:
+            await audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
+                        reason="immutable tag")
+            raise denied_immutable(*found)
 
     async def _upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
         try:

@@ -208,3 +208,57 @@ async def test_denied_requests_never_reach_the_upstream(
     assert response.status_code == 401
     assert (await http.get("/v2/alice/private/tags/list", headers=BOB)).status_code == 401
     assert "alice/private" not in registry.daemon.output()
+
+
+async def _push_manifest(http: httpx.AsyncClient, repository: str, reference: str, layer: bytes) -> httpx.Response:
+    config = b"{}"
+    for blob in (config, layer):
+        pushed = await http.post(f"/v2/{repository}/blobs/uploads/", params={"digest": _digest(blob)}, content=blob,
+                                 headers=ALICE)
+        assert pushed.status_code == 201
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
+                    "size": len(layer)}],
+    }).encode()
+    return await http.put(f"/v2/{repository}/manifests/{reference}", content=manifest,
+                          headers={**ALICE, "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+
+
+async def test_immutable_tags_hold_in_gateway_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   registry: Distribution) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "rules.yaml").write_text(
+        "rules:\n"
+        "  - name: own\n    subjects: ['user:*']\n    repositories: ['${user}/**']\n    allow: ['*']\n"
+        "  - name: frozen\n    repositories: ['alice/frozen']\n    immutable_tags: ['v*']\n"
+    )
+    async with registry_client(tmp_path, monkeypatch, upstream=registry.url, policies=policies) as (http, audit):
+        first = await _push_manifest(http, "alice/frozen", "v1", b"one")
+        assert first.status_code == 201, first.text
+        moved = await _push_manifest(http, "alice/frozen", "v1", b"two")
+        assert moved.status_code == 403 and moved.json()["errors"][0]["code"] == "DENIED"
+        assert (await _push_manifest(http, "alice/frozen", "v1", b"one")).status_code == 201  # same content: fine
+        digest = first.headers["docker-content-digest"]
+        head = await http.head("/v2/alice/frozen/manifests/v1", headers={
+            **ALICE, "Accept": "application/vnd.oci.image.manifest.v1+json"})
+        assert head.headers["docker-content-digest"] == digest
+        refused = await http.delete(f"/v2/alice/frozen/manifests/{digest}", headers=ALICE)
+        assert refused.status_code == 403
+        assert (await _push_manifest(http, "alice/frozen", "latest", b"one")).status_code == 201
+        assert (await _push_manifest(http, "alice/frozen", "latest", b"two")).status_code == 201
+        assert [e.details for e in audit.events if e.action == "tag:move"] == [{"from": digest}]
+        assert ("manifest:push:failure", "immutable tag") in [(e.action, e.reason) for e in audit.events]
+        assert ("manifest:delete:failure", "immutable tag") in [(e.action, e.reason) for e in audit.events]
+
+
+async def test_locations_use_the_public_url_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     registry: Distribution) -> None:
+    async with registry_client(tmp_path, monkeypatch, upstream=registry.url,
+                               public_url="https://registry.example.test") as (http, _):
+        start = await http.post("/v2/alice/public/blobs/uploads/", headers=ALICE)
+        assert start.status_code == 202
+        assert start.headers["location"].startswith("https://registry.example.test/v2/alice/public/blobs/uploads/")
+        _no_upstream_address(start, registry)

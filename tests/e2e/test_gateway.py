@@ -197,3 +197,35 @@ def test_a_chunk_on_another_replica_restarts_never_corrupts(upstream: Distributi
     finally:
         second.stop()
         first.stop()
+
+
+def test_upstream_in_token_mode_trusts_only_authgate(tmp_path: Path, dockerd: Dockerd) -> None:
+    """Defence in depth: the upstream (`auth: token`, trusting authgate's certificate) refuses direct
+    pushes; authgate reaches it with tokens it mints per request, scoped to that request."""
+    port = free_port()
+    (tmp_path / "gateway").mkdir()
+    server = AuthgateServer(tmp_path / "gateway", upstream=f"http://127.0.0.1:{port}", upstream_auth="token",
+                            upstream_health_interval="0.5", bcrypt_rounds="4").start()
+    bundle = tmp_path / "authgate.pem"
+    server.cli("keys", "export-cert", "--output", str(bundle))
+    registry = Distribution(tmp_path / "upstream", port=port, extra_config=(
+        "auth:\n  token:\n"
+        f"    realm: {server.url}/token\n    service: authgate\n    issuer: authgate\n"
+        f"    rootcertbundle: {bundle}\n"
+    ))
+    try:
+        _users(server)
+        assert httpx.post(f"{registry.url}/v2/alice/defended/blobs/uploads/").status_code == 401
+        wait_for(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, "readyz with token auth", 15)
+        image = f"{server.registry}/alice/defended"
+        dockerd.run("login", "-u", "alice", "--password-stdin", server.registry, input=PASSWORDS["alice"])
+        dockerd.build_busybox(image, message="defence in depth")
+        dockerd.run("push", image)
+        dockerd.run("rmi", image)
+        dockerd.run("pull", image)
+        dockerd.run("logout", server.registry)
+        catalog = httpx.get(f"{server.url}/v2/_catalog", auth=("alice", PASSWORDS["alice"]))
+        assert catalog.json()["repositories"] == ["alice/defended"]
+    finally:
+        server.stop()
+        registry.stop()
