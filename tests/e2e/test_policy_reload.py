@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,6 +58,12 @@ def granted(server: AuthgateServer, scope: str = "repository:backend/api:pull,pu
     return sorted(access[0]["actions"]) if access else []
 
 
+def audited(server: AuthgateServer) -> list[str]:
+    with sqlite3.connect(f"file:{server.data / 'authgate.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT action FROM audit_events WHERE action LIKE 'policy:%' ORDER BY seq").fetchall()
+    return [row[0] for row in rows]
+
+
 def _reloads(server: AuthgateServer) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
     return [e for e in lines if str(e.get("message", "")).startswith("policy reloaded")]
@@ -88,3 +95,5 @@ def test_edits_take_effect_within_two_seconds_and_broken_edits_are_refused(
     within(2.0, lambda: httpx.get(ready).status_code == 200)
     assert granted(server) == ["push"]
     assert len(_reloads(server)) == 2
+    # Every reload, good or refused, is in the audit log (written in batches: poll briefly).
+    within(10.0, lambda: audited(server) == ["policy:reload"] * 2 + ["policy:reload:failure", "policy:reload"])
