@@ -86,6 +86,8 @@ def to_row(event: AuditEvent) -> dict[str, Any]:
         if isinstance(value, str):
             values[name] = _clean(value, _LIMITS.get(name, _MAX_TEXT))
     values["time"] = values["time"].astimezone(timezone.utc)
+    if not isinstance(values["size"], int) or not -(2**63) <= values["size"] < 2**63:
+        values["size"] = None  # BIGINT: a wild value must not make the batch fail
     # Round-trip through JSON so the hashed form is exactly what the JSON column gives back.
     values["details"] = json.loads(json.dumps(event.details, default=str)) if event.details else None
     return values

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 
 SPILL_NAME = "audit-spill.jsonl"
+#: While running, a spill file is retried at most this often (seconds).
+REPLAY_INTERVAL = 30.0
 
 
 def row_to_json(row: dict[str, Any]) -> str:
@@ -75,6 +78,7 @@ class AuditRecorder:
         self._writer: asyncio.Task[None] | None = None
         self._inflight: list[dict[str, Any]] = []
         self._stopping = False
+        self._next_replay = 0.0
         self.written = 0
         self.spilled = 0
 
@@ -165,9 +169,11 @@ class AuditRecorder:
                 log.warning("audit: database write failed (%s); retry %d in %.2fs", exc, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
+            self._inflight = []  # in the chain now: never spill these again, even if cancelled below
             self.written += len(written)
             await self._notify(written)
-            if self.spilled and self.spill_path.exists():
+            if self.spilled and self.spill_path.exists() and time.monotonic() >= self._next_replay:
+                self._next_replay = time.monotonic() + REPLAY_INTERVAL
                 await self._replay()
             return
 
@@ -207,11 +213,13 @@ class AuditRecorder:
         for start in range(0, len(rows), self.batch_size):
             try:
                 written = await append_rows(self.db, rows[start:start + self.batch_size])
-            except Exception as exc:
+            except BaseException as exc:
                 # Keep only what is not in the chain yet, so the next replay appends nothing twice.
                 tmp = replaying.with_suffix(".tmp")
                 _write_private(tmp, rows[start:], append=False)
                 os.replace(tmp, replaying)
+                if not isinstance(exc, Exception):
+                    raise
                 log.error("audit: replay of %s failed (%s); will retry", replaying, exc)
                 return
             self.written += len(written)
