@@ -204,3 +204,33 @@ async def test_blob_delete(client: tuple[httpx.AsyncClient, RecordingAudit]) -> 
     assert (await http.head(f"/v2/alice/app/blobs/{digest}", headers=ALICE)).status_code == 404
     assert error_code(await http.delete(f"/v2/alice/app/blobs/{digest}", headers=ALICE)) == "BLOB_UNKNOWN"
     assert audit.actions() == ["blob:push", "blob:delete"]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), [
+    ("GET", "/v2/" + "a" * 300 + "/tags/list", {}, b""),
+    ("GET", "/v2/alice/app/manifests/" + "t" * 200, {}, b""),
+    ("GET", "/v2/alice/app/manifests/sha256:" + "0" * 63, {}, b""),
+    ("GET", "/v2/alice/app/blobs/sha512:" + "0" * 64, {}, b""),
+    ("GET", "/v2/alice/app/blobs/sha256:" + "0" * 64, {"Range": "bytes=abc"}, b""),
+    ("GET", "/v2/alice/app%00/tags/list", {}, b""),
+    ("GET", "/v2/alice/APP/tags/list", {}, b""),
+    ("GET", "/v2/alice/app/tags/list?n=abc", {}, b""),
+    ("GET", "/v2/_catalog?n=1e9", {}, b""),
+    ("POST", "/v2/alice/app/blobs/uploads/?digest=nope", {}, b"x"),
+    ("PUT", "/v2/alice/app/manifests/v1", {"Content-Type": OCI_MANIFEST}, b"\xff\xfe"),
+    ("PUT", "/v2/alice/app/manifests/v1", {"Content-Type": OCI_INDEX}, b'{"schemaVersion": 2, "manifests": [1]}'),
+    ("PUT", "/v2/alice/app/manifests/v1", {"Content-Type": OCI_MANIFEST},
+     b'{"schemaVersion": 2, "config": {}, "layers": {}}'),
+    ("PUT", "/v2/alice/app/manifests/v1", {"Content-Type": OCI_MANIFEST}, b'{"schemaVersion": 2, "subject": 7}'),
+    ("PATCH", "/v2/alice/app/blobs/uploads/00000000-0000-0000-0000-000000000000", {}, b"x"),
+    ("PUT", "/v2/alice/app/blobs/uploads/00000000-0000-0000-0000-000000000000?digest=sha256:" + "0" * 64, {}, b""),
+    ("DELETE", "/v2/alice/app/manifests/sha256:" + "0" * 64, {}, b""),
+    ("GET", "/v2/alice/app/referrers/latest", {}, b""),
+])
+async def test_bad_input_is_a_clear_4xx(client: tuple[httpx.AsyncClient, RecordingAudit], method: str, path: str,
+                                        headers: dict[str, str], body: bytes) -> None:
+    http = client[0]
+    await push_blob(http, b"{}")
+    response = await http.request(method, path, headers={**ALICE, **headers}, content=body)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert response.json()["errors"][0]["message"]

@@ -57,6 +57,9 @@ def test_docker_walkthrough(server: AuthgateServer, dockerd: Dockerd) -> None:
     dockerd.run("pull", image)
     output = dockerd.run("run", "--rm", "--network", "none", image).stdout
     assert output.strip() == "hello through authgate"
+    # a second repository: docker mounts the layer across (its token adds pull on the source)
+    dockerd.run("tag", image, f"{server.registry}/alice/copy")
+    assert "Mounted from alice/hello" in dockerd.run("push", f"{server.registry}/alice/copy").stdout
     assert check_store(server.data) == []
 
 
