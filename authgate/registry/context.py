@@ -9,11 +9,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName
-from authgate.registry.guard import client_address, record_audit
+from authgate.registry.guard import record_audit
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
 from authgate.settings import Settings
@@ -34,13 +35,13 @@ async def audit(request: Request, identity: Identity, target: Target, action: st
     """Record `action` for this request; never fails the request (see `record_audit`)."""
     if action.endswith(":failure"):
         fields.setdefault("outcome", "failure")
+    resources = resources_of(request)
     event = AuditEvent(
         action=action, actor=identity.subject,
         repository=str(target.repository) if target.repository else None,
-        address=client_address(request), user_agent=request.headers.get("user-agent"),
-        request_id=request.headers.get("x-request-id"), **fields,
+        **request_context(request, resources.settings), **fields,
     )
-    await record_audit(resources_of(request), event)
+    await record_audit(resources, event)
 
 
 def blob_location(name: RepositoryName, digest: Digest) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
+from authgate.audit import context as audit_context
 from authgate.audit.events import AuditEvent
 from authgate.auth import identity as identity_module
 from authgate.auth.challenge import unauthorized
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address as policies and the audit log see it (trusted proxies honoured)."""
+    return audit_context.client_address(request, resources_of(request).settings)
 
 
 def _has_credentials(request: Request) -> bool:
@@ -80,7 +82,7 @@ async def guard(request: Request, target: Target) -> Identity:
             action="access:denied", actor=identity.subject, outcome="failure",
             repository=str(target.repository) if target.repository else None,
             reason=f"{request.method} needs {' '.join(s.format() for s in missing)}",
-            address=address, user_agent=request.headers.get("user-agent"),
+            **audit_context.request_context(request, settings),
         ))
     raise unauthorized(settings.realm, settings.service, needed, error="insufficient_scope")
 
