@@ -103,5 +103,7 @@ class LoginLimiter:
         if len(self._recent) > self.max_entries:
             self._recent = {k: t for k, t in self._recent.items() if now - t < self.dedupe_seconds}
         if len(self._counters) > self.max_entries:
+            for counter in self._counters.values():
+                self._prune(counter, now)
             for key in [k for k, c in self._counters.items() if c.locked_until < now and not c.failures]:
                 del self._counters[key]

@@ -104,3 +104,10 @@ def test_success_clears_the_user_counter() -> None:
     limiter.failure("alice", "10.0.0.1", "b", now=2)
     limiter.success("alice")
     assert limiter.check("alice", "10.0.0.1", now=3) == 0
+
+
+def test_limiter_state_stays_bounded() -> None:
+    limiter = LoginLimiter(window=10, max_entries=50, dedupe_seconds=1)
+    for i in range(200):
+        limiter.failure(f"user{i}", f"10.0.{i // 250}.{i % 250}", "x", now=float(i))
+    assert len(limiter._counters) <= 60 and len(limiter._recent) <= 60
