@@ -110,14 +110,34 @@ def test_oras_artifact_with_subject_shows_in_referrers(server: AuthgateServer, t
         httpx.get(f"{server.url}/v2/alice/art/manifests/sbom", auth=AUTH).headers["docker-content-digest"]]
 
 
-def _send_partial_patch(server: AuthgateServer, location: str, total: int, sent: int) -> socket.socket:
-    """A PATCH that declares `total` bytes and sends only `sent`: the server is mid-upload."""
+def _send_partial(server: AuthgateServer, request_line: str, total: int, sent: int) -> socket.socket:
+    """A request that declares `total` body bytes and sends only `sent`: the server is mid-upload."""
     sock = socket.create_connection(("127.0.0.1", server.port))
     basic = httpx.BasicAuth(*AUTH)._auth_header
-    sock.sendall((f"PATCH {location} HTTP/1.1\r\nHost: {server.registry}\r\nAuthorization: {basic}\r\n"
+    sock.sendall((f"{request_line} HTTP/1.1\r\nHost: {server.registry}\r\nAuthorization: {basic}\r\n"
                   f"Content-Type: application/octet-stream\r\nContent-Length: {total}\r\n\r\n").encode())
     sock.sendall(b"x" * sent)
     return sock
+
+
+def test_client_disconnect_leaves_a_resumable_session_or_nothing(server: AuthgateServer) -> None:
+    client = httpx.Client(base_url=server.url, auth=AUTH, timeout=30)
+    uploads = server.data / "registry" / "uploads"
+    before = set(uploads.iterdir())
+    monolithic = _send_partial(server, f"POST /v2/alice/gone/blobs/uploads/?digest={sha256(b'x')}", 4 << 20, 1 << 20)
+    monolithic.close()
+    location = client.post("/v2/alice/resume/blobs/uploads/").headers["location"]
+    _send_partial(server, f"PATCH {location}", total=4 << 20, sent=2 << 20).close()
+    threading.Event().wait(1.0)
+    session = location.rsplit("/", 1)[1]
+    assert {p.name for p in set(uploads.iterdir()) - before} == {session}  # the monolithic one left nothing
+    received = (uploads / session / "data").stat().st_size  # a prefix of what was sent
+    assert received <= 2 << 20
+    assert client.get(location).headers["range"] == f"0-{max(received - 1, 0)}"
+    resumed = client.patch(location, content=b"x" * ((3 << 20) - received),
+                           headers={"Content-Range": f"{received}-{(3 << 20) - 1}"})
+    assert resumed.status_code == 202, resumed.text
+    assert client.put(f"{location}?digest={sha256(b'x' * (3 << 20))}").status_code == 201
 
 
 def test_kill_9_mid_upload_and_mid_tag_moves_restarts_consistent(tmp_path: Path) -> None:
@@ -133,7 +153,7 @@ def test_kill_9_mid_upload_and_mid_tag_moves_restarts_consistent(tmp_path: Path)
                                                     "digest": sha256(config), "size": 2},
                                          "layers": [], "annotations": {"n": str(i)}}).encode())
         location = client.post("/v2/alice/app/blobs/uploads/").headers["location"]
-        sock = _send_partial_patch(server, location, total=8 << 20, sent=3 << 20)
+        sock = _send_partial(server, f"PATCH {location}", total=8 << 20, sent=3 << 20)
         stop = threading.Event()
 
         def move_tags() -> None:  # bounded: at most 2000 pushes
