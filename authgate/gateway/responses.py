@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Send
 
 from authgate.gateway.client import Upstream
+from authgate.gateway.pipe import read_ahead
 
 
 class ProxiedBody(StreamingResponse):
@@ -25,7 +26,8 @@ class ProxiedBody(StreamingResponse):
 
     def __init__(self, upstream: Upstream, response: httpx.Response, status_code: int,
                  headers: Mapping[str, str]) -> None:
-        super().__init__(response.aiter_raw(), status_code=status_code, headers=headers)
+        self._chunks = read_ahead(response.aiter_raw())
+        super().__init__(self._chunks, status_code=status_code, headers=headers)
         self._upstream = upstream
         self._response = response
 
@@ -38,6 +40,7 @@ class ProxiedBody(StreamingResponse):
             self._upstream.failure("GET", self._response.request.url.path, exc)
             return
         finally:
+            await self._chunks.aclose()
             await self._response.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
+from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
 from authgate.reference import Digest
@@ -137,9 +138,10 @@ class UploadProxy:
         if not put and request.headers.get("content-range"):
             headers["Content-Range"] = request.headers["content-range"]
         digesting = Digesting(session, self.max_blob_size)
+        body = read_ahead(digesting.wrap(request.stream()))
         try:
             response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
-                                                content=digesting.wrap(request.stream()))
+                                                content=body)
         except BodyTooLarge:
             await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
@@ -150,6 +152,8 @@ class UploadProxy:
         except RegistryError:
             await self._abandon(session, scopes)
             raise
+        finally:
+            await body.aclose()
         if response.status_code != 202:
             return response
         stored = _range_end(response.headers.get("range"))
