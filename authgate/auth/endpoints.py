@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
 from authgate.auth.credentials import (
@@ -147,9 +148,8 @@ async def _audit(resources: Resources, request: Request, action: str, outcome: _
             actor=actor,
             outcome="failure" if action.endswith(":failure") else "success",
             reason=reason,
-            address=client_address(request),
-            user_agent=(request.headers.get("user-agent") or "")[:512] or None,
             details=details,
+            **request_context(request, resources.settings),
         )
     )
 

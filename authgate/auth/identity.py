@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from authgate.audit import context
 from authgate.auth import accounts
 from authgate.auth.challenge import unauthorized
 from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
@@ -36,7 +37,8 @@ class Identity:
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The peer, or behind a trusted proxy the forwarded client: the login limiter counts per real client."""
+    return context.client_address(request, resources_of(request).settings)
 
 
 def too_many(exc: TooManyAttempts) -> RegistryError:

@@ -244,3 +244,19 @@ async def test_a_failed_login_logs_neither_password_nor_token(ctx: Ctx, caplog: 
     everything = caplog.text + repr(audit.events)
     for secret in (password, token, token[:40], refresh):
         assert secret not in everything
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted_and_audited(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with token_app(tmp_path, database_url, trusted_proxies=("192.0.2.0/24",)) as (client, resources, audit):
+        await add_user(resources, "alice", "alice-pw")
+        attacker, colleague = {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-For": "198.51.100.8"}
+        for i in range(30):  # many names from one client: the per-address brake (3x the per-user one)
+            response = await client.get("/token", headers={**basic(f"user{i}", "guess"), **attacker})
+            assert response.status_code == 401
+        assert audit.events[-1].address == "203.0.113.5"
+        blocked = await client.get("/token", headers={**basic("alice", "alice-pw"), **attacker})
+        assert blocked.status_code == 429
+        allowed = await client.get("/token", headers={**basic("alice", "alice-pw"), **colleague})
+        assert allowed.status_code == 200, "the proxy's other clients are not locked out"
