@@ -68,10 +68,11 @@ async def _check_references(stores: Stores, target: Target, body: bytes, content
     assert target.repository
     parsed = parse_manifest(body, content_type)
     for descriptor in parsed.blobs:
-        if await stores.blobs.blob_size(target.repository, descriptor.digest) is None:
+        # `link` refreshes the blob's time, so gc's grace period covers it until the manifest is stored.
+        if await stores.blobs.blob_size(target.repository, descriptor.digest) is None or \
+                not await stores.blobs.link(target.repository, descriptor.digest):
             raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, f"blob {descriptor.digest} is not in "
                                 f"{target.repository}; push it first", detail={"digest": str(descriptor.digest)})
-        await stores.blobs.link(target.repository, descriptor.digest)  # refreshes gc's grace period
     for descriptor in parsed.manifests:
         if await stores.manifests.resolve(target.repository, descriptor.digest) is None:
             raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, f"manifest {descriptor.digest} is not in "

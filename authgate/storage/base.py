@@ -26,8 +26,8 @@ class BlobStore(Protocol):
         """Link a blob of `source` into `name`; its size, or None if `source` does not have it."""
         ...
 
-    async def link(self, name: RepositoryName, digest: Digest) -> None:
-        """Link an existing blob into `name` (and refresh it for gc's grace period)."""
+    async def link(self, name: RepositoryName, digest: Digest) -> bool:
+        """Link an existing blob into `name` (and refresh it for gc's grace period); False if it is gone."""
         ...
 
     async def unlink_blob(self, name: RepositoryName, digest: Digest) -> bool: ...

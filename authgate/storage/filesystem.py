@@ -103,20 +103,24 @@ class FilesystemBlobStore:
 
     async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
         size = await self.blob_size(source, digest)
-        if size is None:
+        if size is None or not await self.link(name, digest):
             return None
-        await self.link(name, digest)
         return size
 
-    async def link(self, name: RepositoryName, digest: Digest) -> None:
-        """Link an existing blob into `name`, refreshing its time so gc's grace period covers it."""
+    async def link(self, name: RepositoryName, digest: Digest) -> bool:
+        """Link an existing blob into `name`, refreshing its time so gc's grace period covers it;
+        False if the blob is gone (gc took it meanwhile)."""
 
-        def link() -> None:
-            os.utime(self.layout.blob(digest))
+        def link() -> bool:
+            try:
+                os.utime(self.layout.blob(digest))
+            except FileNotFoundError:
+                return False
             if not self.layout.layer_link(name, digest).exists():
                 write_atomic(self.layout, self.layout.layer_link(name, digest), b"")
+            return True
 
-        await _run(link)
+        return await _run(link)
 
     async def unlink_blob(self, name: RepositoryName, digest: Digest) -> bool:
         return await _run(remove, self.layout.layer_link(name, digest))
@@ -158,7 +162,8 @@ class FilesystemBlobStore:
         return await self._size(name, upload_id)
 
     async def append(self, name: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
-                     start: int | None = None) -> int:
+                     start: int | None = None, algorithm: str = "sha256") -> int:
+        """See `BlobStore.append`; `algorithm` is hashed on the way (sha256 unless the digest is known)."""
         async with self._lock(upload_id):
             size = await self._size(name, upload_id)
             if start is not None and start != size:
@@ -166,9 +171,9 @@ class FilesystemBlobStore:
                                     " resume from the Range this session reports", status=416,
                                     headers={"Range": f"0-{max(size - 1, 0)}"})
             cached = self._hashers.pop(upload_id, None)
-            hasher = cached[0] if cached and cached[1] == size else None
+            hasher = cached[0] if cached and cached[1] == size and cached[0].name == algorithm else None
             file: BinaryIO = await _run(open, self.layout.upload(upload_id) / "data", "ab")
-            writer = DigestingWriter(file, limit=self.max_blob_size, offset=size, hasher=hasher)
+            writer = DigestingWriter(file, limit=self.max_blob_size, offset=size, algorithm=algorithm, hasher=hasher)
             try:
                 await writer.consume(body)
             except SizeLimitExceeded:
@@ -223,7 +228,7 @@ class FilesystemBlobStore:
     async def put_blob(self, name: RepositoryName, digest: Digest, body: AsyncIterable[bytes]) -> int:
         upload_id = await self.start_upload(name)
         try:
-            await self.append(name, upload_id, body)
+            await self.append(name, upload_id, body, algorithm=digest.algorithm)
             return await self.commit(name, upload_id, digest)
         except BaseException:
             with anyio.CancelScope(shield=True):

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from authgate.errors import RegistryError
 from authgate.reference import Digest, RepositoryName, Tag
 from authgate.storage.base import StoredManifest
 from authgate.storage.layout import Layout, commit_file, read_text, remove, write_atomic
@@ -33,7 +34,10 @@ class FilesystemManifestStore:
             raw = read_text(self.layout.tag(name, reference))
             if raw is None:
                 return None
-            digest = Digest.parse(raw.strip())
+            try:
+                digest = Digest.parse(raw.strip())
+            except RegistryError:  # a damaged tag file (recovery drops these at start): unknown
+                return None
         else:
             digest = reference
         return digest if self.layout.revision(name, digest).is_file() else None

@@ -52,13 +52,16 @@ async def test_writer_hashes_counts_and_limits() -> None:
     assert info.value.code is ErrorCode.TOO_LARGE
 
 
-async def test_big_bodies_are_batched_and_complete(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+async def test_big_bodies_are_batched_and_complete(tmp_path: Path, algorithm: str) -> None:
     blobs = store(tmp_path)
     data = os.urandom(2 * 1024 * 1024 + 123)
     pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)]
-    size = await blobs.put_blob(NAME, digest(data), chunks(*pieces))
+    size = await blobs.put_blob(NAME, digest(data, algorithm), chunks(*pieces))
     assert size == len(data)
-    assert blobs.layout.blob(digest(data)).read_bytes() == data
+    assert blobs.layout.blob(digest(data, algorithm)).read_bytes() == data
+    read = b"".join([chunk async for chunk in blobs.read_blob(digest(data, algorithm), 5, len(data) - 10)])
+    assert read == data[5:-5]
 
 
 async def test_a_session_resumed_after_restart_is_rehashed(tmp_path: Path) -> None:
