@@ -56,9 +56,13 @@ class UploadProxy:
             return UploadResult(await empty(self.upstream, response), mounted=True)
         if response.status_code != 202:
             return UploadResult(await relay(self.upstream, response))
-        upload_id = _upload_id(response)
-        location = self._upstream_location(response)
-        session = self.sessions.open(upload_id, repository, location)
+        try:
+            upload_id = _upload_id(response)
+            location = self._upstream_location(response)
+            session = self.sessions.open(upload_id, repository, location)
+        except RegistryError:
+            await response.aclose()
+            raise
         if "digest" not in query:
             return UploadResult(await empty(self.upstream, response))
         # Monolithic upload: the body goes in as a PATCH, then the checked commit.

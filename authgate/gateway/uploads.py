@@ -48,9 +48,14 @@ class UploadSessions:
         return len(self._sessions)
 
     def open(self, upload_id: str, repository: str, location: str) -> UploadSession:
+        """Track a new session; when full, the oldest idle one is forgotten (its client then gets
+        BLOB_UPLOAD_UNKNOWN and restarts), so abandoned uploads cannot lock everyone out."""
         if len(self._sessions) >= self.max_sessions:
-            raise RegistryError(ErrorCode.TOOMANYREQUESTS, "too many unfinished uploads; finish or cancel some first",
-                                headers={"Retry-After": "60"})
+            oldest = next((s for s in self._sessions.values() if not s.busy), None)
+            if oldest is None:
+                raise RegistryError(ErrorCode.TOOMANYREQUESTS, "too many uploads in progress; try again later",
+                                    headers={"Retry-After": "60"})
+            del self._sessions[oldest.upload_id]
         session = UploadSession(upload_id, repository, location)
         self._sessions[upload_id] = session
         return session

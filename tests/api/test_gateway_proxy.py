@@ -262,3 +262,25 @@ async def test_locations_use_the_public_url_when_set(tmp_path: Path, monkeypatch
         assert start.status_code == 202
         assert start.headers["location"].startswith("https://registry.example.test/v2/alice/public/blobs/uploads/")
         _no_upstream_address(start, registry)
+
+
+async def test_cross_repository_mount(gateway: tuple[httpx.AsyncClient, RecordingAudit],
+                                      registry: Distribution) -> None:
+    http, audit = gateway
+    data = b"shared base layer"
+    pushed = await http.post("/v2/alice/base/blobs/uploads/", params={"digest": _digest(data)}, content=data,
+                             headers=ALICE)
+    assert pushed.status_code == 201
+    mounted = await http.post("/v2/alice/derived/blobs/uploads/",
+                              params={"mount": _digest(data), "from": "alice/base"}, headers=ALICE)
+    assert mounted.status_code == 201 and mounted.headers["location"].startswith("/v2/alice/derived/blobs/")
+    assert _upstream_has_blob(registry, "alice/derived", _digest(data))
+    assert [(e.action, e.details) for e in audit.events if e.action == "blob:mount"] == [
+        ("blob:mount", {"from": "alice/base"})]
+    # an unknown blob: the registry opens an ordinary session instead, which the gateway tracks
+    fallback = await http.post("/v2/alice/derived/blobs/uploads/",
+                               params={"mount": _digest(b"nope"), "from": "alice/base"}, headers=ALICE)
+    assert fallback.status_code == 202
+    put = await http.put(_with_digest(fallback.headers["location"], _digest(b"nope")), content=b"nope",
+                         headers=ALICE)
+    assert put.status_code == 201
