@@ -136,3 +136,36 @@ async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: py
         assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
         assert "127.0.0.1:9" not in response.text
         assert (await http.get("/readyz")).status_code == 503
+
+
+def _storage_redirect(seen: list[httpx.Request]) -> Handler:
+    """An upstream whose blobs live in object storage: GET answers 307 to a signed storage URL."""
+    async def body() -> AsyncIterator[bytes]:
+        yield b"blob from storage"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/":
+            return httpx.Response(200, json={})
+        seen.append(request)
+        if request.url.host == "storage.example.test":
+            return httpx.Response(200, content=body(), headers={"Content-Type": "application/octet-stream"})
+        return httpx.Response(307, headers={"Location": "https://storage.example.test/b?X-Signature=s"})
+    return handler
+
+
+@pytest.mark.parametrize("mode", ["follow", "pass"])
+async def test_storage_redirects_are_followed_or_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        mode: str) -> None:
+    seen: list[httpx.Request] = []
+    async with gateway(tmp_path, monkeypatch, handler=_storage_redirect(seen), upstream_auth="basic",
+                       upstream_username="gw", upstream_password="gw-secret", upstream_redirects=mode) as (http, _):
+        response = await http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE)
+    if mode == "follow":
+        assert response.status_code == 200 and response.content == b"blob from storage"
+        upstream_request, storage_request = seen
+        assert upstream_request.headers["authorization"].startswith("Basic ")
+        assert "authorization" not in storage_request.headers  # credentials never go to another host
+    else:
+        assert response.status_code == 307
+        assert response.headers["location"] == "https://storage.example.test/b?X-Signature=s"
+        assert len(seen) == 1
