@@ -68,7 +68,7 @@ def to_row(event: AuditEvent) -> dict[str, Any]:
     """Column values for `event`, cut to the schema's limits; `seq`, `prev_hash`, `hash` come at append."""
     values: dict[str, Any] = {
         "time": event.time if event.time.tzinfo else event.time.replace(tzinfo=timezone.utc),
-        "actor_type": event.actor.kind,
+        "actor_type": event.actor_type or event.actor.kind,
         "actor_name": event.actor.name,
         "action": event.action,
         "repository": event.repository,

@@ -28,6 +28,9 @@ class AuditEvent:
     time: datetime = field(default_factory=utcnow)
     #: An id the source gave the event (a registry notification's event id): recorded once only.
     source_id: str | None = None
+    #: For actors outside authgate's accounts, instead of `actor.kind`: `cli` (the operator running
+    #: an `authgate` command, named by OS user).
+    actor_type: str | None = None
 
 
 class AuditSink(Protocol):

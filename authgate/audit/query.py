@@ -21,7 +21,7 @@ from authgate.db.session import Database
 MAX_LIMIT = 1000
 _RELATIVE = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_ACTOR_KINDS = ("user", "robot", "anonymous", "registry")
+_ACTOR_KINDS = ("user", "robot", "anonymous", "cli")
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from authgate.audit.admin_changes import record_cli_change
 from authgate.cli import audit as audit_commands
 from authgate.cli import db as db_commands
 from authgate.cli import gc as gc_commands
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result: int = args.handler(args)
+        record_cli_change(args, result)
         return result
     except SettingsError as exc:
         print(f"authgate: configuration error: {exc}", file=sys.stderr)

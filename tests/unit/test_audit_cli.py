@@ -85,3 +85,20 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "is not a time" in result.stderr and "Traceback" not in result.stderr
     result = run_cli(env, "audit", "export", "--format", "xml", check=False)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_admin_changes_made_with_the_cli_are_recorded(tmp_path: Path) -> None:
+    env = authgate_env(tmp_path / "data", bcrypt_rounds="4")
+    run_cli(env, "user", "add", "carol", "--admin", "--password-stdin", input="carol-Secret-pw\n")
+    assert run_cli(env, "user", "add", "carol", "--password-stdin", input="again-Secret-pw\n", check=False).returncode
+    run_cli(env, "user", "list")  # reading changes nothing: not recorded
+
+    events = [json.loads(line) for line in run_cli(env, "audit", "list", "--json", "--action", "user").stdout.splitlines()]
+    assert [(e["action"], e["actor_type"], e["reference"], e["outcome"]) for e in events] == [
+        ("user:add:failure", "cli", "carol", "failure"),
+        ("user:add", "cli", "carol", "success"),
+    ]
+    assert events[1]["details"]["admin"] is True
+    exported = run_cli(env, "audit", "export").stdout
+    assert "Secret-pw" not in exported
+    assert run_cli(env, "audit", "verify").returncode == 0
