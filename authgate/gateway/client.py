@@ -19,6 +19,7 @@ import httpcore
 import httpx
 
 from authgate.errors import ErrorCode, RegistryError
+from authgate.gateway.blobwire import BlobTransport
 from authgate.gateway.credentials import UpstreamAuth
 from authgate.scope import Scope
 from authgate.settings import Settings
@@ -73,12 +74,19 @@ class Upstream:
         verify: ssl.SSLContext | bool = True
         if settings.upstream_ca:
             verify = ssl.create_default_context(cafile=str(settings.upstream_ca))
+        limits = httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=30,
+        )
+        if transport is None:
+            pooled = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
+            transport = BlobTransport(
+                pooled, settings.upstream_connect_timeout, settings.upstream_timeout,
+                verify if isinstance(verify, ssl.SSLContext) else None, httpx.URL(self.base).netloc,
+            )
         self.client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.upstream_max_connections,
-                max_keepalive_connections=settings.upstream_max_connections,
-                keepalive_expiry=30,
-            ),
+            limits=limits,
             timeout=httpx.Timeout(
                 settings.upstream_timeout,
                 connect=settings.upstream_connect_timeout,

@@ -169,3 +169,37 @@ async def test_storage_redirects_are_followed_or_passed(tmp_path: Path, monkeypa
         assert response.status_code == 307
         assert response.headers["location"] == "https://storage.example.test/b?X-Signature=s"
         assert len(seen) == 1
+
+
+async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lean blob-download wire against real sockets: a garbage status line, and a body cut
+    short of its Content-Length (the client's connection is then closed, never completed)."""
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
+        await writer.drain()
+        writer.close()
+
+    for serve, expected in [(garbage, 503), (short, None)]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with gateway(tmp_path, monkeypatch, upstream=f"http://127.0.0.1:{port}") as (http, _):
+                if expected is not None:
+                    response = await http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE)
+                    assert response.status_code == expected and _error(response) == "UNAVAILABLE"
+                else:
+                    try:
+                        response = await http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE)
+                    except AssertionError:
+                        pass  # httpx's ASGITransport: the app ended the response unfinished (uvicorn closes)
+                    else:
+                        pytest.fail(f"a short upstream body was answered as complete ({len(response.content)} B)")
+        finally:
+            server.close()
