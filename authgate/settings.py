@@ -52,7 +52,7 @@ class Settings:
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""
-    upstream_password: str = ""
+    upstream_password: str = field(default="", repr=False)  # a secret: never printed
     #: How authgate authenticates to the upstream: `none` (private network), `basic`
     #: (upstream_username/password), `token` (a bearer token authgate signs for itself, for an
     #: upstream in `auth: token` mode trusting authgate's certificate). Empty: basic if a
