@@ -55,3 +55,6 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # Migrations at start are routine; say so only when something goes wrong.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every upstream request of the gateway at INFO (URLs with upload state): noise;
+    # the gateway logs failures itself, naming the upstream.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
