@@ -85,7 +85,8 @@ def request_context(request: HTTPConnection, settings: Settings) -> dict[str, An
 
 
 class RequestIdMiddleware:
-    """Plain ASGI: keep a well-formed incoming `X-Request-ID` (a proxy's), else make one; echo it."""
+    """Plain ASGI: keep a well-formed incoming `X-Request-ID` (a proxy's), else make one and put it in
+    the request's headers too; echo it on the response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -101,6 +102,10 @@ class RequestIdMiddleware:
                 break
         rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        if rid != incoming:
+            # Handlers that read the request header see the id we chose, not a malformed one.
+            headers = [(k, v) for k, v in scope.get("headers", []) if k != b"x-request-id"]
+            scope["headers"] = [*headers, (b"x-request-id", rid.encode())]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

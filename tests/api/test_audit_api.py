@@ -182,11 +182,18 @@ def test_notifications_are_off_without_a_secret(tmp_path: Path) -> None:
 
 def test_request_id_is_echoed_or_made(tmp_path: Path) -> None:
     async def body() -> None:
-        async with client(tmp_path) as (http, _):
+        async with client(tmp_path) as (http, audit):
             given = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
             assert given.headers["x-request-id"] == "abc-123"
             made = await http.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
             assert len(made.headers["x-request-id"]) == 32
+            # An event a registry route records carries the id the client got back.
+            refused = await http.put("/v2/alice/app/manifests/v1", content=b"{not json", headers={
+                **ALICE, "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+            assert refused.status_code == 400
+            await audit.flush()
+            events = (await http.get("/admin/audit", params={"action": "manifest:push"}, headers=ADMIN)).json()
+            assert [e["request_id"] for e in events["events"]] == [refused.headers["x-request-id"]]
 
     asyncio.run(body())
 
