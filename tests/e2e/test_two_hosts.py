@@ -47,21 +47,27 @@ def https_authgate(second_host: SecondHost, tmp_path_factory: pytest.TempPathFac
     server.stop()
 
 
+PASSWORD = "alice-two-hosts-pw"
+
+
 def _certs_dir(remote: Dockerd, authority: str) -> Path:
     return remote.workdir / "etc-docker" / "certs.d" / authority
 
 
-def test_a_second_host_pulls_only_once_it_trusts_the_ca(
+def test_a_second_host_logs_in_pushes_pulls_and_runs_once_it_trusts_the_ca(
     remote_docker: Dockerd, https_authgate: AuthgateServer, second_host: SecondHost
 ) -> None:
-    image = f"{https_authgate.registry}/alice/hello:1"
-    refused = remote_docker.run("pull", image, check=False)
+    registry = https_authgate.registry
+    image = f"{registry}/alice/hello:1"
+    https_authgate.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    refused = remote_docker.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD, check=False)
     assert refused.returncode != 0
     assert "x509: certificate signed by unknown authority" in refused.stderr
 
+    # The step `authgate tls init` prints for docker: the CA in certs.d/HOST:PORT, no restart.
     ca = https_authgate.data / "tls" / "ca.crt"
-    _certs_dir(remote_docker, https_authgate.registry).mkdir(parents=True)
-    shutil.copy(ca, _certs_dir(remote_docker, https_authgate.registry) / "ca.crt")
+    _certs_dir(remote_docker, registry).mkdir(parents=True)
+    shutil.copy(ca, _certs_dir(remote_docker, registry) / "ca.crt")
 
     # curl's way, from the second host: the CA verifies the certificate for the address, and the
     # challenge sends clients to the HTTPS realm on that same address.
@@ -70,10 +76,22 @@ def test_a_second_host_pulls_only_once_it_trusts_the_ca(
         "print(r.status_code, r.headers.get('www-authenticate'))"
     ), f"{https_authgate.url}/v2/", str(ca))
     assert probe.stdout.split()[0] == "401"
-    assert f'realm="https://{https_authgate.registry}/token"' in probe.stdout
+    assert f'realm="https://{registry}/token"' in probe.stdout
 
-    trusted = remote_docker.run("pull", image, check=False)
-    assert "x509" not in trusted.stderr and "certificate" not in trusted.stderr
+    remote_docker.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
+    remote_docker.build_busybox(image, message="hello from the first host")
+    remote_docker.run("push", image)
+    remote_docker.run("rmi", image)
+    remote_docker.run("pull", image)
+    output = remote_docker.run("run", "--rm", "--network", "none", image).stdout
+    assert output.strip() == "hello from the first host"
+
+    # Without the CA, the same pull fails on the certificate.
+    remote_docker.run("rmi", image)
+    shutil.rmtree(_certs_dir(remote_docker, registry))
+    untrusted = remote_docker.run("pull", image, check=False)
+    assert untrusted.returncode != 0
+    assert "x509: certificate signed by unknown authority" in untrusted.stderr
 
 
 def test_plain_http_is_refused_by_the_second_host_and_the_log_names_the_fix(

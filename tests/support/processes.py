@@ -167,7 +167,8 @@ class AuthgateServer:
 class Dockerd:
     """A private dockerd (vfs, no bridge, no iptables) with its own socket and client config dir."""
 
-    def __init__(self, workdir: Path, netns: str | None = None, etc_docker: Path | None = None) -> None:
+    def __init__(self, workdir: Path, netns: str | None = None, etc_docker: Path | None = None,
+                 storage_driver: str = "vfs") -> None:
         """`netns`: run in that network namespace (a second host). `etc_docker`: a directory this
         daemon alone sees as /etc/docker (its `certs.d`), bind-mounted in a private mount namespace."""
         require("dockerd", "docker")
@@ -176,7 +177,7 @@ class Dockerd:
         self.config_dir = workdir / "client-config"
         self.config_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+            "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none", f"--storage-driver={storage_driver}",
             "--data-root", str(workdir / "root"), "--exec-root", str(workdir / "exec"),
             "--pidfile", str(workdir / "dockerd.pid"), "--host", f"unix://{self.socket}",
         ]
