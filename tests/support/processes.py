@@ -221,6 +221,17 @@ class Dockerd:
 
     def stop(self) -> None:
         self.daemon.stop(timeout=20)
+        # dockerd leaves its host-network namespace bind-mounted (exec/netns/default); unmounted here,
+        # or pytest cannot delete the old temp dir later and warns (an error under our filterwarnings).
+        _unmount_under(self.workdir)
+
+
+def _unmount_under(root: Path) -> None:
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mounts") as mounts:
+        targets = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for target in reversed(targets):
+        subprocess.run(["umount", "-l", target], capture_output=True, timeout=30)
 
 
 class Distribution:
