@@ -10,7 +10,8 @@ Columns (each a `Target` in TARGETS; add one by writing a class with `start`, `h
 
 Push is what docker does per layer: POST (open), one PATCH streaming the whole blob, PUT ?digest=.
 Pull is one GET of the blob. curl moves the bytes (so the client is not the bottleneck); figures
-are the median of --repeat runs, and ratios are against `direct` measured in the same run.
+are the median of --repeat rounds (targets interleaved within each round), and ratios are against
+`direct` measured in the same run.
 
     python bench/blob_throughput.py [--size 512M] [--repeat 3] [--only direct,gateway,embedded,nginx]
                                     [--rss-size 2G]
@@ -294,20 +295,27 @@ def main() -> int:
         print(f"making a {size / 1024**2:.0f} MiB random blob …", flush=True)
         digest = make_blob(blob, size)
         registry = Distribution(workdir / "registry")
-        for name in names:
-            target = TARGETS[name]()
-            target.start(registry, workdir / name)
-            try:
-                pushes, pulls = [], []
-                for run in range(args.repeat):
+        # Rounds interleave the targets, and dirty pages are flushed before each push, so one
+        # target's background writeback or a burst of load on the machine does not land on one column.
+        targets: dict[str, Target] = {}
+        try:
+            for name in names:
+                targets[name] = TARGETS[name]()
+                targets[name].start(registry, workdir / name)
+            times: dict[str, dict[str, list[float]]] = {n: {"push": [], "pull": []} for n in names}
+            for run in range(args.repeat):
+                for name, target in targets.items():
                     repository = f"{USER}/{name}-{run}"
-                    pushes.append(push(target, repository, blob, digest, workdir))
-                    pulls.append(pull(target, repository, digest, size))
-                results[name] = {"push": size / statistics.median(pushes), "pull": size / statistics.median(pulls)}
+                    os.sync()
+                    times[name]["push"].append(push(target, repository, blob, digest, workdir))
+                    times[name]["pull"].append(pull(target, repository, digest, size))
+            for name, target in targets.items():
+                results[name] = {op: size / statistics.median(times[name][op]) for op in ("push", "pull")}
                 rss[name] = peak_rss_mib(target.pid)
                 print(f"  {name:8} push {results[name]['push'] / 1024**2:8.1f} MiB/s   "
                       f"pull {results[name]['pull'] / 1024**2:8.1f} MiB/s", flush=True)
-            finally:
+        finally:
+            for target in targets.values():
                 target.stop()
         if parse_size(args.rss_size):
             blob.unlink()
