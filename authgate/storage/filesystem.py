@@ -35,6 +35,12 @@ _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 _READ_SIZE = 4 * 1024 * 1024
 
 
+async def _close(file: BinaryIO) -> None:
+    """Close in a worker thread even when the request is being cancelled (no leaked descriptors)."""
+    with anyio.CancelScope(shield=True):
+        await _run(file.close)
+
+
 def _unknown_upload() -> RegistryError:
     return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "upload session unknown or expired; start a new upload")
 
@@ -86,9 +92,10 @@ class FilesystemBlobStore:
                 if chunk:
                     yield chunk
         finally:
-            if pending is not None:
-                await asyncio.wait([pending])
-            await _run(file.close)
+            with anyio.CancelScope(shield=True):
+                if pending is not None:
+                    await asyncio.wait([pending])
+                await _close(file)
 
     async def read_blob_bytes(self, digest: Digest, limit: int) -> bytes | None:
         def read() -> bytes | None:
@@ -177,11 +184,11 @@ class FilesystemBlobStore:
             try:
                 await writer.consume(body)
             except SizeLimitExceeded:
-                await _run(file.close)
+                await _close(file)
                 await self._discard(upload_id)  # past the limit: nothing is left behind
                 raise
             finally:
-                await _run(file.close)
+                await _close(file)
             # Without the hash of the earlier bytes (restart, failed chunk) `commit` re-hashes from disk.
             if hasher is not None or size == 0:
                 self._hashers[upload_id] = (writer.hasher, writer.total)
