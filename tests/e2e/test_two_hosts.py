@@ -4,6 +4,7 @@ on our end of the veth. All traffic stays on that veth pair."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.netns import SecondHost
-from tests.support.processes import AuthgateServer, Dockerd, authgate_env, free_port, run_cli
+from tests.support.processes import AuthgateServer, Dockerd, authgate_env, free_port, require, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,8 @@ def https_authgate(second_host: SecondHost, tmp_path_factory: pytest.TempPathFac
     """`authgate tls init --host ADDR` then a plain `authgate serve`: HTTPS comes from the data dir."""
     workdir = tmp_path_factory.mktemp("authgate-https")
     port = free_port()
-    run_cli(authgate_env(workdir / "data", port=str(port)), "tls", "init", "--host", second_host.host_address)
+    printed = run_cli(authgate_env(workdir / "data", port=str(port)), "tls", "init", "--host", second_host.host_address)
+    (workdir / "tls-init.out").write_text(printed.stdout)
     server = AuthgateServer(workdir, port=port, host=second_host.host_address)
     assert server.scheme == "https"
     server.start()
@@ -86,6 +88,9 @@ def test_a_second_host_logs_in_pushes_pulls_and_runs_once_it_trusts_the_ca(
     output = remote_docker.run("run", "--rm", "--network", "none", image).stdout
     assert output.strip() == "hello from the first host"
 
+    # The other clients `tls init` prints steps for, run on the second host with those very steps.
+    _skopeo_and_ctr_pull(remote_docker, https_authgate, second_host, image)
+
     # Without the CA, the same pull fails on the certificate.
     remote_docker.run("rmi", image)
     shutil.rmtree(_certs_dir(remote_docker, registry))
@@ -105,3 +110,24 @@ def test_plain_http_is_refused_by_the_second_host_and_the_log_names_the_fix(
         assert "authgate tls init --host" in server.log_text()
     finally:
         server.stop()
+
+
+def _skopeo_and_ctr_pull(remote: Dockerd, server: AuthgateServer, host: SecondHost, image: str) -> None:
+    """skopeo with the containers certs.d layout, and containerd's `ctr` with the printed hosts.toml."""
+    require("skopeo", "ctr")
+    printed = (server.workdir / "tls-init.out").read_text()
+    assert f"/etc/containers/certs.d/{server.registry}/ca.crt" in printed
+    certs = _certs_dir(remote, server.registry)
+    creds = f"alice:{PASSWORD}"
+    inspected = host.run("skopeo", "inspect", "--creds", creds, "--cert-dir", str(certs), f"docker://{image}")
+    assert json.loads(inspected.stdout)["Name"] == image.rsplit(":", 1)[0]
+
+    hosts_dir = server.workdir / "containerd-certs.d"
+    toml = printed.split("<<'TOML'\n", 1)[1].split("\nTOML", 1)[0]
+    (hosts_dir / server.registry).mkdir(parents=True)
+    (hosts_dir / server.registry / "hosts.toml").write_text(toml.replace("/etc/containerd/certs.d", str(hosts_dir)))
+    shutil.copy(certs / "ca.crt", hosts_dir / server.registry / "ca.crt")
+    socket = remote.workdir / "exec" / "containerd" / "containerd.sock"
+    pulled = host.run("ctr", "--address", str(socket), "--namespace", "authgate-test", "images", "pull",
+                      "--hosts-dir", str(hosts_dir), "--user", creds, image, timeout=120)
+    assert "done" in pulled.stdout

@@ -21,7 +21,7 @@ from tests.support.processes import missing_component, require
 
 NETNS_DIR = Path("/var/run/netns")
 #: The /30s are carved from here; a block that overlaps any address or route on this machine is skipped.
-_POOL = ipaddress.ip_network("10.213.0.0/16")
+_POOL = ipaddress.IPv4Network("10.213.0.0/16")
 _counter = itertools.count(1)
 _NAME = re.compile(r"^ag-(\d+)-\d+$")
 
@@ -53,8 +53,8 @@ def sweep_stale() -> None:
             _ip("netns", "del", entry.name, check=False)
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
-    used: list[ipaddress.IPv4Network] = []
+def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for item in json.loads(_ip("-j", "-4", "addr").stdout or "[]"):
         for info in item.get("addr_info", []):
             used.append(ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False))
