@@ -20,8 +20,10 @@ RUN mkdir authgate && touch authgate/__init__.py \
 COPY authgate ./authgate
 COPY migrations ./migrations
 # The migrations go where authgate.db.session looks for them (beside the installed package).
+# pip and setuptools are not needed to run: dropped from the image.
 RUN /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
- && cp -r migrations "$(/opt/authgate/bin/python -I -c 'from authgate.db.session import MIGRATIONS_DIR; print(MIGRATIONS_DIR)')"
+ && cp -r migrations "$(/opt/authgate/bin/python -I -c 'from authgate.db.session import MIGRATIONS_DIR; print(MIGRATIONS_DIR)')" \
+ && /opt/authgate/bin/python -m pip uninstall -y -q pip setuptools
 
 FROM ${BASE}
 # A fixed uid, so a host directory can be prepared for it: `chown 10001 DIR` before `-v DIR:/data`.

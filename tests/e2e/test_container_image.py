@@ -36,7 +36,10 @@ def authgate_image(builder: Dockerd) -> Iterator[str]:
     # The build stage reaches PyPI through this machine's network: the test daemon has no bridge.
     builder.run("build", "-q", "--network", "host", "--build-arg", f"BASE={base}", "-t", tag, str(REPO_ROOT),
                 timeout=1200)
-    print(f"\nbase image {based - started:.0f}s, docker build {time.monotonic() - based:.0f}s")
+    size = int(builder.run("image", "inspect", "--format", "{{.Size}}", tag).stdout) // 2**20
+    base_size = int(builder.run("image", "inspect", "--format", "{{.Size}}", base).stdout) // 2**20
+    print(f"\nbase image {based - started:.0f}s, docker build {time.monotonic() - based:.0f}s, "
+          f"image {size} MiB (base {base_size} MiB)")
     yield tag
     builder.run("rmi", "-f", tag, check=False)
 
