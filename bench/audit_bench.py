@@ -5,7 +5,8 @@
 
 1. Recording: `--concurrency` tasks call `AuditRecorder.record()` (what a push does) for `--events`
    events in all; we time until every event is in the chain. Baseline, same run: one transaction
-   per event (`record_now`), the naive way. Also the time a `record()` call takes (what a push waits).
+   per event (`record_now`), the naive way. Also the time a `record()` call takes (what a push waits),
+   and how fast `audit verify` walks the chain just written.
 2. Query: `--rows` events (1,000,000 by default, 1,000 repositories) bulk-inserted straight through
    the driver; then the admin/CLI query (newest 100) for one repository, with and without a time
    window, for an actor and an action prefix: the median of several runs.
@@ -33,6 +34,7 @@ from authgate.audit.chain import HEAD_ID, ensure_head, record_now  # noqa: E402
 from authgate.audit.events import AuditEvent  # noqa: E402
 from authgate.audit.query import AuditFilter, list_events  # noqa: E402
 from authgate.audit.recorder import AuditRecorder  # noqa: E402
+from authgate.audit.verify import verify  # noqa: E402
 from authgate.db.models import AuditChainHead  # noqa: E402
 from authgate.db.session import Database, sync_url  # noqa: E402
 from authgate.subject import Subject  # noqa: E402
@@ -166,6 +168,12 @@ async def main() -> int:
               f"ratio {rec['rate'] / rec['baseline_rate']:.1f}x")
         print(f"  recorder per CPU-second of this process: {rec['cpu_rate']:,.0f} events (the machine is shared)")
         print(f"  record() call as a push sees it: p50 {rec['call_p50_us']:.0f} us, p99 {rec['call_p99_us']:.0f} us")
+
+        start = time.perf_counter()
+        checked = await verify(db)
+        took = time.perf_counter() - start
+        print(f"  verify: {checked.checked:,} chained events in {took:.2f} s ({checked.checked / took:,.0f} events/s), "
+              f"ok={checked.ok}")
 
         seconds = bulk_generate(url, args.rows)
         print(f"[{backend}] bulk-generated {args.rows:,} events in {seconds:.1f} s")

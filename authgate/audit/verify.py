@@ -51,22 +51,19 @@ class VerifyResult:
         return self.broken is None
 
 
-def _as_dict(row: AuditRow) -> dict[str, Any]:
-    values = {name: getattr(row, name) for name in FIELDS}
-    values["prev_hash"] = row.prev_hash
-    values["hash"] = row.hash
-    return values
+_COLUMNS = [getattr(AuditRow, name) for name in (*FIELDS, "prev_hash", "hash")]
 
 
 async def _rows(db: Database, after_seq: int, up_to: int | None) -> AsyncIterator[dict[str, Any]]:
     """All rows with seq > after_seq (and <= up_to), in seq order, a page at a time (memory flat)."""
     last = after_seq
     while True:
-        query = select(AuditRow).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_PAGE)
+        # Plain rows, not ORM objects: verify walks the whole log.
+        query = select(*_COLUMNS).where(AuditRow.seq > last).order_by(AuditRow.seq).limit(_PAGE)
         if up_to is not None:
             query = query.where(AuditRow.seq <= up_to)
         async with db.session() as session:
-            page = [_as_dict(r) for r in (await session.execute(query)).scalars()]
+            page = [dict(r._mapping) for r in await session.execute(query)]
         if not page:
             return
         for row in page:
