@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -79,22 +80,27 @@ def _forge(ring: KeyRing, claims: dict[str, object], **header: object) -> str:
 @pytest.mark.parametrize(
     ("claims", "reason"),
     [
-        ({"exp": int(time.time()) - 90}, "expired beyond the 60 s leeway"),
-        ({"nbf": int(time.time()) + 120}, "not valid yet beyond the leeway"),
-        ({"aud": "other-registry"}, "another audience"),
-        ({"aud": ["registry.test"]}, "aud as a list"),
-        ({"iss": "someone-else"}, "another issuer"),
-        ({"exp": None}, "no exp"),
-        ({"jti": None}, "no jti"),
-        ({"iat": None}, "no iat"),
-        ({"exp": time.time() + 300.5}, "float exp"),
-        ({"access": "repository:alice/app:pull"}, "access not a list"),
-        ({"access": [{"type": "repository", "name": "alice/app"}]}, "access entry without actions"),
+        # Times are offsets from the moment the test runs (not collection time: a long run would
+        # otherwise drift an `nbf` back inside the leeway).
+        (lambda now: {"exp": now - 90}, "expired beyond the 60 s leeway"),
+        (lambda now: {"nbf": now + 120}, "not valid yet beyond the leeway"),
+        (lambda now: {"aud": "other-registry"}, "another audience"),
+        (lambda now: {"aud": ["registry.test"]}, "aud as a list"),
+        (lambda now: {"iss": "someone-else"}, "another issuer"),
+        (lambda now: {"exp": None}, "no exp"),
+        (lambda now: {"jti": None}, "no jti"),
+        (lambda now: {"iat": None}, "no iat"),
+        (lambda now: {"exp": now + 300.5}, "float exp"),
+        (lambda now: {"access": "repository:alice/app:pull"}, "access not a list"),
+        (lambda now: {"access": [{"type": "repository", "name": "alice/app"}]}, "access entry without actions"),
     ],
+    ids=lambda value: value if isinstance(value, str) else "",
 )
-def test_rejected_claims(service: TokenService, ring: KeyRing, claims: dict[str, object], reason: str) -> None:
+def test_rejected_claims(
+    service: TokenService, ring: KeyRing, claims: Callable[[int], dict[str, object]], reason: str
+) -> None:
     with pytest.raises(InvalidToken):
-        service.verify(_forge(ring, claims))
+        service.verify(_forge(ring, claims(int(time.time()))))
 
 
 def test_leeway_accepts_a_token_expired_30s_ago(service: TokenService, ring: KeyRing) -> None:
