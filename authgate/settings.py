@@ -84,7 +84,8 @@ class Settings:
     #: When set, webhook bodies carry `X-Authgate-Signature: sha256=<HMAC-SHA256 of the body>`.
     webhook_secret: str = ""
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    #: `auto`: readable text on a terminal, JSON lines otherwise (containers, systemd, log shippers).
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @property
     def database(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from authgate.audit import context
+from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
 from authgate.auth.challenge import unauthorized
 from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
@@ -58,6 +59,15 @@ async def subject_for_token(request: Request, sub: str) -> Subject | None:
     return accounts.user_subject(user) if user is not None and not user.disabled else None
 
 
+async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:
+    """A failed Basic login on /v2/ (`curl -u`) is a failed login like one at /token."""
+    resources = resources_of(request)
+    await resources.audit.record(AuditEvent(
+        action="auth:login:failure", actor=Subject("user", username[:255]), outcome="failure", reason=reason,
+        details={"via": "basic on /v2/"}, **context.request_context(request, resources.settings),
+    ))
+
+
 async def identify(request: Request) -> Identity:
     """Bearer → the token's subject and grants; Basic → a login; nothing → anonymous.
 
@@ -78,8 +88,10 @@ async def identify(request: Request) -> Identity:
         try:
             result = await auth.authenticator.login(credentials, client_address(request))
         except TooManyAttempts as exc:
+            await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
             raise too_many(exc) from None
         if result.subject is None:
+            await _record_basic_failure(request, credentials.username, result.reason)
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
         return Identity(result.subject)
     try:

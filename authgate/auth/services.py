@@ -53,6 +53,9 @@ async def announce_first_steps(settings: Settings, db: Database) -> None:
         return
     host = settings.url.split("://", 1)[-1]
     log.warning(
-        "no users yet: create one with `authgate user add NAME --password-stdin` "
-        "(type the password, then Ctrl-D), then run `docker login %s`", host,
+        "no users yet. Next, in another terminal (same directory, or AUTHGATE_DATA=%s): "
+        "`authgate user add alice --password-stdin` (type a password, then Ctrl-D); "
+        "`docker login %s -u alice`; `docker tag hello %s/alice/hello && docker push %s/alice/hello` "
+        "(each user may push to NAME/…; see policies/ for teams)",
+        settings.data.resolve(), host, host, host,
     )

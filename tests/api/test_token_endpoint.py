@@ -212,7 +212,7 @@ async def test_deprecated_hash_is_upgraded_on_login(ctx: Ctx) -> None:
 
 
 async def test_identify_on_v2_accepts_issued_tokens_and_rejects_tampered_ones(ctx: Ctx) -> None:
-    client, resources, _ = ctx
+    client, resources, audit = ctx
     token = (await client.get("/token", headers=basic("alice", "alice-pw"))).json()["token"]
     assert (await client.get("/v2/", headers={"Authorization": f"Bearer {token}"})).status_code == 200
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
@@ -221,6 +221,8 @@ async def test_identify_on_v2_accepts_issued_tokens_and_rejects_tampered_ones(ct
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert (await client.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 200
     assert (await client.get("/v2/", headers=basic("alice", "bad"))).status_code == 401
+    failure = [e for e in audit.events if e.action == "auth:login:failure"][-1]
+    assert (failure.actor.name, failure.reason) == ("alice", "wrong password"), "curl -u with a bad password is audited"
     await accounts.set_disabled(resources.db, "alice", True)
     response = await client.get("/v2/", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, "a disabled user's token stops working"
