@@ -14,15 +14,13 @@ WORKDIR /src
 RUN python3 -m venv /opt/authgate
 # Dependencies first, so editing the code does not re-download them.
 COPY pyproject.toml README.md ./
-RUN mkdir authgate && touch authgate/__init__.py \
- && /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check . \
- && /opt/authgate/bin/pip uninstall -y -q authgate
+RUN /opt/authgate/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+ && /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 COPY authgate ./authgate
 COPY migrations ./migrations
-# The migrations go where authgate.db.session looks for them (beside the installed package).
-# pip and setuptools are not needed to run: dropped from the image.
+# The wheel carries the migrations as authgate.migrations. pip and setuptools are not needed to
+# run: dropped from the image.
 RUN /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
- && cp -r migrations "$(/opt/authgate/bin/python -I -c 'from authgate.db.session import MIGRATIONS_DIR; print(MIGRATIONS_DIR)')" \
  && /opt/authgate/bin/python -m pip uninstall -y -q pip setuptools
 
 FROM ${BASE}

@@ -13,7 +13,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+def _migrations_dir() -> Path:
+    """Installed from a wheel the scripts are `authgate/migrations`; in a checkout, top-level `migrations/`."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "migrations"
+    return installed if (installed / "env.py").is_file() else package.parent / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
