@@ -76,6 +76,9 @@ async def create_user(db: Database, name: str, password_hash: str, admin: bool =
     async with db.session() as session:
         if (await session.execute(select(User.id).where(User.name == name))).first():
             raise AccountError(f"user {name!r} already exists (change the password with `authgate user passwd`)")
+        if (await session.execute(select(Team.id).where(Team.name == name))).first():
+            raise AccountError(f"{name!r} is a team: a user of the same name would own the team's namespace "
+                               f"{name}/… under the own-namespace rule; pick another name")
         session.add(User(name=name, password_hash=password_hash, admin=admin, disabled=False, generation=0))
 
 
@@ -177,6 +180,9 @@ async def create_team(db: Database, name: str) -> None:
     async with db.session() as session:
         if (await session.execute(select(Team.id).where(Team.name == name))).first():
             raise AccountError(f"team {name!r} already exists")
+        if (await session.execute(select(User.id).where(User.name == name))).first():
+            raise AccountError(f"{name!r} is a user: a team of the same name would share the user's namespace "
+                               f"{name}/…; pick another name")
         session.add(Team(name=name))
 
 

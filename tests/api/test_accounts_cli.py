@@ -50,6 +50,9 @@ def test_cli_accounts_then_login(cli: Cli, tmp_path: Path) -> None:
     assert "invalid user name" in cli("user", "add", "Alice$", "--password-stdin", input="x\n", code=1)[1]
     assert "--password-stdin" in cli("user", "add", "dave", code=1)[1], "no terminal: say how to pipe it"
     cli("team", "create", "devs")
+    assert "is a team" in cli("user", "add", "devs", "--password-stdin", input="x\n", code=1)[1], \
+        "a user named like a team would own the team's namespace"
+    assert "is a user" in cli("team", "create", "alice", code=1)[1]
     assert "no user named 'nobody'" in cli("team", "add", "devs", "alice", "nobody", code=1)[1]
     cli("team", "add", "devs", "alice", "carol")
     teams = [json.loads(line) for line in cli("team", "list", "--json")[0].splitlines()]
