@@ -10,15 +10,16 @@ from authgate.policy import Authorizer
 from authgate.scope import Scope
 from authgate.subject import Subject
 
-#: `/v2/_catalog` needs `registry:catalog:*`; any signed-in subject gets it, because authgate
-#: filters the catalog per subject (a stock registry's catalog is not filtered).
+#: `registry:catalog:*` is what a stock registry's `/v2/_catalog` checks, and that catalog is not
+#: filtered: in token-server mode the grant would show every repository. So only admins get it;
+#: authgate's own `/v2/_catalog` filters per caller and needs no catalog grant in the token.
 CATALOG = ("registry", "catalog")
 
 
 def _allowed(policy: Authorizer, subject: Subject, scope: Scope, address: str | None) -> frozenset[str]:
     if scope.type == "repository":
         return policy.allowed_actions(subject, scope.name, address)
-    if scope.key == CATALOG and not subject.is_anonymous:
+    if scope.key == CATALOG and subject.admin:
         return frozenset({"*"})
     return frozenset()
 

@@ -69,8 +69,10 @@ async def guard(request: Request, target: Target) -> Identity:
         return identity
     needed = target.needed_scopes()
     address = client_address(request)
-    if target.route.kind is Kind.CATALOG and anonymous_without_token:
-        missing = needed
+    if target.route.kind is Kind.CATALOG:
+        # The listing is filtered by the live policy, so any valid identity may ask; the token's
+        # `registry:catalog:*` is kept for stock registries (admins only, see auth/grants.py).
+        missing = needed if anonymous_without_token else []
     else:
         missing = missing_scopes(resources, identity, needed, address)
     if not missing:

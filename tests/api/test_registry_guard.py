@@ -89,15 +89,17 @@ async def test_mount_without_pull_on_source(client: tuple[httpx.AsyncClient, Rec
             in _challenge(response))
 
 
-async def test_catalog_needs_the_catalog_scope_in_a_token(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+async def test_catalog_challenges_anonymous_and_lists_for_any_valid_identity(
+        client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
     http = client[0]
     anonymous = await http.get("/v2/_catalog")
     assert anonymous.status_code == 401
     assert _challenge(anonymous) == f'Bearer {REALM},scope="registry:catalog:*"'
-    pull_only = await http.get("/v2/_catalog", headers=bearer(token_for("alice", ("registry", "catalog", "pull"))))
-    assert pull_only.status_code == 401 and 'error="insufficient_scope"' in _challenge(pull_only)
-    catalog_token = token_for("alice", ("registry", "catalog", "*"))
-    assert (await http.get("/v2/_catalog", headers=bearer(catalog_token))).status_code == 200
+    # Non-admins' tokens carry no catalog grant (a stock registry's catalog is unfiltered); authgate's
+    # own listing is filtered per caller, so the token only has to be valid.
+    without_grant = await http.get("/v2/_catalog", headers=bearer(token_for("alice")))
+    assert without_grant.status_code == 200
+    assert (await http.get("/v2/_catalog", headers=bearer("forged"))).status_code == 401
     assert (await http.get("/v2/_catalog", headers=basic("alice", "alice-pw"))).status_code == 200
 
 

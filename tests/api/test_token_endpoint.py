@@ -57,12 +57,19 @@ async def test_grants_are_the_intersection_of_asked_and_allowed(ctx: Ctx) -> Non
         ("repository", "alice/app"): frozenset({"pull", "push"}),
         ("repository", "bob/app"): frozenset(),
         ("repository", "alice/tool"): frozenset({"delete"}),
-        ("registry", "catalog"): frozenset({"*"}),
+        ("registry", "catalog"): frozenset(),  # a stock registry's catalog is unfiltered: admins only
     }
     issue = [e for e in audit.events if e.action == "token:issue"][-1]
     assert issue.actor.name == "alice" and issue.address == "192.0.2.7" and issue.user_agent == "docker/20.10"
     assert issue.details is not None and "repository:bob/app:pull" in str(issue.details["requested"])
     assert "bob/app" not in str(issue.details["granted"]).replace("repository:bob/app:", "")
+
+
+async def test_only_admins_get_the_unfiltered_catalog_scope(ctx: Ctx) -> None:
+    client, resources, _ = ctx
+    await add_user(resources, "root", "root-pw", admin=True)
+    response = await client.get("/token", params={"scope": "registry:catalog:*"}, headers=basic("root", "root-pw"))
+    assert _access(resources, response.json()) == {("registry", "catalog"): frozenset({"*"})}
 
 
 async def test_anonymous_gets_a_token_with_nothing_granted(ctx: Ctx) -> None:
