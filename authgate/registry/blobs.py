@@ -12,7 +12,8 @@ from authgate.errors import ErrorCode, RegistryError
 from authgate.registry.context import Handler, Stores, audit, empty
 from authgate.registry.routes import Target
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+#: ASCII digits, at most 19 (see `context.decimal`); a longer number is no range we could serve.
+_RANGE_RE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:

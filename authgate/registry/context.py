@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,11 @@ from authgate.registry.routes import Target
 from authgate.resources import resources_of
 from authgate.settings import Settings
 from authgate.storage.base import BlobStore, ManifestStore
+
+
+#: Sizes and offsets from headers: ASCII digits only (`str.isdigit` also takes "²", which `int` refuses)
+#: and at most 19 of them, so every value fits 63 bits and `int` never sees 5000 digits (a ValueError).
+_DECIMAL_RE = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,12 @@ def declared_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    value = decimal(raw.strip())
+    if value is None:
         raise RegistryError(ErrorCode.SIZE_INVALID, f"Content-Length {raw[:40]!r} is not a number")
-    return int(raw)
+    return value
+
+
+def decimal(raw: str) -> int | None:
+    """`raw` as a non-negative integer, or None unless it is 1 to 19 ASCII digits."""
+    return int(raw) if _DECIMAL_RE.fullmatch(raw) else None

@@ -31,10 +31,12 @@ def paginate(items: Sequence[str], request: Request, path: str) -> tuple[list[st
     raw_n = request.query_params.get("n")
     limit = PAGE_LIMIT
     if raw_n is not None:
-        if not raw_n.isdigit():
+        if not raw_n.isascii() or not raw_n.isdigit():  # isdigit alone takes "²", which int() refuses
             raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, f"n must be a non-negative integer, not "
                                 f"{raw_n[:40]!r}")
-        limit = min(int(raw_n), PAGE_LIMIT)
+        digits = raw_n.lstrip("0") or "0"
+        # A longer number is just "as many as you give": never hand int() thousands of digits (ValueError).
+        limit = min(int(digits), PAGE_LIMIT) if len(digits) <= 9 else PAGE_LIMIT
     last = request.query_params.get("last")
     remaining = [item for item in items if last is None or item > last]
     page = remaining[:limit]

@@ -99,6 +99,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise _invalid("the body is not JSON") from None
+    except RecursionError:  # `[[[[…` a few thousand deep fits in a manifest's size limit
+        raise _invalid("the body nests too deeply") from None
     if not isinstance(document, dict):
         raise _invalid("the body must be a JSON object")
     if document.get("schemaVersion") != 2:

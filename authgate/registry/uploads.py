@@ -17,7 +17,8 @@ from authgate.reference import Digest
 from authgate.registry.context import Handler, Stores, audit, blob_location, declared_length, empty, upload_headers
 from authgate.registry.routes import Target
 
-_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+#: ASCII digits, at most 19 (see `context.decimal`): `\d` also matches other scripts' digits.
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
 def _check_declared_size(stores: Stores, request: Request, already: int = 0) -> None:
