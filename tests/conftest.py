@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Dockerd, Postgres
+from tests.support.processes import Daemon, Dockerd, Postgres
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Whatever a failed fixture left running stops with the session."""
+    Daemon.stop_all()
 
 
 @pytest.fixture(scope="session")

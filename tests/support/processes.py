@@ -65,7 +65,13 @@ def http_ok(url: str, verify: bool | str = True) -> Callable[[], bool]:
 
 
 class Daemon:
-    """A background process with its log in a file; stopped with SIGTERM, then SIGKILL."""
+    """A background process with its log in a file; stopped with SIGTERM, then SIGKILL.
+
+    Every daemon still running when the pytest session ends is stopped by `stop_all` (conftest), so
+    a fixture that fails between start and yield cannot leave servers behind.
+    """
+
+    running: set[Daemon] = set()
 
     def __init__(self, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
                  cwd: Path | None = None) -> None:
@@ -76,8 +82,15 @@ class Daemon:
             self.argv, stdout=self._log_file, stderr=subprocess.STDOUT, env=dict(env) if env else None,
             cwd=cwd, start_new_session=True,
         )
+        Daemon.running.add(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for daemon in list(cls.running):
+            daemon.stop()
 
     def stop(self, timeout: float = 15) -> None:
+        Daemon.running.discard(self)
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -89,6 +102,14 @@ class Daemon:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log_file.close()
+
+    def wait_until(self, check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+        """Wait for the daemon to be ready; if it never is, stop it so no test run leaks it."""
+        try:
+            wait_for(check, what, timeout, self.log)
+        except BaseException:
+            self.stop()
+            raise
 
     def kill(self) -> None:
         """SIGKILL at once: a crash, for recovery tests."""
@@ -150,7 +171,7 @@ class AuthgateServer:
 
     def start(self, timeout: float = 30) -> AuthgateServer:
         self.daemon = Daemon([sys.executable, "-m", "authgate", "serve"], self.workdir / "authgate.log", env=self.env)
-        wait_for(http_ok(f"{self.url}/healthz", verify=False), "authgate", timeout, self.daemon.log)
+        self.daemon.wait_until(http_ok(f"{self.url}/healthz", verify=False), "authgate", timeout)
         return self
 
     def stop(self) -> None:
@@ -187,7 +208,7 @@ class Dockerd:
         if netns:
             argv = ["nsenter", f"--net=/var/run/netns/{netns}", *argv]
         self.daemon = Daemon(argv, workdir / "dockerd.log")
-        wait_for(lambda: self.run("version", check=False).returncode == 0, "dockerd", 60, self.daemon.log)
+        self.daemon.wait_until(lambda: self.run("version", check=False).returncode == 0, "dockerd", 60)
 
     @property
     def env(self) -> dict[str, str]:
@@ -251,7 +272,7 @@ class Distribution:
             + extra_config
         )
         self.daemon = Daemon(["docker-registry", "serve", str(config)], workdir / "registry.log")
-        wait_for(http_ok(f"{self.url}/v2/"), "docker-registry", 30, self.daemon.log)
+        self.daemon.wait_until(http_ok(f"{self.url}/v2/"), "docker-registry", 30)
 
     def stop(self) -> None:
         self.daemon.stop()
@@ -278,8 +299,9 @@ class Postgres:
                         "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
         self.daemon = Daemon([*as_postgres, str(bindir / "postgres"), "-D", str(self.dir), "-p", str(self.port),
                               "-h", "127.0.0.1", "-k", str(workdir), "-c", "fsync=off"], workdir / "postgres.log")
-        wait_for(lambda: subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                        capture_output=True).returncode == 0, "postgres", 60, self.daemon.log)
+        self.daemon.wait_until(lambda: subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p",
+                                                       str(self.port)], capture_output=True).returncode == 0,
+                               "postgres", 60)
         self._counter = 0
         self._bindir = bindir
 
