@@ -28,6 +28,11 @@ _ROUTE_KINDS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+#: Methods counted under their own name; any other (clients may invent them) is `other`, so a
+#: caller cannot add series, which live for the life of the process, one request at a time.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def route_kind(path: str) -> str:
     for pattern, kind in _ROUTE_KINDS:
         if pattern.match(path):
@@ -64,7 +69,8 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method, kind = scope["method"], route_kind(scope["path"])
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        kind = route_kind(scope["path"])
         status = 500
         started = time.perf_counter()
         metrics = self.metrics

@@ -15,3 +15,15 @@ def test_metrics_count_requests_by_route_kind_not_repository(tmp_path: Path) -> 
     assert 'authgate_http_requests_total{method="GET",route="probe",status="200"} 1.0' in body
     assert 'route="manifest"' in body
     assert "secret-project" not in body
+
+
+def test_made_up_methods_share_one_label(tmp_path: Path) -> None:
+    # Every distinct label value is a new series held forever: a client inventing methods
+    # (uvicorn passes any token through) must not grow the process's memory without bound.
+    app = create_app(load_settings(environ={"AUTHGATE_DATA": str(tmp_path)}))
+    with TestClient(app) as client:
+        for i in range(5):
+            assert client.request(f"BOGUS{i}", "/v2/").status_code == 405
+        body = client.get("/metrics").text
+    assert "BOGUS" not in body
+    assert 'authgate_http_requests_total{method="other",route="base",status="405"} 5.0' in body
