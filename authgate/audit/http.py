@@ -20,6 +20,7 @@ from authgate.errors import ErrorCode, RegistryError
 from authgate.resources import resources_of
 
 _FILTERS = ("repository", "actor", "action", "since", "until")
+_MAX_INT = 2**63 - 1
 
 
 async def require_admin(request: Request) -> None:
@@ -45,9 +46,11 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise _bad(f"{name} must be an integer, got {raw!r}") from None
+        raise _bad(f"{name} must be an integer, got {raw[:40]!r}") from None
     if value < 1:
         raise _bad(f"{name} must be at least 1")
+    if value > _MAX_INT:  # the database's integers are 64-bit: larger would be an OverflowError (a 500)
+        raise _bad(f"{name} must be at most {_MAX_INT}")
     return value
 
 
@@ -62,7 +65,7 @@ def filter_from_query(request: Request) -> AuditFilter:
             try:
                 times[name] = parse_time(params[name])
             except ValueError as exc:
-                raise _bad(f"{name}: {exc}") from None
+                raise _bad(f"{name}: {str(exc)[:200]}") from None
     return AuditFilter(repository=params.get("repository") or None, actor=params.get("actor") or None,
                        action=params.get("action") or None, **times)
 

@@ -149,7 +149,7 @@ async def receive_notifications(request: Request) -> Response:
                             status=415)
     try:
         envelope = json.loads(await _read_body(request))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: `[[[[…` nested too deep
         raise RegistryError(ErrorCode.INVALID_REQUEST, "the body is not JSON") from None
     events = envelope.get("events") if isinstance(envelope, dict) else None
     if not isinstance(events, list):

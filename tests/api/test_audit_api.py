@@ -286,3 +286,18 @@ def test_the_app_sends_recorded_pushes_to_the_webhook(tmp_path: Path) -> None:
     assert [(e["action"], e["actor"], e["repository"], e["seq"]) for e in events] == [
         ("manifest:push", "user:alice", "alice/app", 1)]
     assert received[0]["signature"].startswith("sha256=")
+
+
+def test_hostile_input_to_notifications_and_admin_is_a_4xx(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with client(tmp_path, notification_secret=SECRET) as (http, _):
+            headers = {"Content-Type": EVENTS_TYPE, "Authorization": f"Bearer {SECRET}"}
+            deep = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            assert (await http.post("/notifications", content=deep, headers=headers)).status_code == 400
+            # Larger than the database's 64-bit integers: refused, not an OverflowError (500).
+            response = await http.get("/admin/audit", params={"before": "9" * 30}, headers=ADMIN)
+            assert response.status_code == 400 and response.json()["errors"][0]["code"] == "INVALID_REQUEST"
+            response = await http.get("/admin/audit", params={"limit": "9" * 5000}, headers=ADMIN)
+            assert response.status_code == 400 and len(response.text) < 500  # the input is not echoed whole
+
+    asyncio.run(body())
