@@ -33,6 +33,18 @@ def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) 
     return asyncio.run(run())
 
 
+def run_account_command(args: argparse.Namespace, work: Callable[[Settings, Database], Awaitable[object]]) -> int:
+    """Run `work(settings, db)`; a refused change (`AccountError`, a bad value) is one line on stderr, exit 1."""
+    from authgate.auth.accounts import AccountError
+
+    settings = settings_from(args)
+    try:
+        with_database(settings, lambda db: work(settings, db))
+    except (AccountError, ValueError) as exc:
+        return fail(str(exc))
+    return 0
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A plain aligned table, like `docker images`."""
     cells = [[str(h).upper() for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]

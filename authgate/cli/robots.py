@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from authgate.auth import accounts
-from authgate.cli.common import fail, print_table, settings_from, with_database
+from authgate.cli.common import fail, print_table, run_account_command
 from authgate.db.session import Database
 from authgate.settings import Settings
 
@@ -45,15 +45,6 @@ def register(sub: Any) -> None:
     listing.set_defaults(handler=_list)
 
 
-def _run(args: argparse.Namespace, work: Any) -> int:
-    settings = settings_from(args)
-    try:
-        with_database(settings, lambda db: work(settings, db))
-    except (accounts.AccountError, ValueError) as exc:
-        return fail(str(exc))
-    return 0
-
-
 def _create(args: argparse.Namespace) -> int:
     try:
         expires = parse_expiry(args.expires)
@@ -68,7 +59,7 @@ def _create(args: argparse.Namespace) -> int:
         print(f"    {secret}\n")
         print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _change(args: argparse.Namespace) -> int:
@@ -79,7 +70,7 @@ def _change(args: argparse.Namespace) -> int:
             await accounts.set_robot_disabled(db, args.name, args.action == "disable")
         print(f"robot {args.name}: {args.action}d")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -97,4 +88,4 @@ def _list(args: argparse.Namespace) -> int:
         if not args.json:
             print_table(["name", "login", "state", "expires", "description"], rows)
 
-    return _run(args, work)
+    return run_account_command(args, work)

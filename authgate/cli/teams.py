@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from authgate.auth import accounts
-from authgate.cli.common import fail, print_table, settings_from, with_database
+from authgate.cli.common import print_table, run_account_command
 from authgate.db.session import Database
+from authgate.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -33,48 +34,40 @@ def register(sub: Any) -> None:
     listing.set_defaults(handler=_list)
 
 
-def _run(args: argparse.Namespace, work: Any) -> int:
-    try:
-        with_database(settings_from(args), work)
-    except accounts.AccountError as exc:
-        return fail(str(exc))
-    return 0
-
-
 def _create(args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
+    async def work(_settings: Settings, db: Database) -> None:
         await accounts.create_team(db, args.team)
         print(f"created team {args.team}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _add(args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
+    async def work(_settings: Settings, db: Database) -> None:
         await accounts.add_members(db, args.team, args.users)
         print(f"added {', '.join(args.users)} to {args.team}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _remove(args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
+    async def work(_settings: Settings, db: Database) -> None:
         await accounts.remove_members(db, args.team, args.users)
         print(f"removed {', '.join(args.users)} from {args.team}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _delete(args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
+    async def work(_settings: Settings, db: Database) -> None:
         await accounts.delete_team(db, args.team)
         print(f"deleted team {args.team}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def work(db: Database) -> None:
+    async def work(_settings: Settings, db: Database) -> None:
         teams = await accounts.list_teams(db)
         if args.json:
             for name, members in teams.items():
@@ -82,4 +75,4 @@ def _list(args: argparse.Namespace) -> int:
         else:
             print_table(["team", "members"], [(name, ", ".join(members)) for name, members in teams.items()])
 
-    return _run(args, work)
+    return run_account_command(args, work)

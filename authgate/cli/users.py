@@ -11,7 +11,7 @@ from typing import Any
 
 from authgate.auth import accounts
 from authgate.auth.passwords import make_context
-from authgate.cli.common import fail, print_table, settings_from, with_database
+from authgate.cli.common import fail, print_table, run_account_command
 from authgate.db.session import Database
 from authgate.settings import Settings
 
@@ -71,15 +71,6 @@ def _hash(settings: Settings, password: str) -> str:
     return hashed
 
 
-def _run(args: argparse.Namespace, work: Any) -> int:
-    settings = settings_from(args)
-    try:
-        with_database(settings, lambda db: work(settings, db))
-    except (accounts.AccountError, ValueError) as exc:
-        return fail(str(exc))
-    return 0
-
-
 def _add(args: argparse.Namespace) -> int:
     try:
         password = read_password(args.password_stdin)
@@ -91,7 +82,7 @@ def _add(args: argparse.Namespace) -> int:
         host = settings.url.split("://", 1)[-1]
         print(f"created user {args.name}{' (admin)' if args.admin else ''}; log in with: docker login {host} -u {args.name}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _passwd(args: argparse.Namespace) -> int:
@@ -104,7 +95,7 @@ def _passwd(args: argparse.Namespace) -> int:
         await accounts.set_password(db, args.name, _hash(settings, password))
         print(f"password changed for {args.name}; their docker logins (refresh tokens) were revoked")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _disable(args: argparse.Namespace) -> int:
@@ -112,7 +103,7 @@ def _disable(args: argparse.Namespace) -> int:
         await accounts.set_disabled(db, args.name, args.disabled)
         print(f"user {args.name} {'disabled' if args.disabled else 'enabled'}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _remove(args: argparse.Namespace) -> int:
@@ -120,7 +111,7 @@ def _remove(args: argparse.Namespace) -> int:
         await accounts.remove_user(db, args.name)
         print(f"removed user {args.name}")
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -135,7 +126,7 @@ def _list(args: argparse.Namespace) -> int:
                     [(u.name, "yes" if u.admin else "", "yes" if u.disabled else "", ",".join(u.teams),
                       u.created_at.strftime("%Y-%m-%d %H:%M")) for u in users])
 
-    return _run(args, work)
+    return run_account_command(args, work)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -157,4 +148,4 @@ def _import(args: argparse.Namespace) -> int:
             print(f"skipped: {reason}", file=sys.stderr)
         print(f"imported {imported} user(s) from {args.file}; their passwords work unchanged")
 
-    return _run(args, work)
+    return run_account_command(args, work)
