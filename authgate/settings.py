@@ -79,10 +79,10 @@ class Settings:
     #: Addresses of reverse proxies whose X-Forwarded-For is trusted.
     trusted_proxies: tuple[str, ...] = ()
     audit_pulls: Literal["off", "manifests", "all"] = "off"
-    notification_secret: str = ""
+    notification_secret: str = field(default="", repr=False)  # a secret: never printed
     webhook_url: str = ""
     #: When set, webhook bodies carry `X-Authgate-Signature: sha256=<HMAC-SHA256 of the body>`.
-    webhook_secret: str = ""
+    webhook_secret: str = field(default="", repr=False)  # a secret: never printed
     log_level: str = "INFO"
     #: `auto`: readable text on a terminal, JSON lines otherwise (containers, systemd, log shippers).
     log_format: Literal["auto", "json", "text"] = "auto"

@@ -39,3 +39,11 @@ def test_defaults_match_the_registry_image() -> None:
     settings = load_settings(environ={})
     assert settings.port == 5000
     assert settings.realm == "http://localhost:5000/token"
+
+
+def test_secrets_never_show_in_repr() -> None:
+    # A Settings object that reaches a log line, a traceback or a debugger shows no secret.
+    settings = load_settings(environ={"AUTHGATE_NOTIFICATION_SECRET": "notify-s3cret", "AUTHGATE_WEBHOOK_SECRET":
+                                      "hook-s3cret", "AUTHGATE_UPSTREAM_PASSWORD": "up-s3cret"})
+    assert settings.notification_secret == "notify-s3cret"
+    assert "s3cret" not in repr(settings)
