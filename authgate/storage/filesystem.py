@@ -147,7 +147,14 @@ class FilesystemBlobStore:
         return upload_id
 
     def _lock(self, upload_id: str) -> anyio.Lock:
-        return self._locks.setdefault(upload_id, anyio.Lock())
+        """The session's lock; only a session that exists gets one, or any caller could grow
+        `_locks` by one entry per made-up id (it is dropped with the session in `_discard`)."""
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            if not _UUID_RE.fullmatch(upload_id) or not self.layout.upload(upload_id).is_dir():
+                raise _unknown_upload()
+            lock = self._locks.setdefault(upload_id, anyio.Lock())
+        return lock
 
     async def _size(self, name: RepositoryName, upload_id: str) -> int:
         if not _UUID_RE.fullmatch(upload_id):  # ours are UUIDs; never let an id walk the directory tree
@@ -258,7 +265,7 @@ class FilesystemBlobStore:
                     found.append(entry.name)
             return found
 
-        expired = [u for u in await _run(stale) if not self._lock(u).locked()]
+        expired = [u for u in await _run(stale) if not (u in self._locks and self._locks[u].locked())]
         for upload_id in expired:
             await self._discard(upload_id)
         if expired:

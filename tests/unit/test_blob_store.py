@@ -116,3 +116,23 @@ def test_recovery_empties_tmp_and_drops_dangling_tags(tmp_path: Path) -> None:
     assert len(repaired) == 2
     assert list(layout.tmp.iterdir()) == []
     assert sorted(p.name for p in layout.tags(NAME).iterdir()) == ["ok"]
+
+
+async def test_made_up_upload_ids_leave_no_state_behind(tmp_path: Path) -> None:
+    # Every user may PATCH in their own namespace; a lock kept per made-up id (valid UUIDs,
+    # or any `[A-Za-z0-9._=~-]` the route accepts) grew the process's memory one request at a time.
+    import uuid
+
+    blobs = store(tmp_path)
+    for i in range(50):
+        made_up = str(uuid.uuid4()) if i % 2 else f"id-{i}"
+        for call in (blobs.append(NAME, made_up, chunks(b"x")), blobs.commit(NAME, made_up, digest(b"x")),
+                     blobs.cancel(NAME, made_up)):
+            with pytest.raises(RegistryError):
+                await call
+    assert blobs._locks == {} and blobs._hashers == {}
+    # Another repository's real session: refused, and its lock (it may be in use) is not taken away.
+    real = await blobs.start_upload(RepositoryName("bob/app"))
+    with pytest.raises(RegistryError):
+        await blobs.append(NAME, real, chunks(b"x"))
+    assert await blobs.append(RepositoryName("bob/app"), real, chunks(b"x")) == 1
