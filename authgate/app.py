@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Owner only when created here: blobs of private images, password hashes, signing keys.
+        settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)
         async with AsyncExitStack() as stack:
             db = Database(settings.database)
             stack.push_async_callback(db.close)

@@ -41,7 +41,7 @@ def _is_loopback(host: str) -> bool:
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
     configure_logging(settings.log_level, settings.log_format)
-    settings.data.mkdir(parents=True, exist_ok=True)
+    settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)  # private images, hashes, keys: owner only
     try:
         # Checked before listening, so an unsafe key file is one clear line, not a startup traceback.
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
