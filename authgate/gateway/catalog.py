@@ -36,9 +36,12 @@ def page_size(request: Request) -> int:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         return DEFAULT_PAGE
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII only (isdigit also takes "²"); a longer number is "as many as you give", never int()'s
+    # 5000 digits (a ValueError, so a 500).
+    digits = raw.lstrip("0")
+    if not raw.isascii() or not raw.isdigit() or not digits:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, "n must be a positive number")
-    return min(int(raw), MAX_PAGE)
+    return min(int(digits), MAX_PAGE) if len(digits) <= 9 else MAX_PAGE
 
 
 async def filtered_catalog(upstream: Upstream, request: Request, visible: Callable[[list[str]], list[str]]
