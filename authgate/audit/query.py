@@ -27,15 +27,16 @@ _ACTOR_KINDS = ("user", "robot", "anonymous", "cli")
 def parse_time(text: str, now: datetime | None = None) -> datetime:
     """ISO 8601 (`2026-11-28`, `2026-11-28T10:00:00Z`; no zone means UTC) or an age such as `24h`, `7d`."""
     text = text.strip()
-    match = _RELATIVE.fullmatch(text)
-    if match:
-        now = now or datetime.now(timezone.utc)
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
+        match = _RELATIVE.fullmatch(text)
+        if match:
+            now = now or datetime.now(timezone.utc)
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time: use ISO 8601 (2026-11-28T10:00:00Z) or an age (24h, 7d)") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: `99999999999d`, or a zone pushing year 1 out of range
+        raise ValueError(f"{text[:60]!r} is not a time: use ISO 8601 (2026-11-28T10:00:00Z) or an age (24h, 7d)"
+                         ) from None
 
 
 @dataclass(frozen=True)

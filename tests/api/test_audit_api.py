@@ -299,5 +299,8 @@ def test_hostile_input_to_notifications_and_admin_is_a_4xx(tmp_path: Path) -> No
             assert response.status_code == 400 and response.json()["errors"][0]["code"] == "INVALID_REQUEST"
             response = await http.get("/admin/audit", params={"limit": "9" * 5000}, headers=ADMIN)
             assert response.status_code == 400 and len(response.text) < 500  # the input is not echoed whole
+            for since in ("99999999999d", "0001-01-01T00:00:00+01:00"):  # before year 1: OverflowError
+                response = await http.get("/admin/audit", params={"since": since}, headers=ADMIN)
+                assert response.status_code == 400, since
 
     asyncio.run(body())
