@@ -79,3 +79,30 @@ async def test_manifest_nested_past_the_recursion_limit(http: httpx.AsyncClient)
     response = await http.put("/v2/alice/app/manifests/v1", headers={**ALICE, "Content-Type": OCI_MANIFEST},
                               content=body)
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
+async def test_a_blob_named_many_times_is_checked_once(http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    # 25 000 copies of one layer fit in 4 MiB and cost ~13 s of worker threads (two file-system
+    # calls each), enough for a few pushes to starve every other request of threads.
+    import json
+
+    from authgate.storage.filesystem import FilesystemBlobStore
+
+    calls: list[str] = []
+    real_size = FilesystemBlobStore.blob_size
+
+    async def counting_size(self: FilesystemBlobStore, name: object, digest: object) -> int | None:
+        calls.append(str(digest))
+        return await real_size(self, name, digest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FilesystemBlobStore, "blob_size", counting_size)
+    location = await _upload(http)
+    digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256("hello")
+    assert (await http.put(location, params={"digest": digest}, headers=ALICE, content=b"hello")).status_code == 201
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": 5}
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": layer, "layers": [layer] * 2000})
+    response = await http.put("/v2/alice/app/manifests/v1", headers={**ALICE, "Content-Type": OCI_MANIFEST},
+                              content=body.encode())
+    assert response.status_code == 201
+    assert calls == [digest]
