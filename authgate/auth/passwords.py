@@ -4,7 +4,9 @@ Docker sends Basic credentials on every token request and bcrypt at cost 12 take
 so: hashes are checked in a worker thread (the event loop keeps serving), a successful check is
 remembered briefly under an HMAC of (name, stored hash, password) with a per-process key (the
 plaintext is never kept, and any change of the stored hash — new password, rehash — misses the
-cache), and unknown users pay a dummy hash so timing does not reveal which names exist.
+cache), and unknown users pay a dummy hash so timing does not reveal which names exist. A failure
+is remembered the same way: the login limiter counts one wrong secret repeated as one failure
+(containerd retries), so without this a client repeating it would cost a full hash every time.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class PasswordVerifier:
         self.cache_size = cache_size
         self._cache_key = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self._failures: OrderedDict[bytes, float] = OrderedDict()
 
     def hash(self, password: str) -> str:
         hashed: str = self.context.hash(password)
@@ -54,28 +57,37 @@ class PasswordVerifier:
 
         `stored_hash=None` (unknown user) still costs one dummy hash and always fails.
         """
+        key = self._fingerprint(name, stored_hash or "", password)
+        if self._fresh(self._failures, key):
+            return False, None
         if stored_hash is None:
             await anyio.to_thread.run_sync(self.context.dummy_verify)
+            self._remember(self._failures, key)
             return False, None
-        key = self._fingerprint(name, stored_hash, password)
-        expires = self._cache.get(key)
-        if expires is not None and expires > time.monotonic():
+        if self._fresh(self._cache, key):
             return True, None
         try:
             ok, new_hash = await anyio.to_thread.run_sync(self.context.verify_and_update, password, stored_hash)
         except (ValueError, TypeError):
             # An unrecognised or corrupt stored hash: a failed login, never a 500.
-            return False, None
-        if ok and self.cache_ttl > 0:
-            self._remember(key)
+            ok, new_hash = False, None
+        self._remember(self._cache if ok else self._failures, key)
         return bool(ok), new_hash
 
-    def _remember(self, key: bytes) -> None:
-        self._cache[key] = time.monotonic() + self.cache_ttl
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+    @staticmethod
+    def _fresh(cache: OrderedDict[bytes, float], key: bytes) -> bool:
+        expires = cache.get(key)
+        return expires is not None and expires > time.monotonic()
+
+    def _remember(self, cache: OrderedDict[bytes, float], key: bytes) -> None:
+        if self.cache_ttl <= 0:
+            return
+        cache[key] = time.monotonic() + self.cache_ttl
+        cache.move_to_end(key)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     def forget_all(self) -> None:
         """Drop every cached success (a password changed in this process)."""
         self._cache.clear()
+        self._failures.clear()

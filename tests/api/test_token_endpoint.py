@@ -270,3 +270,34 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted_and_audite
         assert blocked.status_code == 429
         allowed = await client.get("/token", headers={**basic("alice", "alice-pw"), **colleague})
         assert allowed.status_code == 200, "the proxy's other clients are not locked out"
+
+
+async def test_hammering_one_wrong_password_costs_one_hash(ctx: Ctx) -> None:
+    # The limiter counts a repeated wrong secret once (containerd retries POST as GET), so a client
+    # repeating one wrong password was never slowed or refused, and each try cost a full bcrypt:
+    # one address could keep every core busy. Now the failure is remembered like a success.
+    client, resources, _ = ctx
+    context = auth_of(resources).verifier.context
+    hashes: list[str] = []
+    real_verify, real_dummy = context.verify_and_update, context.dummy_verify
+
+    def verify(secret: str, hashed: str) -> tuple[bool, str | None]:
+        hashes.append("verify")
+        result: tuple[bool, str | None] = real_verify(secret, hashed)
+        return result
+
+    def dummy() -> bool:
+        hashes.append("dummy")
+        result: bool = real_dummy()
+        return result
+
+    context.verify_and_update, context.dummy_verify = verify, dummy  # type: ignore[method-assign]
+    for user in ("alice", "ghost"):
+        for _ in range(30):
+            response = await client.get("/token", headers=basic(user, "wrong"))
+            assert response.status_code == 401
+    assert hashes == ["verify", "dummy"]
+    # The right password still works at once, and a different wrong one is checked (and counted).
+    assert (await client.get("/token", headers=basic("alice", "alice-pw"))).status_code == 200
+    assert (await client.get("/token", headers=basic("alice", "other"))).status_code == 401
+    assert hashes == ["verify", "dummy", "verify", "verify"]
