@@ -106,3 +106,23 @@ async def test_a_blob_named_many_times_is_checked_once(http: httpx.AsyncClient, 
                               content=body.encode())
     assert response.status_code == 201
     assert calls == [digest]
+
+
+async def test_knowing_a_digest_is_not_access_to_the_blob(http: httpx.AsyncClient) -> None:
+    # Blobs are stored once for all repositories; bob knows the digest of a layer in alice/app.
+    bob = basic("bob", "bob-pw")
+    location = await _upload(http)
+    digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256("hello")
+    assert (await http.put(location, params={"digest": digest}, headers=ALICE, content=b"hello")).status_code == 201
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": 5}
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": layer, "layers": [layer]}
+    import json
+
+    pushed = await http.put("/v2/bob/loot/manifests/v1", headers={**bob, "Content-Type": OCI_MANIFEST},
+                            content=json.dumps(manifest).encode())
+    assert pushed.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    mounted = await http.post("/v2/bob/loot/blobs/uploads/", params={"mount": digest, "from": "alice/app"},
+                              headers=bob)
+    assert mounted.status_code == 401
+    assert (await http.get(f"/v2/bob/loot/blobs/{digest}", headers=bob)).status_code == 404
+    assert (await http.get(f"/v2/alice/app/blobs/{digest}", headers=bob)).status_code == 401
