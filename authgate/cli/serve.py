@@ -12,6 +12,7 @@ import uvicorn
 from authgate.app import create_app
 from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
 from authgate.cli.common import fail, settings_from
+from authgate.http_protocol import protocol_class
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning, with_data_dir_tls
 
@@ -68,5 +69,6 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
+        http=protocol_class(),  # httptools with request headers bounded (see authgate.http_protocol)
     )
     return 0

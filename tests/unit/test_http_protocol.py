@@ -1,0 +1,114 @@
+"""The HTTP/1.1 protocol `authgate serve` runs: request headers are bounded, whatever their shape.
+
+uvicorn's httptools protocol keeps a request line and headers in memory however long they grow
+(h11 stops at 16 KiB): one unauthenticated connection sending a 200 MB header grew the server by
+~275 MB (measured against `authgate serve`). The protocol is driven here with a fake transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from authgate.http_protocol import MAX_HEADER_BYTES, protocol_class
+
+pytest.importorskip("httptools")
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"sockname": ("127.0.0.1", 5000), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+
+async def _app(scope: dict[str, object], receive: object, send: object) -> None:  # never reached
+    raise AssertionError("the request must not reach the app")
+
+
+def _connect() -> tuple[asyncio.Protocol, FakeTransport]:
+    config = Config(app=_app, log_config=None)
+    protocol = protocol_class()(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+@pytest.mark.parametrize("start", [
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ",  # one endless header value
+    b"GET /v2/" ,  # an endless URL
+])
+def test_endless_headers_are_refused_and_the_connection_closed(start: bytes) -> None:
+    async def main() -> None:
+        protocol, transport = _connect()
+        protocol.data_received(start)
+        for _ in range(2 * MAX_HEADER_BYTES // 65536 + 2):
+            if transport.closed:
+                break
+            protocol.data_received(b"a" * 65536)
+        assert transport.closed and transport.written.startswith(b"HTTP/1.1 400 ")
+
+    asyncio.run(main())
+
+
+def test_many_small_headers_count_too() -> None:
+    async def main() -> None:
+        protocol, transport = _connect()
+        protocol.data_received(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        for i in range(MAX_HEADER_BYTES // 10):
+            if transport.closed:
+                break
+            protocol.data_received(b"X-%06d: a\r\n" % i)
+        assert transport.closed and transport.written.startswith(b"HTTP/1.1 400 ")
+
+    asyncio.run(main())
+
+
+def test_a_body_larger_than_the_limit_is_not_counted() -> None:
+    received: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        received.append(total)
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        config = Config(app=app, log_config=None)
+        protocol = protocol_class()(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        size = 2 * MAX_HEADER_BYTES
+        for _ in range(2):  # keep-alive: the second request's headers count from zero
+            protocol.data_received(b"PATCH /v2/a/b/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                                   b"X-Pad: %s\r\n\r\n" % (size, b"p" * (MAX_HEADER_BYTES // 2)))
+            for _ in range(size // 65536):
+                protocol.data_received(b"b" * 65536)
+                await asyncio.sleep(0)
+            for _ in range(20):
+                await asyncio.sleep(0)
+        assert received == [size, size] and not transport.closed
+        assert transport.written.count(b"HTTP/1.1 202 ") == 2
+
+    asyncio.run(main())
