@@ -14,6 +14,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from authgate import http_protocol
 from authgate.http_protocol import MAX_HEADER_BYTES, protocol_class
 
 pytest.importorskip("httptools")
@@ -42,9 +43,10 @@ async def _app(scope: dict[str, object], receive: object, send: object) -> None:
     raise AssertionError("the request must not reach the app")
 
 
-def _connect() -> tuple[asyncio.Protocol, FakeTransport]:
-    config = Config(app=_app, log_config=None)
-    protocol = protocol_class()(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
+def _connect(app: Any = _app) -> tuple[asyncio.Protocol, FakeTransport]:
+    cls = protocol_class()
+    assert not isinstance(cls, str), "httptools is installed: the bounded protocol is used"
+    protocol = cls(config=Config(app=app, log_config=None), server_state=ServerState(), app_state={})  # type: ignore[call-arg]
     transport = FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
@@ -95,10 +97,7 @@ def test_a_body_larger_than_the_limit_is_not_counted() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     async def main() -> None:
-        config = Config(app=app, log_config=None)
-        protocol = protocol_class()(config=config, server_state=ServerState(), app_state={})  # type: ignore[call-arg]
-        transport = FakeTransport()
-        protocol.connection_made(transport)
+        protocol, transport = _connect(app)
         size = 2 * MAX_HEADER_BYTES
         for _ in range(2):  # keep-alive: the second request's headers count from zero
             protocol.data_received(b"PATCH /v2/a/b/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
@@ -110,5 +109,59 @@ def test_a_body_larger_than_the_limit_is_not_counted() -> None:
                 await asyncio.sleep(0)
         assert received == [size, size] and not transport.closed
         assert transport.written.count(b"HTTP/1.1 202 ") == 2
+
+    asyncio.run(main())
+
+
+def test_headers_sent_too_slowly_close_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Slowloris: a connection that never finishes its headers held a socket forever.
+    monkeypatch.setattr(http_protocol, "HEADER_TIMEOUT", 0.05)
+
+    async def main() -> None:
+        idle, idle_transport = _connect()
+        slow, slow_transport = _connect()
+        slow.data_received(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.sleep(0.3)
+        assert idle_transport.closed and slow_transport.closed
+
+    asyncio.run(main())
+
+
+def test_a_slow_body_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_protocol, "HEADER_TIMEOUT", 0.05)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        protocol, transport = _connect(app)
+        protocol.data_received(b"PATCH /v2/a/b/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+        await asyncio.sleep(0.3)
+        protocol.data_received(b"b")
+        await asyncio.sleep(0.3)
+        protocol.data_received(b"b")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not transport.closed and transport.written.startswith(b"HTTP/1.1 202 ")
+
+    asyncio.run(main())
+
+
+def test_answered_before_the_body_ended_closes_the_connection() -> None:
+    # An unauthenticated PATCH declaring a huge body gets its 401 at once; trickling the rest
+    # of the body then held the connection open for ever.
+    async def refuse(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def main() -> None:
+        protocol, transport = _connect(refuse)
+        protocol.data_received(b"PATCH /v2/a/b/blobs/uploads/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert transport.written.startswith(b"HTTP/1.1 401 ") and transport.closed
 
     asyncio.run(main())
