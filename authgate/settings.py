@@ -31,7 +31,7 @@ class Settings:
     #: Directory for the SQLite database, signing keys, TLS material and the embedded blob store.
     data: Path = Path("authgate-data")
     #: SQLAlchemy URL; default SQLite in `data`. PostgreSQL: `postgresql+psycopg://user@host/db`.
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # may hold a password: never printed
     host: str = "127.0.0.1"
     port: int = 5000
     #: The URL clients use to reach authgate; the token realm is `<public_url>/token`.

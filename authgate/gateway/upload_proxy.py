@@ -43,13 +43,16 @@ class UploadProxy:
         self.sessions = sessions
         self.max_blob_size = max_blob_size
 
-    async def start(self, request: Request, repository: str, scopes: Sequence[Scope]) -> UploadResult:
+    async def start(self, request: Request, repository: str, scopes: Sequence[Scope],
+                    mount: tuple[str, str] | None = None) -> UploadResult:
         """`POST …/blobs/uploads/`: open an upstream session (or mount); a monolithic body is
-        streamed, hashed and verified before the commit."""
+        streamed, hashed and verified before the commit.
+
+        `mount` is the (digest, source repository) the guard parsed and checked; the client's raw
+        `mount`/`from` never reach the upstream, so an unparsed value cannot mount what was not checked."""
         query = request.query_params
         path = f"/v2/{repository}/blobs/uploads/"
-        mount = query.get("mount") if query.get("from") else None
-        params = {"mount": mount, "from": query["from"]} if mount else None
+        params = {"mount": mount[0], "from": mount[1]} if mount else None
         response = await self.upstream.send("POST", path, scopes=scopes, params=params,
                                             headers={"Content-Length": "0"})
         if response.status_code == 201 and mount:

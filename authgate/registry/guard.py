@@ -30,8 +30,10 @@ def client_address(request: Request) -> str | None:
     return audit_context.client_address(request, resources_of(request).settings)
 
 
-def _has_credentials(request: Request) -> bool:
-    return bool(request.headers.get("authorization", "").strip())
+def _has_token(request: Request) -> bool:
+    """A bearer token (an anonymous one included). Empty Basic credentials (`Basic Og==`) are no
+    credentials: they must not turn the base route's 401 into a 200 that docker takes for a login."""
+    return request.headers.get("authorization", "").strip().lower().startswith("bearer ")
 
 
 async def _identify(request: Request) -> Identity:
@@ -61,7 +63,7 @@ async def guard(request: Request, target: Target) -> Identity:
     settings = resources.settings
     identity = await _identify(request)
     request.state.identity = identity
-    anonymous_without_token = identity.subject.is_anonymous and not _has_credentials(request)
+    anonymous_without_token = identity.subject.is_anonymous and not _has_token(request)
     if target.route.kind is Kind.BASE:
         # Docker's login pings `/v2/` and needs 200 for any valid credential; no scope here (zot#1125).
         if anonymous_without_token:

@@ -185,7 +185,9 @@ class UpstreamBackend:
 
     async def _upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
         try:
-            result = await self.uploads.start(request, str(target.repository), target.needed_scopes())
+            mount = ((str(target.mount_digest), str(target.mount_from))
+                     if target.mount_digest and target.mount_from else None)
+            result = await self.uploads.start(request, str(target.repository), target.needed_scopes(), mount)
         except RegistryError as error:
             await self._refused(request, identity, target, request.query_params.get("digest"), error)
             raise

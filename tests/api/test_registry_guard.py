@@ -49,6 +49,15 @@ async def test_base_with_any_valid_credential(client: tuple[httpx.AsyncClient, R
     assert (await http.get("/v2/", headers=basic("alice", "wrong"))).status_code == 401
 
 
+async def test_empty_basic_credentials_are_no_login(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
+    http = client[0]
+    response = await http.get("/v2/", headers={"Authorization": "Basic Og=="})
+    assert response.status_code == 401, "docker would report an empty login as succeeded"
+    assert _challenge(response) == f"Bearer {REALM}"
+    anonymous_token = await http.get("/v2/", headers=bearer(token_for(None)))
+    assert anonymous_token.status_code == 200, "any valid token, an anonymous one included (distribution)"
+
+
 async def test_anonymous_push_is_challenged_with_the_needed_scope(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
     response = await client[0].post("/v2/alice/app/blobs/uploads/")
     assert response.status_code == 401

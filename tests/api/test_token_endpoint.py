@@ -229,6 +229,8 @@ async def test_identify_on_v2_accepts_issued_tokens_and_rejects_tampered_ones(ct
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert (await client.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 200
     assert (await client.get("/v2/", headers=basic("alice", "bad"))).status_code == 401
+    assert (await client.get("/v2/", headers={"Authorization": "Basic Og=="})).status_code == 401, \
+        "empty credentials are no login"
     failure = [e for e in audit.events if e.action == "auth:login:failure"][-1]
     assert (failure.actor.name, failure.reason) == ("alice", "wrong password"), "curl -u with a bad password is audited"
     await accounts.set_disabled(resources.db, "alice", True)

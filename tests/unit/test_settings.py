@@ -44,6 +44,7 @@ def test_defaults_match_the_registry_image() -> None:
 def test_secrets_never_show_in_repr() -> None:
     # A Settings object that reaches a log line, a traceback or a debugger shows no secret.
     settings = load_settings(environ={"AUTHGATE_NOTIFICATION_SECRET": "notify-s3cret", "AUTHGATE_WEBHOOK_SECRET":
-                                      "hook-s3cret", "AUTHGATE_UPSTREAM_PASSWORD": "up-s3cret"})
+                                      "hook-s3cret", "AUTHGATE_UPSTREAM_PASSWORD": "up-s3cret",
+                                      "AUTHGATE_DATABASE_URL": "postgresql+psycopg://authgate:db-s3cret@db/authgate"})
     assert settings.notification_secret == "notify-s3cret"
     assert "s3cret" not in repr(settings)
