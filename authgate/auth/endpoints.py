@@ -125,8 +125,9 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
     try:
         result = await auth.authenticator.login(creds, client_address(request))
     except TooManyAttempts as exc:
-        await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
-                     reason="locked out after repeated failures")
+        if exc.first:
+            await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
+                         reason="locked out after repeated failures")
         raise TokenRequestError(429, "slow_down", "too many failed logins; try again later",
                                 {"Retry-After": str(exc.retry_after)}) from None
     if result.subject is None:

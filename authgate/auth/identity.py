@@ -88,7 +88,8 @@ async def identify(request: Request) -> Identity:
         try:
             result = await auth.authenticator.login(credentials, client_address(request))
         except TooManyAttempts as exc:
-            await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
+            if exc.first:
+                await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
             raise too_many(exc) from None
         if result.subject is None:
             await _record_basic_failure(request, credentials.username, result.reason)

@@ -19,15 +19,19 @@ from dataclasses import dataclass, field
 
 
 class TooManyAttempts(Exception):
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, first: bool = True) -> None:
         super().__init__(f"too many failed logins; retry after {retry_after} s")
         self.retry_after = retry_after
+        #: The first refusal of this lockout: worth an audit event. Later ones are not, or an
+        #: unauthenticated client could grow the audit log without bound.
+        self.first = first
 
 
 @dataclass
 class _Counter:
     failures: deque[float] = field(default_factory=deque)
     locked_until: float = 0.0
+    refusal_reported: bool = False
 
 
 class LoginLimiter:
@@ -74,7 +78,8 @@ class LoginLimiter:
             if counter is None:
                 continue
             if counter.locked_until > moment:
-                raise TooManyAttempts(max(1, math.ceil(counter.locked_until - moment)))
+                first, counter.refusal_reported = not counter.refusal_reported, True
+                raise TooManyAttempts(max(1, math.ceil(counter.locked_until - moment)), first)
             self._prune(counter, moment)
             if len(counter.failures) >= self.slow_after * factor:
                 delay = self.delay
@@ -93,6 +98,7 @@ class LoginLimiter:
             counter.failures.append(moment)
             if len(counter.failures) >= self.block_after * factor:
                 counter.locked_until = moment + self.lockout
+                counter.refusal_reported = False
                 counter.failures.clear()
         self._bound(moment)
 

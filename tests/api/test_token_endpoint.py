@@ -190,9 +190,12 @@ async def test_repeated_failures_are_refused_with_429_and_retry_after(ctx: Ctx) 
     response = await client.get("/token", headers=basic("alice", "alice-pw"))
     assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
     assert response.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
-    assert (await client.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 429
-    # 19 wrong passwords at /token, the locked-out try there, and the locked-out Basic login on /v2/.
-    assert audit.actions().count("auth:login:failure") == 21
+    for _ in range(5):
+        assert (await client.get("/v2/", headers=basic("alice", "alice-pw"))).status_code == 429
+        assert (await client.get("/token", headers=basic("alice", "x"))).status_code == 429
+    # 19 wrong passwords and the first locked-out try; later refusals of the same lockout are not
+    # recorded one by one, so a client hammering a locked account cannot grow the audit log.
+    assert audit.actions().count("auth:login:failure") == 20
     assert (await client.get("/token", headers=basic("bob", "bob-pw"))).status_code == 200, "bob is not locked"
 
 
