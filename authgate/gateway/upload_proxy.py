@@ -71,17 +71,7 @@ class UploadProxy:
         # Monolithic upload: the body goes in as a PATCH, then the checked commit.
         await response.aclose()
         with self.sessions.writing(session):
-            try:
-                claimed = _claimed_digest(query.get("digest"))
-            except RegistryError:
-                await self._abandon(session, scopes)
-                raise
-            response = await self._append(request, session, scopes, put=True)
-            if response.status_code != 202:
-                await self._abandon(session, scopes)
-                return UploadResult(await relay(self.upstream, response))
-            await response.aclose()
-            return await self._commit(session, claimed, scopes)
+            return await self._finish(request, session, scopes, with_body=True)
 
     async def patch(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
         session = self.sessions.get(upload_id, repository)
@@ -94,18 +84,24 @@ class UploadProxy:
         """`PUT …/uploads/<id>?digest=`: append any final chunk, then commit only a matching digest."""
         session = self.sessions.get(upload_id, repository)
         with self.sessions.writing(session):
-            try:
-                claimed = _claimed_digest(request.query_params.get("digest"))
-            except RegistryError:
+            return await self._finish(request, session, scopes, with_body=_has_body(request))
+
+    async def _finish(self, request: Request, session: UploadSession, scopes: Sequence[Scope],
+                      with_body: bool) -> UploadResult:
+        """Append the final body, then commit only a matching digest; any refusal abandons the
+        upstream session, so nothing unverified can be committed later."""
+        try:
+            claimed = _claimed_digest(request.query_params.get("digest"))
+        except RegistryError:
+            await self._abandon(session, scopes)
+            raise
+        if with_body:
+            response = await self._append(request, session, scopes, put=True)
+            if response.status_code != 202:
                 await self._abandon(session, scopes)
-                raise
-            if _has_body(request):
-                response = await self._append(request, session, scopes, put=True)
-                if response.status_code != 202:
-                    await self._abandon(session, scopes)
-                    return UploadResult(await relay(self.upstream, response))
-                await response.aclose()
-            return await self._commit(session, claimed, scopes)
+                return UploadResult(await relay(self.upstream, response))
+            await response.aclose()
+        return await self._commit(session, claimed, scopes)
 
     async def status(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
         session = self.sessions.get(upload_id, repository)
