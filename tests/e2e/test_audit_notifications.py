@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import AuthgateServer, Distribution, Dockerd
+from tests.support.processes import AuthgateServer, Distribution, Dockerd, token_auth_config
 
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +39,8 @@ def registry(authgate: AuthgateServer, tmp_path_factory: pytest.TempPathFactory)
     authgate.cli("keys", "export-cert", "--output", str(bundle))
     # The snippet docs/audit.md documents, verbatim apart from the addresses.
     registry = Distribution(workdir, extra_config=(
-        "auth:\n  token:\n"
-        f"    realm: {authgate.url}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-        f"    rootcertbundle: {bundle}\n"
-        "notifications:\n  endpoints:\n    - name: authgate\n"
+        token_auth_config(f"{authgate.url}/token", SERVICE, ISSUER, bundle)
+        + "notifications:\n  endpoints:\n    - name: authgate\n"
         f"      url: {authgate.url}/notifications\n"
         f"      headers:\n        Authorization: [Bearer {SECRET}]\n"
         "      timeout: 5s\n      threshold: 5\n      backoff: 1s\n"

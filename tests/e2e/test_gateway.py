@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.support.oci import sha256, write_oci_layout
-from tests.support.processes import REPO_ROOT, AuthgateServer, Distribution, Dockerd, free_port, require, wait_for
+from tests.support.processes import (
+    AuthgateServer, Distribution, Dockerd, REPO_ROOT, free_port, require, token_auth_config, wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 PASSWORDS = {"alice": "alice-Pa55-word", "bob": "bob-Pa55-word"}
@@ -208,11 +210,8 @@ def test_upstream_in_token_mode_trusts_only_authgate(tmp_path: Path, dockerd: Do
                             upstream_health_interval="0.5", bcrypt_rounds="4").start()
     bundle = tmp_path / "authgate.pem"
     server.cli("keys", "export-cert", "--output", str(bundle))
-    registry = Distribution(tmp_path / "upstream", port=port, extra_config=(
-        "auth:\n  token:\n"
-        f"    realm: {server.url}/token\n    service: authgate\n    issuer: authgate\n"
-        f"    rootcertbundle: {bundle}\n"
-    ))
+    registry = Distribution(tmp_path / "upstream", port=port,
+                            extra_config=token_auth_config(f"{server.url}/token", "authgate", "authgate", bundle))
     try:
         _users(server)
         assert httpx.post(f"{registry.url}/v2/alice/defended/blobs/uploads/").status_code == 401

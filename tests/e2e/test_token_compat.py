@@ -14,7 +14,7 @@ from authgate.auth.keys import KeyRing, create_key
 from authgate.auth.tokens import TokenService
 from authgate.scope import Scope
 from authgate.subject import Subject
-from tests.support.processes import Distribution
+from tests.support.processes import Distribution, token_auth_config
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +35,8 @@ def registry(keys: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
     workdir = tmp_path_factory.mktemp("distribution-compat")
     bundle = workdir / "bundle.pem"
     bundle.write_text(KeyRing.load(keys, "ES256", create=False).certificate_bundle())
-    registry = Distribution(workdir, extra_config=(
-        f"auth:\n  token:\n    realm: http://127.0.0.1:1/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-        f"    rootcertbundle: {bundle}\n"
-    ))
+    registry = Distribution(workdir, extra_config=token_auth_config("http://127.0.0.1:1/token", SERVICE, ISSUER,
+                                                                     bundle))
     yield registry
     registry.stop()
 

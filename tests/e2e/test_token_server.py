@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import AuthgateServer, Daemon, Distribution, Dockerd, require, wait_for
+from tests.support.processes import (
+    AuthgateServer, Daemon, Distribution, Dockerd, require, token_auth_config, wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -61,11 +63,8 @@ def registry(authgate: AuthgateServer, tmp_path_factory: pytest.TempPathFactory)
     workdir = tmp_path_factory.mktemp("distribution")
     bundle = workdir / "authgate.pem"
     authgate.cli("keys", "export-cert", "--output", str(bundle))
-    registry = Distribution(workdir, extra_config=(
-        "auth:\n  token:\n"
-        f"    realm: {authgate.url}/token\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-        f"    rootcertbundle: {bundle}\n"
-    ))
+    registry = Distribution(workdir, extra_config=token_auth_config(f"{authgate.url}/token", SERVICE, ISSUER,
+                                                                     bundle))
     yield registry
     registry.stop()
 

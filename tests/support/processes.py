@@ -255,6 +255,15 @@ def _unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", target], capture_output=True, timeout=30)
 
 
+def token_auth_config(realm: str, service: str, issuer: str, bundle: Path) -> str:
+    """The `auth: token` block of a distribution config that trusts authgate's certificate bundle."""
+    return (
+        "auth:\n  token:\n"
+        f"    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n"
+        f"    rootcertbundle: {bundle}\n"
+    )
+
+
 class Distribution:
     """CNCF distribution (`docker-registry serve`) on a loopback port with a config we write."""
 
