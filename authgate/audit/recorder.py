@@ -23,6 +23,7 @@ from typing import Any
 from authgate.audit.chain import append_rows, ensure_head, to_row
 from authgate.audit.events import AuditEvent
 from authgate.db.session import Database
+from authgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +124,7 @@ class AuditRecorder:
             log.warning("audit: database too slow at shutdown; spilling %d events to %s",
                         self._queue.qsize() + len(self._inflight), self.spill_path)
         self._stopping = True
-        self._writer.cancel()
-        try:
-            await self._writer
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._writer)
         self._writer = None
         leftovers = list(self._inflight)
         self._inflight = []

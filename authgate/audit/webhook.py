@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from authgate.audit.query import public_form
+from authgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,7 @@ class WebhookSender:
                 await asyncio.wait_for(self._drained(), timeout)
             except asyncio.TimeoutError:
                 log.warning("webhook: %d events not delivered at shutdown", len(self._pending))
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
         await self._client.aclose()
 

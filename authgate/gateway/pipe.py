@@ -9,9 +9,10 @@ by `depth` chunks whatever the blob size.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
+
+from authgate.tasks import cancel_and_wait
 
 #: Chunks read ahead (uvicorn gives ≤ 256 KiB, httpcore 1 MiB reads here): ≤ 4 MiB per transfer.
 DEPTH = 4
@@ -49,6 +50,4 @@ async def read_ahead(source: AsyncIterable[bytes], depth: int = DEPTH) -> AsyncG
             assert isinstance(item, bytes)
             yield item
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

@@ -20,6 +20,7 @@ from authgate.policy.engine import Explanation, PolicyEngine
 from authgate.policy.load import PolicyIssue, PolicyLoadError, builtin_policy, load_policy, policy_files
 from authgate.policy.model import ACTIONS, Policy, Rule
 from authgate.subject import Subject
+from authgate.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from authgate.resources import Resources
@@ -135,11 +136,7 @@ class PolicyStore:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
 

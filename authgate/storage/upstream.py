@@ -10,7 +10,6 @@ their digest is known for the audit log; the catalog is filtered by the caller's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +34,7 @@ from authgate.registry.guard import client_address
 from authgate.registry.routes import Target
 from authgate.resources import Resources
 from authgate.scope import Scope
+from authgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,5 @@ async def open_upstream(
     try:
         yield backend
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         await upstream.aclose()
