@@ -1,4 +1,4 @@
-"""The one function that builds `WWW-Authenticate` (token-compat.md §2.7, distribution's
+"""The one function that builds `WWW-Authenticate` (docs/client-compat.md §7, distribution's
 `accesscontroller.go`): a 401 says what would succeed."""
 
 from __future__ import annotations

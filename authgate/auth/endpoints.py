@@ -1,5 +1,5 @@
 """`GET /token` and `POST /token`: the Docker registry token spec and its OAuth2 variant
-(distribution `docs/content/spec/auth/{token,oauth,scope}.md`; token-compat.md §2.4-2.6).
+(distribution `docs/content/spec/auth/{token,oauth,scope}.md`; docs/client-compat.md §4-6).
 
 Three steps behind small interfaces: authenticate (Basic, password grant or refresh token),
 authorize (requested ∩ what the policy allows, never more; fewer is not an error), issue (sign).

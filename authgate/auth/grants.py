@@ -1,5 +1,5 @@
 """Grant the intersection of what was asked and what the policy allows, never more
-(docker_auth `authz/acl.go`; token-compat.md §2.6). Fewer than asked is not an error: the entry
+(docker_auth `authz/acl.go`; docs/client-compat.md §6). Fewer than asked is not an error: the entry
 stays in the token with the actions that survived, possibly none."""
 
 from __future__ import annotations

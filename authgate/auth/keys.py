@@ -3,7 +3,7 @@
 Each key has a self-signed certificate, because distribution verifies the token's `x5c` header
 against `auth.token.rootcertbundle` first (2.8 and 3.x alike), and a libtrust-format `kid`, which 2.8
 needs for `kid`-only tokens and which a distribution 3 `jwks` file can carry verbatim
-(token-compat.md §2.3). The newest key signs; every key on disk verifies, so a rotation can overlap.
+(docs/client-compat.md §3). The newest key signs; every key on disk verifies, so a rotation can overlap.
 """
 
 from __future__ import annotations

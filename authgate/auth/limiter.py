@@ -4,7 +4,7 @@ After `slow_after` failures in the window each attempt is delayed; after `block_
 user (or address) is refused with 429 and `Retry-After` until the lockout ends. Only a wrong
 secret counts: unauthenticated `/v2/` pings and anonymous token requests never do (gitlab#35617),
 and the same wrong secret retried at once by one client (containerd's POST then GET fallback,
-token-compat.md §2.5) counts once. State is per process; replicas each keep their own.
+docs/client-compat.md §5) counts once. State is per process; replicas each keep their own.
 """
 
 from __future__ import annotations

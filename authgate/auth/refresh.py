@@ -1,5 +1,5 @@
 """Refresh tokens (docker's "identity token"): random, stored as SHA-256, bound to user, service and
-the user's password generation, revocable (token-compat.md §2.8 item 5).
+the user's password generation, revocable (docs/client-compat.md §8 item 5).
 
 `docker login` stores one instead of the password, and later pulls trade it through
 `POST /token grant_type=refresh_token`, so it must stay valid exactly as long as the account does.

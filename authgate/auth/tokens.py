@@ -1,9 +1,9 @@
 """Issue and verify registry bearer tokens (distribution `docs/content/spec/auth/jwt.md`).
 
-Issued tokens satisfy distribution 2.8 and 3.x alike (token-compat.md §2.1-2.3): `aud` a single
+Issued tokens satisfy distribution 2.8 and 3.x alike (docs/client-compat.md §1-3): `aud` a single
 string, integer `exp`/`nbf`/`iat`, `nbf` a few seconds in the past, `x5c` plus a libtrust `kid`.
-Verification pins everything (STYLE.md §6): the key by `kid`, the algorithm from that key (never
-from the header), the issuer, the audience, every time claim, with an explicit leeway.
+Verification pins everything (docs/client-compat.md §3, §8): the key by `kid`, the algorithm from
+that key (never from the header), the issuer, the audience, every time claim, with an explicit leeway.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class IssuedToken:
 
     @property
     def issued_at_text(self) -> str:
-        """RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (token-compat.md §2.4)."""
+        """RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (docs/client-compat.md §4)."""
         return self.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def __repr__(self) -> str:

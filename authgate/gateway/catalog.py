@@ -1,6 +1,6 @@
 """`GET /v2/_catalog` in gateway mode: the upstream's catalog, filtered by the caller's pull permission.
 
-The upstream's catalog is unfiltered (token-compat.md §2.6), so authgate walks it in large pages
+The upstream's catalog is unfiltered (docs/client-compat.md §6), so authgate walks it in large pages
 and keeps only repositories the live policy lets the caller pull, then paginates the result with
 `n`/`last` and a `Link` header as the spec describes. A continuation cursor is always a name the
 caller may see: names of hidden repositories never leave authgate.

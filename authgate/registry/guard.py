@@ -3,7 +3,7 @@
 Both limits apply (grant the intersection, never more): what the bearer token grants (a Basic
 request has no token limit) AND what the live policy allows now, so a permission revoked after
 the token was issued stops working at once. A refusal is a 401 whose challenge names the scopes
-that would succeed (token-compat.md §2.7).
+that would succeed (docs/client-compat.md §7).
 """
 
 from __future__ import annotations

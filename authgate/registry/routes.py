@@ -1,6 +1,6 @@
 """The whole `/v2/` surface as one table: method, path pattern, handler name and the actions it needs.
 
-The actions follow distribution's `appendAccessRecords` (token-compat.md §2.6): GET/HEAD need
+The actions follow distribution's `appendAccessRecords` (docs/client-compat.md §6): GET/HEAD need
 `pull`; POST/PUT/PATCH need `pull` and `push`; DELETE needs `delete`; a cross-repository mount
 (`POST …/blobs/uploads/?mount=<digest>&from=<repo>`) also needs `pull` on `<repo>`; `/v2/_catalog`
 needs `registry:catalog:*`. Paths are parsed here into value types, so handlers never see raw strings.

@@ -1,5 +1,5 @@
 """The tokens authgate signs, checked by a stock distribution 2.8 registry: ES256 and RS256 keys in
-one `rootcertbundle` (as during a rotation), scopes, audience and expiry (token-compat.md §2.1)."""
+one `rootcertbundle` (as during a rotation), scopes, audience and expiry (docs/client-compat.md §1)."""
 
 from __future__ import annotations
 

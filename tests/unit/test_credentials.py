@@ -83,7 +83,7 @@ def test_limiter_slows_then_blocks_then_recovers() -> None:
 
 
 def test_limiter_counts_a_repeated_identical_attempt_once() -> None:
-    # containerd POSTs, gets 401, then GETs with the same credentials (token-compat.md §2.5).
+    # containerd POSTs, gets 401, then GETs with the same credentials (docs/client-compat.md §5).
     limiter = LoginLimiter(slow_after=2, block_after=3, window=100, lockout=50)
     for moment in (1.0, 1.1, 1.2, 1.3):
         limiter.failure("alice", "10.0.0.1", "same-guess", now=moment)

@@ -17,8 +17,6 @@ from uvicorn.server import ServerState
 from authgate import http_protocol
 from authgate.http_protocol import MAX_HEADER_BYTES, protocol_class
 
-pytest.importorskip("httptools")
-
 
 class FakeTransport(asyncio.Transport):
     def __init__(self) -> None:

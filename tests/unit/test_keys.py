@@ -19,7 +19,7 @@ def _b64int(text: str) -> int:
 
 
 def test_libtrust_kid_matches_distribution_jwt_doc_vector() -> None:
-    # distribution docs/content/spec/auth/jwt.md (token-compat.md §2.3)
+    # distribution docs/content/spec/auth/jwt.md (docs/client-compat.md §3)
     key = ec.EllipticCurvePublicNumbers(
         _b64int("m7zUpx3b-zmVE5cymSs64POG9QcyEpJaYCD82-549_Q"),
         _b64int("dU3biz8sZ_8GPB-odm8Wxz3lNDr1xcAQQPQaOcr1fmc"),

@@ -1,18 +1,16 @@
-"""The package type-checks under `mypy --strict` (STYLE.md §10): a regression fails the suite."""
+"""The package type-checks under `mypy --strict`: a regression fails the suite."""
 
 import subprocess
 import sys
 
-import pytest
-
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, missing_component
 
 
 def test_mypy_strict() -> None:
     try:
         import mypy  # noqa: F401
     except ImportError:
-        pytest.skip("mypy not installed (pip install -e '.[test]')")
+        missing_component("mypy not installed (pip install -e '.[test]')")
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "authgate"], cwd=REPO_ROOT, capture_output=True, text=True,
         timeout=600,
