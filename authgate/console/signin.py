@@ -73,13 +73,11 @@ async def _failed(request: Request, username: str, reason: str) -> None:
 async def signin_submit(request: Request) -> Response:
     form = await read_form(request)
     next_path = _safe_next(field(form, "next") or "/")
-    sent = form.get("csrf")
-    if not same_token(sent if isinstance(sent, str) else None, request.cookies.get(LOGIN_CSRF_COOKIE) or "\0"):
+    if not same_token(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE) or "\0"):
         raise ConsoleError(403, "Form expired", "The sign-in form was not loaded from this site, or it is too old. "
                                                 "Open the sign-in page again.")
     username = field(form, "username")
-    password = form.get("password")
-    password = password if isinstance(password, str) else ""
+    password = form.get("password", "")
     if not username or not password:
         return _form(request, next_path, "Enter your user name and password.", username, 400)
     try:

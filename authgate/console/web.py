@@ -12,9 +12,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -43,6 +42,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+
+#: A submitted form: each field once.
+Form = dict[str, str]
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -103,35 +105,42 @@ class _SignInFirst(Exception):
         self.next_path = next_path
 
 
-async def read_form(request: Request) -> FormData:
-    """The urlencoded form, bounded; anything else is a 400 page."""
+async def read_form(request: Request) -> Form:
+    """The urlencoded form, bounded, parsed here (as `/token` does) rather than through starlette's
+    form parser, which needs `python-multipart` for urlencoded bodies too. Anything else is a 400."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise bad_input("This address takes a form submitted from the console.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise bad_input("The form is too large.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise bad_input("The form is too large.")
     try:
-        form = await request.form(max_files=0, max_fields=64, max_part_size=MAX_FORM_BYTES)
-    except Exception:  # noqa: BLE001 - malformed bodies of any kind are the client's mistake
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
         raise bad_input("The form could not be read.") from None
-    if any(isinstance(v, str) and len(v) > MAX_FIELD for v in form.values()):
-        raise bad_input(f"A field is longer than {MAX_FIELD} characters.")
+    form: Form = {}
+    for name, value in pairs:
+        if name in form:
+            raise bad_input(f"The field {name[:40]!r} is given twice.")
+        if len(value) > MAX_FIELD:
+            raise bad_input(f"A field is longer than {MAX_FIELD} characters.")
+        form[name] = value
     return form
 
 
-async def checked_form(request: Request) -> tuple[SignedIn, FormData]:
+async def checked_form(request: Request) -> tuple[SignedIn, Form]:
     """The signed-in user and their form, refused with 403 unless it carries the session's CSRF token."""
     who = await require_user(request)
     form = await read_form(request)
-    sent = form.get("csrf")
-    if not same_token(sent if isinstance(sent, str) else None, who.csrf_token):
+    if not same_token(form.get("csrf"), who.csrf_token):
         raise ConsoleError(403, "Form expired", "This form did not come from your console session "
                                                 "(missing or stale security token). Reload the page and try again.")
     return who, form
 
 
-async def admin_form(request: Request) -> tuple[SignedIn, FormData]:
+async def admin_form(request: Request) -> tuple[SignedIn, Form]:
     """As `checked_form`, for an admin user only."""
     who, form = await checked_form(request)
     if not who.subject.admin:
@@ -139,9 +148,8 @@ async def admin_form(request: Request) -> tuple[SignedIn, FormData]:
     return who, form
 
 
-def field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+def field(form: Form, name: str) -> str:
+    return form.get(name, "").strip()
 
 
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200,
