@@ -6,6 +6,8 @@ like one that does not exist (404, same page), so the console never confirms a n
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -68,8 +70,17 @@ async def repository_list(request: Request) -> Response:
     return render(request, template, context, who=who)
 
 
-def pull_host(resources: Resources) -> str:
-    return resources.settings.url.split("://", 1)[-1]
+_HOST_RE = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def pull_host(request: Request) -> str:
+    """The registry address for `docker pull`/`login` lines: `public_url` when set, else the address
+    this browser reached authgate at (what docker on the same machine would use too)."""
+    settings = resources_of(request).settings
+    host = request.headers.get("host", "")
+    if settings.public_url or not _HOST_RE.fullmatch(host):
+        return settings.url.split("://", 1)[-1]
+    return host
 
 
 @page
@@ -85,7 +96,7 @@ async def repository_page(request: Request) -> Response:
     tags = await registry_view.tags(resources, store, name)
     if tags is None:
         raise not_found("repository")
-    host = pull_host(resources)
+    host = pull_host(request)
     if not raw_tag:
         return render(request, "repository.html", {"title": str(name), "name": str(name), "tags": tags,
                                                    "host": host}, who=who)

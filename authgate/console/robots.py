@@ -28,7 +28,7 @@ async def _listing(request: Request, **extra: object) -> dict[str, object]:
     rows = [{"name": r.name, "login": accounts.ROBOT_LOGIN_PREFIX + r.name, "description": r.description,
              "state": "disabled" if r.disabled else ("active" if accounts.robot_usable(r) else "expired"),
              "expires": r.expires_at.strftime("%Y-%m-%d %H:%M UTC") if r.expires_at else "never"} for r in robots]
-    return {"title": "Robots", "robots": rows, "choices": list(EXPIRY_CHOICES), "host": pull_host(resources_of(request)),
+    return {"title": "Robots", "robots": rows, "choices": list(EXPIRY_CHOICES), "host": pull_host(request),
             **extra}
 
 
