@@ -22,7 +22,7 @@ from authgate.resources import Resources
 from authgate.storage.base import ManifestStore
 
 #: The repository list is walked from disk at most this often; pushes show within it.
-_LIST_TTL = 2.0
+LIST_TTL = 2.0
 _CACHE_KEY = "console_repository_cache"
 
 
@@ -52,11 +52,11 @@ def manifest_store(resources: Resources) -> ManifestStore | None:
 
 
 async def repositories(resources: Resources, store: ManifestStore) -> list[str]:
-    """Every repository name, sorted; cached for `_LIST_TTL` seconds (a page of 10,000 names
+    """Every repository name, sorted; cached for `LIST_TTL` seconds (a page of 10,000 names
     should not walk the disk on every keystroke of a search)."""
     cached: tuple[float, list[str]] | None = resources.extras.get(_CACHE_KEY)
     now = time.monotonic()
-    if cached is not None and now - cached[0] < _LIST_TTL:
+    if cached is not None and now - cached[0] < LIST_TTL:
         return cached[1]
     names = await store.repositories()
     resources.extras[_CACHE_KEY] = (now, names)
