@@ -268,3 +268,38 @@ async def test_audit_search_export_and_chain(tmp_path: Path) -> None:
         assert csv.text.splitlines()[0].startswith("seq,time,actor") and "alice/hello" not in csv.text
         chain = await client.get("/audit/chain", headers={"HX-Request": "true"})
         assert "Chain verified through event" in chain.text and "<html" not in chain.text
+
+
+async def test_non_admins_ask_about_themselves_and_see_their_own_teams(tmp_path: Path) -> None:
+    async with console_app(tmp_path) as (client, resources):
+        await add_user(resources, *ALICE)
+        await add_user(resources, *BOB)
+        for team, members in (("backend", ["alice"]), ("secret-ops", ["bob"])):
+            await accounts.create_team(resources.db, team)
+            await accounts.add_members(resources.db, team, members)
+        await sign_in(client, *ALICE)
+        mine = await client.get("/access", params={"kind": "user", "name": "alice", "repository": "alice/app"})
+        assert mine.status_code == 200 and "allowed by own-namespace (&lt;built-in&gt;:2)" in mine.text
+        other = await client.get("/access", params={"kind": "user", "name": "bob", "repository": "bob/app"})
+        assert other.status_code == 403
+        teams = await client.get("/teams")
+        assert "backend" in teams.text and "secret-ops" not in teams.text
+        assert "Create team" not in teams.text
+        csrf = csrf_of(teams.text)
+        refused = await client.post("/teams", data={"csrf": csrf, "action": "create", "team": "mine"})
+        assert refused.status_code == 403 and "mine" not in await accounts.list_teams(resources.db)
+
+
+async def test_gateway_mode_says_where_the_content_is(tmp_path: Path) -> None:
+    from tests.support.processes import Distribution
+
+    upstream = Distribution(tmp_path / "upstream")
+    try:
+        async with console_app(tmp_path, upstream=upstream.url) as (client, resources):
+            await add_user(resources, *ALICE, admin=True)
+            await sign_in(client, *ALICE)
+            listing = await client.get("/repositories")
+            assert listing.status_code == 501 and "upstream registry" in listing.text
+            assert "alice" in (await client.get("/users")).text
+    finally:
+        upstream.stop()

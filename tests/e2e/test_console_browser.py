@@ -127,6 +127,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     secret = page.locator("#robot-secret").inner_text().strip()
     login_line = page.locator("#robot-login").inner_text()
     assert f"-u robot+ci-deploy" in login_line and registry in login_line
+    assert _fits_at_400_percent(page)
     _shot(page, shots, "robots")
     robot = _Docker(dockerd, work / "robot")
     assert "Login Succeeded" in robot.run("login", "-u", "robot+ci-deploy", "--password-stdin", registry,
@@ -142,6 +143,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     assert row.count() == 1 and "user:alice" in row.inner_text() and "alice/hello" in row.inner_text()
     page.get_by_role("link", name="Verify the chain").click()
     page.get_by_text("Chain verified through event").wait_for()
+    assert _fits_at_400_percent(page)
     _shot(page, shots, "audit")
 
     # Bob can pull his image, then an admin disables him and his next pull fails.
@@ -150,6 +152,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     page.get_by_role("link", name="Users").click()
     page.get_by_role("button", name="Disable bob").click()
     assert page.locator("tr", has_text="bob").get_by_text("disabled").is_visible()
+    assert _fits_at_400_percent(page)
     _shot(page, shots, "users")
     dockerd.run("rmi", f"{registry}/bob/secret")
     refused = bob.run("pull", f"{registry}/bob/secret", check=False)
