@@ -16,6 +16,7 @@ from authgate.audit.context import RequestIdMiddleware
 from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
+from authgate.console import console_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -52,6 +53,8 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         *token_routes(),
         *registry_routes(),
         *audit_routes(),
+        # Last: the web console's paths never shadow the API's.
+        *console_routes(),
     ]
 
 

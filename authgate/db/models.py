@@ -125,3 +125,21 @@ class AuditChainHead(Base):
     #: Hash and seq of the last pruned event, so a pruned log still verifies from there.
     anchor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsoleSession(Base):
+    """A signed-in web console session. Held here rather than in a signed cookie so that signing
+    out (or disabling the user) ends it at once, in every process that shares the database."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of the cookie value: a copy of the table does not sign anyone in.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: Sent back in every state-changing form; compared in constant time.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,79 @@
+"""Admin pages: users (disable, enable) and refresh tokens (list, revoke).
+
+Every change is audited with the signed-in admin as actor (`details.via = console`). Unlocking a
+locked-out user is not here: the login limiter is being reworked to keep its state where an
+unlock can reach every process (`authgate user unlock`).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from authgate.auth import accounts
+from authgate.auth.refresh import list_refresh_tokens, revoke_refresh_tokens
+from authgate.console.sessions import end_user_sessions
+from authgate.console.web import (
+    admin_form,
+    audit_admin,
+    bad_input,
+    field,
+    not_found,
+    page,
+    render,
+    require_admin,
+)
+from authgate.resources import resources_of
+
+
+@page
+async def users_page(request: Request) -> Response:
+    who = await require_admin(request)
+    users = await accounts.list_users(resources_of(request).db)
+    return render(request, "users.html", {"title": "Users", "users": users}, who=who)
+
+
+@page
+async def user_change(request: Request) -> Response:
+    who, form = await admin_form(request)
+    name, action = field(form, "name"), field(form, "action")
+    if action not in ("disable", "enable"):
+        raise bad_input("action must be disable or enable.")
+    if name == who.subject.name and action == "disable":
+        raise bad_input("You cannot disable yourself: another admin must do it (so one admin always remains).")
+    db = resources_of(request).db
+    try:
+        accounts.check_name(name)
+        await accounts.set_disabled(db, name, action == "disable")
+    except accounts.AccountError:
+        raise not_found("user") from None
+    if action == "disable":
+        await end_user_sessions(db, name)
+    await audit_admin(request, who, f"user:{action}", name)
+    return RedirectResponse("/users", status_code=303)
+
+
+@page
+async def tokens_page(request: Request) -> Response:
+    who = await require_admin(request)
+    user = request.query_params.get("user", "").strip()
+    if user:
+        try:
+            accounts.check_name(user)
+        except accounts.AccountError as exc:
+            raise bad_input(str(exc)) from None
+    tokens = await list_refresh_tokens(resources_of(request).db, user or None)
+    return render(request, "tokens.html", {"title": "Refresh tokens", "tokens": tokens, "user": user}, who=who)
+
+
+@page
+async def token_revoke(request: Request) -> Response:
+    who, form = await admin_form(request)
+    raw = field(form, "id")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise bad_input("The token id must be a number from the list.")
+    count = await revoke_refresh_tokens(resources_of(request).db, int(raw))
+    if count == 0:
+        raise not_found("live refresh token with that id")
+    await audit_admin(request, who, "token:revoke", raw)
+    return RedirectResponse("/tokens", status_code=303)
