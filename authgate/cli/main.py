@@ -36,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    _config_after_command(parser)
     return parser
+
+
+def _config_after_command(parser: argparse.ArgumentParser) -> None:
+    """Accept `--config FILE` after the command too (`authgate serve --config x.yaml`), as people type
+    it; SUPPRESS keeps a subcommand from resetting a `--config` given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--config" in a.option_strings for a in child._actions):
+                    child.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                                       help="YAML config file (default: $AUTHGATE_CONFIG)")
+                _config_after_command(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

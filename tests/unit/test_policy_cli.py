@@ -151,3 +151,13 @@ def test_explain_adds_the_users_teams_from_the_database(capsys: pytest.CaptureFi
     assert "push  allowed by team-namespace (" in out
     code, out, _ = run(capsys, *args, "--no-db")
     assert "push  denied: no rule allows it" in out
+
+
+def test_config_is_accepted_after_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # `authgate serve --config x.yaml` is how people type it; the option used to exist only before the command.
+    config = tmp_path / "authgate.yaml"
+    config.write_text("policies: nowhere\n")
+    code, out, _ = run(capsys, "policy", "check", "--config", str(config))
+    assert code == 1 and "nowhere" in out, "the file given after the command was read"
+    assert main(["--config", str(tmp_path / "missing.yaml"), "policy", "check"]) == 2, \
+        "given before the command, --config still counts"
