@@ -56,6 +56,9 @@ class Settings:
     password_cache_ttl: int = 60
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
+    #: Token-server mode: the URL of the registry (`auth: token`) docker pushes to and pulls from.
+    #: authgate then serves `/token` only (no `/v2/` of its own) and points users at this address.
+    registry_url: str = ""
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""
@@ -114,6 +117,10 @@ class Settings:
     @property
     def gateway(self) -> bool:
         return bool(self.upstream)
+
+    @property
+    def token_server_only(self) -> bool:
+        return bool(self.registry_url)
 
     @property
     def upstream_auth_mode(self) -> str:
@@ -243,7 +250,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("token_ttl must be at least 60 seconds (clients treat less as 60)")
     if not 4 <= settings.bcrypt_rounds <= 20:
         raise SettingsError("bcrypt_rounds must be between 4 and 20 (12 is the default)")
-    for name in ("public_url", "upstream", "webhook_url"):
+    if settings.registry_url and settings.upstream:
+        raise SettingsError("registry_url (token-server mode) and upstream (gateway mode) exclude each other: "
+                            "set one")
+    for name in ("public_url", "upstream", "webhook_url", "registry_url"):
         value = getattr(settings, name)
         if value and urlsplit(value).scheme not in ("http", "https"):
             raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")

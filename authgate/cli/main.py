@@ -18,6 +18,7 @@ from authgate.cli import tokens as token_commands
 from authgate.cli import users as user_commands
 from authgate.cli import serve as serve_commands
 from authgate.cli import tls as tls_commands
+from authgate.cli.datadir import DataDirError, permission_message
 from authgate.settings import SettingsError
 
 #: Modules with `register(subparsers)`; each adds one command group.
@@ -62,5 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"authgate: configuration error: {exc}", file=sys.stderr)
         return 2
+    except DataDirError as exc:
+        print(f"authgate: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # a file the preflight check could not foresee: still one line, not a traceback
+        print(f"authgate: {permission_message(exc.filename)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

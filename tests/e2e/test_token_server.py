@@ -50,7 +50,7 @@ def authgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthgateServe
     server = AuthgateServer(tmp_path_factory.mktemp("authgate"), service=SERVICE, issuer=ISSUER, bcrypt_rounds="4")
     server.start()
     first_start = server.log_text()
-    assert "authgate user add alice --password-stdin" in first_start, "a fresh start says what to do next"
+    assert "authgate user add alice" in first_start, "a fresh start says what to do next"
     assert f"docker login 127.0.0.1:{server.port}" in first_start or "docker login localhost" in first_start
     for name, password in PASSWORDS.items():
         server.cli("user", "add", name, "--password-stdin", input=password + "\n")
