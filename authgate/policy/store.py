@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_READY_KEY = "policy"
+#: Who reloads a policy: this server (by host name, which replica), not `anonymous`.
+_SERVER = Subject("user", socket.gethostname()[:255] or "authgate")
 _Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
@@ -104,7 +107,7 @@ class PolicyStore:
             resources.not_ready.pop(NOT_READY_KEY, None)
             resources.degraded.pop(NOT_READY_KEY, None)
             await _audit(resources, AuditEvent(
-                action="policy:reload",
+                action="policy:reload", actor=_SERVER, actor_type="server",
                 details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams)},
             ))
         return True
@@ -119,7 +122,7 @@ class PolicyStore:
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
             (resources.not_ready if first else resources.degraded)[NOT_READY_KEY] = f"{state}: {issues[0]}{more}"
             await _audit(resources, AuditEvent(
-                action="policy:reload:failure", outcome="failure", reason=str(issues[0]),
+                action="policy:reload:failure", actor=_SERVER, actor_type="server", outcome="failure", reason=str(issues[0]),
                 details={"problems": [str(i) for i in issues[:20]]},
             ))
 

@@ -80,6 +80,8 @@ def test_edits_apply_and_broken_edits_keep_the_last_good_policy(client: TestClie
         # Still deciding with the last good policy, not with nothing.
         assert policy.allowed_actions(ALICE, "backend/api") == {"pull", "push"}
         assert any(e.action == "policy:reload:failure" and e.outcome == "failure" for e in recorded)
+        assert {(e.actor_type, e.actor.is_anonymous) for e in recorded if e.action.startswith("policy:")} == {
+            ("server", False)}, "a reload is the server's doing, not anonymous's"
 
         rewrite(file, POLICY % "push")
         assert eventually(lambda: client.get("/healthz").json() == {"status": "ok"})
