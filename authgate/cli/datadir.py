@@ -42,9 +42,13 @@ def location(settings: Settings) -> str:
 
 
 def database_missing(settings: Settings) -> bool:
-    """True when the SQLite database does not exist yet (a server database is assumed to exist)."""
+    """True when the SQLite database does not exist yet, or cannot even be looked at (a server
+    database is assumed to exist)."""
     path = _sqlite_file(settings)
-    return path is not None and not path.exists()
+    try:
+        return path is not None and not path.exists()
+    except OSError:
+        return True
 
 
 def announce_new_database(settings: Settings) -> None:
@@ -113,7 +117,9 @@ def check_writable(settings: Settings) -> None:
 def remember_served_url(settings: Settings) -> None:
     """Record the URL `authgate serve` announces; losing it only makes `user add` less precise."""
     try:
-        (settings.data / SERVED_URL_FILE).write_text(settings.url + "\n")
+        fd = os.open(settings.data / SERVED_URL_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(settings.url + "\n")
     except OSError:
         pass
 
