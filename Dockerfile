@@ -6,21 +6,25 @@
 #
 # BASE must be a Debian-like image with python3 >= 3.11 and its venv module (python:3.11-slim, or
 # Debian bookworm with python3-venv); the build stage and the final stage use the same one, so the
-# virtualenv's interpreter path is valid in both.
+# virtualenv's interpreter path is valid in both. Without a registry: docs/container.md says how to
+# make one locally (debootstrap + docker import) or bring one (docker save / docker load).
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 WORKDIR /src
 RUN python3 -m venv /opt/authgate
-# Dependencies first, so editing the code does not re-download them.
+# Dependencies first, so editing the code does not re-download them: the pinned docker/requirements.txt,
+# from docker/wheels/ when it holds wheels (an offline build), else from PyPI.
+COPY docker/requirements.txt ./requirements.txt
+COPY docker/wheels/ /wheels/
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then from_wheels="--no-index --find-links /wheels"; else from_wheels=""; fi \
+ && /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check $from_wheels -r requirements.txt
 COPY pyproject.toml README.md ./
-RUN /opt/authgate/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
- && /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 COPY authgate ./authgate
 COPY migrations ./migrations
-# The wheel carries the migrations as authgate.migrations. pip and setuptools are not needed to
-# run: dropped from the image.
-RUN /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps . \
+# The wheel carries the migrations as authgate.migrations; built with the pinned setuptools above (no
+# build isolation: nothing to download). pip and setuptools are not needed to run: dropped from the image.
+RUN /opt/authgate/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation . \
  && /opt/authgate/bin/python -m pip uninstall -y -q pip setuptools
 
 FROM ${BASE}

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 async def _healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    degraded = resources_of(request).degraded
+    return JSONResponse({"status": "ok", "degraded": degraded} if degraded else {"status": "ok"})
 
 
 async def _readyz(request: Request) -> Response:
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> Starlette:
                 audit=audit,
                 auth=build_auth(settings, db),
             )
+            metrics.watch_policy(app.state.resources.degraded)
             await announce_first_steps(settings, db)
             if policy_store is not None:
                 await policy_store.start(app.state.resources)

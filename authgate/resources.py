@@ -26,8 +26,11 @@ class Resources:
     auth: AuthServices | None = None
     #: Filled by the subsystems that own them (keys, blob store, upstream client, …).
     extras: dict[str, Any] = field(default_factory=dict)
-    #: Reasons the process is not ready (e.g. "policy stale"); `/readyz` fails while any is set.
+    #: Reasons the process is not ready (e.g. "policy invalid at start"); `/readyz` fails while any is set.
     not_ready: dict[str, str] = field(default_factory=dict)
+    #: Problems that do not stop serving (e.g. a stale policy: the last good one decides); shown by
+    #: `/healthz` and metrics. Not a `/readyz` failure: one typo would take every replica out of a balancer.
+    degraded: dict[str, str] = field(default_factory=dict)
 
 
 def resources_of(request: Request) -> Resources:

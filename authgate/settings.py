@@ -7,7 +7,9 @@ where it came from. Field names are the config-file keys; `AUTHGATE_<NAME>` over
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
+import logging
 import os
 import types
 import typing
@@ -20,6 +22,11 @@ from urllib.parse import urlsplit
 import yaml
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: `AUTHGATE_*` names that are not settings but are read elsewhere (the config file's path; the tests' own).
+_OTHER_ENV = ("AUTHGATE_CONFIG",)
+_OTHER_ENV_PREFIXES = ("AUTHGATE_TEST_",)
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
@@ -49,6 +56,9 @@ class Settings:
     password_cache_ttl: int = 60
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
+    #: Token-server mode: the URL of the registry (`auth: token`) docker pushes to and pulls from.
+    #: authgate then serves `/token` only (no `/v2/` of its own) and points users at this address.
+    registry_url: str = ""
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""
@@ -109,6 +119,10 @@ class Settings:
         return bool(self.upstream)
 
     @property
+    def token_server_only(self) -> bool:
+        return bool(self.registry_url)
+
+    @property
     def upstream_auth_mode(self) -> str:
         """`upstream_auth` with the empty default resolved: basic when a username is set, else none."""
         return self.upstream_auth or ("basic" if self.upstream_username else "none")
@@ -149,16 +163,26 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
             return value
         return str(value).lower() in ("1", "true", "yes", "on")
     if hint is float:
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"must be a number, got {str(value)[:40]!r}") from None
     if hint is int:
         if isinstance(value, int):
             return value
         text = str(value)
-        if name.endswith("_ttl") or name.endswith("_age"):
-            return _duration(text)
-        if name.endswith("_size"):
-            return _size(text)
-        return int(text)
+        try:
+            if name.endswith("_ttl") or name.endswith("_age"):
+                return _duration(text)
+            if name.endswith("_size"):
+                return _size(text)
+            return int(text)
+        except ValueError:
+            # Not Python's "invalid literal for int() with base 10": say what would be accepted.
+            example = ("a number of seconds or an age such as 30m, 12h, 90d" if name.endswith(("_ttl", "_age"))
+                       else "a number of bytes or a size such as 512M, 64G" if name.endswith("_size")
+                       else "a whole number")
+            raise ValueError(f"must be {example}, got {text[:40]!r}") from None
     if hint is Path:
         return Path(str(value)).expanduser()
     return str(value)
@@ -187,6 +211,7 @@ def load_settings(
             if key not in names:
                 raise SettingsError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(names))})")
             raw[key] = (value, str(path))
+    _warn_unknown_env(env, names)
     for name in names:
         env_name = f"AUTHGATE_{name.upper()}"
         if env_name in env:
@@ -205,6 +230,19 @@ def load_settings(
     return settings
 
 
+def _warn_unknown_env(env: Mapping[str, str], names: set[str]) -> None:
+    """The config file refuses unknown keys; an environment variable cannot be refused (the
+    environment holds other programs' variables too), so a misspelled `AUTHGATE_*` is warned."""
+    known = {f"AUTHGATE_{n.upper()}" for n in names}
+    for env_name in sorted(env):
+        if (not env_name.startswith("AUTHGATE_") or env_name in known or env_name in _OTHER_ENV
+                or env_name.startswith(_OTHER_ENV_PREFIXES)):
+            continue
+        close = difflib.get_close_matches(env_name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else " (the settings are listed in authgate/settings.py)"
+        log.warning("ignoring %s: not an authgate setting%s", env_name, hint)
+
+
 def _validate(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port {settings.port} is out of range 1-65535")
@@ -212,7 +250,10 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("token_ttl must be at least 60 seconds (clients treat less as 60)")
     if not 4 <= settings.bcrypt_rounds <= 20:
         raise SettingsError("bcrypt_rounds must be between 4 and 20 (12 is the default)")
-    for name in ("public_url", "upstream", "webhook_url"):
+    if settings.registry_url and settings.upstream:
+        raise SettingsError("registry_url (token-server mode) and upstream (gateway mode) exclude each other: "
+                            "set one")
+    for name in ("public_url", "upstream", "webhook_url", "registry_url"):
         value = getattr(settings, name)
         if value and urlsplit(value).scheme not in ("http", "https"):
             raise SettingsError(f"{name} must be an http:// or https:// URL, got {value!r}")

@@ -29,7 +29,7 @@ class AuditEvent:
     #: An id the source gave the event (a registry notification's event id): recorded once only.
     source_id: str | None = None
     #: For actors outside authgate's accounts, instead of `actor.kind`: `cli` (the operator running
-    #: an `authgate` command, named by OS user).
+    #: an `authgate` command, named by OS user), `server` (authgate itself, named by host: a policy reload).
     actor_type: str | None = None
 
 

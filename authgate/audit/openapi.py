@@ -13,7 +13,7 @@ _EVENT = {
         "seq": {"type": "integer", "description": "Position in the hash chain; pages go by it."},
         "time": {"type": "string", "format": "date-time"},
         "actor": {"type": "string", "example": "user:alice"},
-        "actor_type": {"type": "string", "enum": ["anonymous", "user", "robot", "cli"]},
+        "actor_type": {"type": "string", "enum": ["anonymous", "user", "robot", "cli", "server"]},
         "actor_name": {"type": "string"},
         "action": {"type": "string", "description": "subject:action[:outcome]", "example": "manifest:push"},
         "repository": _NULLABLE_STRING,

@@ -21,7 +21,7 @@ from authgate.db.session import Database
 MAX_LIMIT = 1000
 _RELATIVE = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_ACTOR_KINDS = ("user", "robot", "anonymous", "cli")
+_ACTOR_KINDS = ("user", "robot", "anonymous", "cli", "server")
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
@@ -48,8 +48,12 @@ class AuditFilter:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Exact actions, any of them (the CLI's default "who pushed and deleted what" view).
+    actions: tuple[str, ...] = ()
 
     def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.actions:
+            query = query.where(AuditRow.action.in_(self.actions))
         if self.repository:
             query = query.where(AuditRow.repository == self.repository)
         if self.actor:

@@ -32,6 +32,7 @@ from authgate.auth.grants import grant
 from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
+from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.db.models import User
 from authgate.resources import Resources, resources_of
@@ -134,7 +135,7 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=result.reason)
-        raise _denied()
+        raise _denied(login_refusal_message(result.reason, creds.username[:255]))
     outcome.subject, outcome.user = result.subject, result.user
 
 
@@ -212,8 +213,10 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         raise _bad("refresh_token is required for grant_type=refresh_token")
     user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
     if user is None:
-        await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
-        raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")
+        refusal = await refresh_refusal(resources.db, raw, resources.settings.service)
+        actor = ANONYMOUS if refusal.owner is None else Subject("user", refusal.owner)
+        await _audit(resources, request, "auth:login:failure", outcome, actor, reason=refusal.reason)
+        raise _denied(refusal.message)
     outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
     return outcome
 

@@ -51,10 +51,10 @@ async def announce_first_steps(settings: Settings, db: Database) -> None:
     """With no users at all nobody can log in: say exactly what to type next."""
     if await count_users(db):
         return
-    host = settings.url.split("://", 1)[-1]
+    host = (settings.registry_url or settings.url).split("://", 1)[-1].rstrip("/")
     log.warning(
         "no users yet. Next, in another terminal (same directory, or AUTHGATE_DATA=%s): "
-        "`authgate user add alice --password-stdin` (type a password, then Ctrl-D); "
+        "`authgate user add alice` (asks for a password twice); "
         "`docker login %s -u alice`; `docker tag hello %s/alice/hello && docker push %s/alice/hello` "
         "(each user may push to NAME/…; see policies/ for teams)",
         settings.data.resolve(), host, host, host,

@@ -7,6 +7,7 @@ the server's queue appear within a fraction of a second.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
@@ -17,6 +18,9 @@ from authgate.cli.common import fail, print_json_lines, print_table, settings_fr
 from authgate.db.session import Database
 
 _TABLE = ("seq", "time", "actor", "action", "repository", "reference", "digest", "outcome", "address")
+#: What `audit list` shows without --action or --all: who pushed, moved and deleted what, and who was refused.
+CHANGES = ("manifest:push", "manifest:push:failure", "manifest:delete", "manifest:delete:failure", "tag:move",
+           "tag:delete", "blob:delete", "access:denied")
 
 
 def _time(text: str) -> Any:
@@ -38,8 +42,13 @@ def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("audit", help="read, export and verify the audit log")
     audit_sub = parser.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
 
-    listing = audit_sub.add_parser("list", help="recent events, newest first")
+    listing = audit_sub.add_parser(
+        "list", help="recent pushes and deletes, newest first (--all for logins, tokens, reloads…)",
+        description="Without --action or --all the table shows who pushed, moved and deleted what, and refused "
+        "pushes. --json lists every event matching the filters (for scripts).")
     _filters(listing)
+    listing.add_argument("--all", action="store_true", help="every kind of event: logins, tokens, policy reloads, "
+                         "admin changes too")
     listing.add_argument("--limit", type=int, default=50, help="at most N events (default 50, max 1000)")
     listing.add_argument("--before", type=int, metavar="SEQ", help="only events older than event SEQ (next page)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
@@ -65,19 +74,35 @@ def _filter_of(args: argparse.Namespace) -> AuditFilter:
                        since=args.since, until=args.until)
 
 
+def _repositories(event: dict[str, Any]) -> str:
+    """The event's repository; for a token event, the repositories of the scopes it asked for."""
+    if event["repository"]:
+        return str(event["repository"])
+    details = event.get("details") or {}
+    scopes = str(details.get("requested") or "").split()
+    return ",".join(dict.fromkeys(s.split(":")[1] for s in scopes if s.startswith("repository:") and s.count(":") >= 2))
+
+
 def _list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         return fail("--limit must be at least 1")
+    people_view = not args.json and not args.all and not args.action
+    flt = _filter_of(args)
+    if people_view:
+        flt = dataclasses.replace(flt, actions=CHANGES)
 
     async def work(db: Database) -> list[dict[str, Any]]:
-        return await list_events(db, _filter_of(args), args.limit, args.before)
+        return await list_events(db, flt, args.limit + 1, args.before)  # one more: are there older ones?
 
     events = with_database(settings_from(args), work)
+    more = len(events) > args.limit
+    events = events[:args.limit]
     if args.json:
         print_json_lines(events)
         return 0
     if not events:
-        print("no matching events", file=sys.stderr)
+        print("no matching events" + (" (pushes and deletes; --all for every kind)" if people_view else ""),
+              file=sys.stderr)
         return 0
     rows = []
     for event in events:
@@ -85,8 +110,13 @@ def _list(args: argparse.Namespace) -> int:
         reference = event["reference"] or ""
         outcome = event["outcome"] if not event["reason"] else f"{event['outcome']}: {event['reason']}"
         rows.append([event["seq"], event["time"][:19] + "Z", event["actor"], event["action"],
-                     event["repository"], reference, digest[:19], outcome, event["address"]])
+                     _repositories(event), reference, digest[:19], outcome, event["address"]])
     print_table(_TABLE, rows)
+    if more:
+        print(f"(more events: --before {events[-1]['seq']} for the next page, or --limit N)", file=sys.stderr)
+    if people_view:
+        print("(pushes and deletes only: --all for logins, tokens and policy reloads, --action X for one kind)",
+              file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from authgate.cli.datadir import DataDirError, announce_new_database, check_writable
 from authgate.db.session import Database
 from authgate.settings import Settings, load_settings
 
@@ -20,7 +21,9 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` against a migrated database, then close it."""
+    """Run `work` against a migrated database, then close it; say so first when the database is new."""
+    check_writable(settings)
+    announce_new_database(settings)
 
     async def run() -> T:
         db = Database(settings.database)
@@ -40,7 +43,7 @@ def run_account_command(args: argparse.Namespace, work: Callable[[Settings, Data
     settings = settings_from(args)
     try:
         with_database(settings, lambda db: work(settings, db))
-    except (AccountError, ValueError) as exc:
+    except (AccountError, ValueError, DataDirError) as exc:
         return fail(str(exc))
     return 0
 

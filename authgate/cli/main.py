@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from authgate.cli import tokens as token_commands
 from authgate.cli import users as user_commands
 from authgate.cli import serve as serve_commands
 from authgate.cli import tls as tls_commands
+from authgate.cli.datadir import DataDirError, permission_message
 from authgate.settings import SettingsError
 
 #: Modules with `register(subparsers)`; each adds one command group.
@@ -36,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    _config_after_command(parser)
     return parser
+
+
+def _config_after_command(parser: argparse.ArgumentParser) -> None:
+    """Accept `--config FILE` after the command too (`authgate serve --config x.yaml`), as people type
+    it; SUPPRESS keeps a subcommand from resetting a `--config` given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--config" in a.option_strings for a in child._actions):
+                    child.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                                       help="YAML config file (default: $AUTHGATE_CONFIG)")
+                _config_after_command(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,5 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"authgate: configuration error: {exc}", file=sys.stderr)
         return 2
+    except DataDirError as exc:
+        print(f"authgate: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # a file the preflight check could not foresee: still one line, not a traceback
+        print(f"authgate: {permission_message(exc.filename)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `authgate audit list | head`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from authgate.cli.common import settings_from
+from authgate.cli.datadir import location
 from authgate.policy.engine import Explanation, PolicyEngine
 from authgate.policy.load import PolicyLoadError, builtin_policy, load_policy
 from authgate.policy.model import ACTIONS
@@ -48,8 +49,14 @@ def register(sub: Any) -> None:
 
 
 def _policy_path(args: argparse.Namespace, settings: Settings) -> Path:
+    """PATH, else the configured directory, else `./policies` (the files being written), saying so: the
+    server itself uses the built-in policy while `policies` is not set, and `explain` follows the server."""
     path: Path | None = args.path or settings.policies
-    return path if path is not None else Path("policies")
+    if path is None:
+        print("authgate: note: policies is not set (AUTHGATE_POLICIES): using ./policies; `authgate serve` uses "
+              "the built-in policy until it is set", file=sys.stderr)
+        return Path("policies")
+    return path
 
 
 def _print_problems(exc: PolicyLoadError) -> int:
@@ -65,7 +72,7 @@ def _check(args: argparse.Namespace) -> int:
         policy = load_policy(path)
     except PolicyLoadError as exc:
         return _print_problems(exc)
-    print(f"ok: {len(policy.rules)} rules, {len(policy.teams)} teams in {', '.join(policy.files)}")
+    print(f"ok: {len(policy.rules)} rules, {len(policy.teams)} teams declared in {', '.join(policy.files)}")
     return 0
 
 
@@ -76,6 +83,9 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"authgate: unknown action {bad[0]!r}: use pull, push or delete", file=sys.stderr)
         return 2
     path: Path | None = args.policies or settings.policies
+    if path is None and Path("policies").is_dir():
+        print("authgate: note: policies is not set (AUTHGATE_POLICIES): explaining the built-in policy, as "
+              "`authgate serve` would decide; --policies policies for the files in ./policies", file=sys.stderr)
     try:
         engine = PolicyEngine(load_policy(path) if path is not None else builtin_policy())
         subject = parse_subject(args.subject, frozenset(args.team))
@@ -85,7 +95,11 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"authgate: {exc}", file=sys.stderr)
         return 2
     if subject.kind == "user" and not args.no_db:
-        subject = Subject(subject.kind, subject.name, subject.teams | _database_teams(settings, subject.name))
+        known, teams = _database_teams(settings, subject.name)
+        if known is False:
+            print(f"authgate: warning: no user named {subject.name!r} in the database ({location(settings)}): "
+                  "explaining as if it existed", file=sys.stderr)
+        subject = Subject(subject.kind, subject.name, subject.teams | teams)
     explanation = engine.explain(subject, args.repository, args.actions or ACTIONS, args.address)
     immutable = engine.immutable_tag_rule(args.repository, args.tag) if args.tag else None
     if args.json:
@@ -110,12 +124,13 @@ def _print_explanation(explanation: Explanation) -> None:
         print(f"  {decision.action.ljust(width)}  {decision.reason}")
 
 
-def _database_teams(settings: Settings, user: str) -> frozenset[str]:
-    """The user's teams from the database, if there is one; the CLI must work without it."""
+def _database_teams(settings: Settings, user: str) -> tuple[bool | None, frozenset[str]]:
+    """Whether the user exists (None: no database to ask) and its teams from the database; the CLI
+    must work without one."""
     if not settings.database_url and not (settings.data / "authgate.db").exists():
-        return frozenset()
+        return None, frozenset()
 
-    async def query() -> frozenset[str]:
+    async def query() -> tuple[bool | None, frozenset[str]]:
         from sqlalchemy import select
 
         from authgate.db.models import Membership, Team, User
@@ -124,11 +139,13 @@ def _database_teams(settings: Settings, user: str) -> frozenset[str]:
         db = Database(settings.database)
         try:
             async with db.session() as session:
+                if await session.scalar(select(User.id).where(User.name == user)) is None:
+                    return False, frozenset()
                 rows = await session.scalars(
                     select(Team.name).join(Membership, Membership.team_id == Team.id)
                     .join(User, User.id == Membership.user_id).where(User.name == user)
                 )
-                return frozenset(rows)
+                return True, frozenset(rows)
         finally:
             await db.close()
 
@@ -137,7 +154,7 @@ def _database_teams(settings: Settings, user: str) -> frozenset[str]:
     except Exception as exc:  # a missing or old database only loses the DB teams
         print(f"authgate: warning: teams not read from the database ({type(exc).__name__}); use --team",
               file=sys.stderr)
-        return frozenset()
+        return None, frozenset()
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -10,8 +10,10 @@ from typing import Any
 
 from authgate.auth import accounts
 from authgate.cli.common import fail, print_table, run_account_command
+from authgate.cli.datadir import location, login_address
 from authgate.db.session import Database
 from authgate.settings import Settings
+from authgate.tls.serving import with_data_dir_tls
 
 _DURATION_RE = re.compile(r"(\d+)([hdw])")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -53,9 +55,10 @@ def _create(args: argparse.Namespace) -> int:
 
     async def work(settings: Settings, db: Database) -> None:
         secret = await accounts.create_robot(db, args.name, expires, args.description)
-        host = settings.url.split("://", 1)[-1]
+        host = login_address(settings, with_data_dir_tls(settings).url)
         login = accounts.ROBOT_LOGIN_PREFIX + args.name
-        print(f"created robot {args.name} (login name {login}); its secret is shown only now:\n")
+        print(f"created robot {args.name} in {location(settings)} (login name {login}); its secret is shown only "
+              "now:\n")
         print(f"    {secret}\n")
         print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
 
@@ -68,7 +71,7 @@ def _change(args: argparse.Namespace) -> int:
             await accounts.remove_robot(db, args.name)
         else:
             await accounts.set_robot_disabled(db, args.name, args.action == "disable")
-        print(f"robot {args.name}: {args.action}d")
+        print(f"robot {args.name}: {args.action}d in {location(settings)}")
 
     return run_account_command(args, work)
 

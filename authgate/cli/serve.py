@@ -12,9 +12,12 @@ import uvicorn
 from authgate.app import create_app
 from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
 from authgate.cli.common import fail, settings_from
+from authgate.cli.datadir import DataDirError
+from authgate.cli.serve_checks import prepare_to_serve
 from authgate.http_protocol import protocol_class
 from authgate.logs import configure_logging
-from authgate.tls.serving import expiry_warning, with_data_dir_tls
+from authgate.tls.serving import expiry_warning
+from authgate.tls_probe import quiet_tls_probes
 
 log = logging.getLogger("authgate")
 
@@ -42,13 +45,12 @@ def _is_loopback(host: str) -> bool:
 def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
     configure_logging(settings.log_level, settings.log_format)
-    settings.data.mkdir(mode=0o700, parents=True, exist_ok=True)  # private images, hashes, keys: owner only
     try:
+        settings = prepare_to_serve(settings)  # data directory (created owner only), tls init's certificate, policies
         # Checked before listening, so an unsafe key file is one clear line, not a startup traceback.
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
-    except SigningKeyError as exc:
+    except (SigningKeyError, DataDirError) as exc:
         return fail(str(exc))
-    settings = with_data_dir_tls(settings)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
         warning = expiry_warning(settings.tls_cert)
@@ -69,6 +71,7 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
-        http=protocol_class(),  # httptools with request headers bounded (see authgate.http_protocol)
+        # httptools with request headers bounded (see authgate.http_protocol); docker's HTTPS probe not logged
+        http=protocol_class() if settings.tls_cert else quiet_tls_probes(protocol_class()),
     )
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from authgate.auth import accounts
 from authgate.cli.common import print_table, run_account_command
+from authgate.cli.datadir import location
 from authgate.db.session import Database
 from authgate.settings import Settings
 
@@ -35,39 +36,39 @@ def register(sub: Any) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    async def work(_settings: Settings, db: Database) -> None:
+    async def work(settings: Settings, db: Database) -> None:
         await accounts.create_team(db, args.team)
-        print(f"created team {args.team}")
+        print(f"created team {args.team} in {location(settings)}")
 
     return run_account_command(args, work)
 
 
 def _add(args: argparse.Namespace) -> int:
-    async def work(_settings: Settings, db: Database) -> None:
+    async def work(settings: Settings, db: Database) -> None:
         await accounts.add_members(db, args.team, args.users)
-        print(f"added {', '.join(args.users)} to {args.team}")
+        print(f"added {', '.join(args.users)} to {args.team} in {location(settings)}")
 
     return run_account_command(args, work)
 
 
 def _remove(args: argparse.Namespace) -> int:
-    async def work(_settings: Settings, db: Database) -> None:
+    async def work(settings: Settings, db: Database) -> None:
         await accounts.remove_members(db, args.team, args.users)
-        print(f"removed {', '.join(args.users)} from {args.team}")
+        print(f"removed {', '.join(args.users)} from {args.team} in {location(settings)}")
 
     return run_account_command(args, work)
 
 
 def _delete(args: argparse.Namespace) -> int:
-    async def work(_settings: Settings, db: Database) -> None:
+    async def work(settings: Settings, db: Database) -> None:
         await accounts.delete_team(db, args.team)
-        print(f"deleted team {args.team}")
+        print(f"deleted team {args.team} from {location(settings)}")
 
     return run_account_command(args, work)
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def work(_settings: Settings, db: Database) -> None:
+    async def work(settings: Settings, db: Database) -> None:
         teams = await accounts.list_teams(db)
         if args.json:
             for name, members in teams.items():

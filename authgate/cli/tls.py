@@ -69,7 +69,9 @@ def _init(args: argparse.Namespace) -> int:
     print()
     print(trust_steps(state.files.ca_cert, [host_text(h) for h in state.hosts], args.port or settings.port))
     print()
-    print("Restart `authgate serve`: it serves HTTPS with these files from the data dir.")
+    print(f"Restart authgate listening where clients connect: `authgate serve --host 0.0.0.0 --port {settings.port}` "
+          "(every address; or --host with one of the addresses above; the container image already listens on "
+          "0.0.0.0). It then serves HTTPS with these files from the data dir: http:// URLs stop answering.")
     return 0
 
 

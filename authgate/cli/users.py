@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -12,26 +11,36 @@ from typing import Any
 from authgate.auth import accounts
 from authgate.auth.passwords import make_context
 from authgate.cli.common import fail, print_table, run_account_command
+from authgate.cli.datadir import location, login_address
+from authgate.cli.password_prompt import MIN_PASSWORD_LENGTH, read_password
 from authgate.db.session import Database
 from authgate.settings import Settings
+from authgate.tls.serving import with_data_dir_tls
+
+_ADMIN_HELP = ("make the user an administrator of authgate itself: the admin API (the audit log over HTTP) and "
+               "the unfiltered catalog. It grants no repository rights: policies do (the shipped "
+               "policies/registry.yaml gives team `admins` everything: `authgate team add admins NAME`)")
+_PASSWORD_HELP = (f"read the password from stdin, one line (scripts); without it you are asked twice, hidden. "
+                  f"At least {MIN_PASSWORD_LENGTH} characters")
 
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser("user", help="manage users (docker login accounts)")
     cmds = parser.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
 
-    add = cmds.add_parser("add", help="create a user")
+    add = cmds.add_parser("add", help="create a user (asks for the password twice, hidden)")
     add.add_argument("name")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    add.add_argument("--password-stdin", action="store_true", help=_PASSWORD_HELP)
+    add.add_argument("--admin", action="store_true", help=_ADMIN_HELP)
     add.set_defaults(handler=_add)
 
     passwd = cmds.add_parser("passwd", help="change a password (logs the user out of every docker client)")
     passwd.add_argument("name")
-    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.add_argument("--password-stdin", action="store_true", help=_PASSWORD_HELP)
     passwd.set_defaults(handler=_passwd)
 
-    for name, disabled, text in (("disable", True, "stop a user from logging in"), ("enable", False, "allow again")):
+    for name, disabled, text in (("disable", True, "stop a user from logging in and end their docker sessions"),
+                                 ("enable", False, "allow again")):
         cmd = cmds.add_parser(name, help=text)
         cmd.add_argument("name")
         cmd.set_defaults(handler=_disable, disabled=disabled)
@@ -49,23 +58,6 @@ def register(sub: Any) -> None:
     imp.set_defaults(handler=_import)
 
 
-def read_password(from_stdin: bool) -> str:
-    """From stdin (one line, newline dropped) or, on a terminal, prompted twice."""
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise ValueError("the passwords do not match")
-    else:
-        raise ValueError("no terminal to prompt on: pipe the password with --password-stdin")
-    if not password:
-        raise ValueError("the password is empty")
-    if len(password) > 1024:
-        raise ValueError("the password is longer than 1024 characters")
-    return password
-
-
 def _hash(settings: Settings, password: str) -> str:
     hashed: str = make_context(settings.bcrypt_rounds).hash(password)
     return hashed
@@ -79,8 +71,11 @@ def _add(args: argparse.Namespace) -> int:
 
     async def work(settings: Settings, db: Database) -> None:
         await accounts.create_user(db, args.name, _hash(settings, password), admin=args.admin)
-        host = settings.url.split("://", 1)[-1]
-        print(f"created user {args.name}{' (admin)' if args.admin else ''}; log in with: docker login {host} -u {args.name}")
+        host = login_address(settings, with_data_dir_tls(settings).url)
+        print(f"created user {args.name} in {location(settings)}; log in with: docker login {host} -u {args.name}")
+        if args.admin:
+            print(f"{args.name} is an authgate administrator (admin API, full catalog); repository rights come "
+                  "from policies, e.g. `authgate team add admins " + args.name + "` with the shipped policy")
 
     return run_account_command(args, work)
 
@@ -93,7 +88,8 @@ def _passwd(args: argparse.Namespace) -> int:
 
     async def work(settings: Settings, db: Database) -> None:
         await accounts.set_password(db, args.name, _hash(settings, password))
-        print(f"password changed for {args.name}; their docker logins (refresh tokens) were revoked")
+        print(f"password changed for {args.name} in {location(settings)}; their docker logins (refresh tokens) "
+              "were revoked")
 
     return run_account_command(args, work)
 
@@ -101,7 +97,14 @@ def _passwd(args: argparse.Namespace) -> int:
 def _disable(args: argparse.Namespace) -> int:
     async def work(settings: Settings, db: Database) -> None:
         await accounts.set_disabled(db, args.name, args.disabled)
-        print(f"user {args.name} {'disabled' if args.disabled else 'enabled'}")
+        if not args.disabled:
+            print(f"user {args.name} enabled in {location(settings)}")
+            return
+        print(f"user {args.name} disabled in {location(settings)}: their docker sessions (refresh tokens) were "
+              "ended, and docker now tells them the account is disabled")
+        if settings.token_server_only:
+            print(f"note: the registry at {settings.registry_url} checks tokens itself and keeps honouring access "
+                  f"tokens already issued until they expire (token_ttl: {settings.token_ttl} s)")
 
     return run_account_command(args, work)
 
@@ -109,7 +112,7 @@ def _disable(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     async def work(settings: Settings, db: Database) -> None:
         await accounts.remove_user(db, args.name)
-        print(f"removed user {args.name}")
+        print(f"removed user {args.name} from {location(settings)}")
 
     return run_account_command(args, work)
 
@@ -146,6 +149,7 @@ def _import(args: argparse.Namespace) -> int:
                 skipped.append(str(exc))
         for reason in skipped:
             print(f"skipped: {reason}", file=sys.stderr)
-        print(f"imported {imported} user(s) from {args.file}; their passwords work unchanged")
+        print(f"imported {imported} user(s) from {args.file} into {location(settings)}; their passwords work "
+              "unchanged")
 
     return run_account_command(args, work)

@@ -54,10 +54,12 @@ def filter_pullable(authorizer: Authorizer, subject: Subject, repositories: Iter
 
 
 def immutable_tag_rule(authorizer: Authorizer, repository: str, tag: str) -> str | None:
-    """Why an existing `tag` in `repository` may not be overwritten or deleted (`rule (file:line)`),
-    or None when it may. Enforced on manifest PUT/DELETE when the tag already exists."""
+    """The name of the rule that forbids overwriting or deleting the existing `tag` in `repository`, or
+    None when nothing does. Enforced on manifest PUT/DELETE when the tag already exists. The name
+    only: clients see it, and the rule's file:line would show them the server's paths
+    (`authgate policy explain … --tag` gives the file and line to the people who edit policies)."""
     check = getattr(authorizer, "immutable_tag_rule", None)
     rule = check(repository, tag) if check is not None else None
     if rule is None:
         return None
-    return str(getattr(rule, "ref", rule))
+    return str(getattr(rule, "name", rule))

@@ -98,7 +98,7 @@ def load_policy(path: Path) -> Policy:
     """Every rule and team in `path`; raises `PolicyLoadError` naming each problem."""
     files = policy_files(path)
     if not files:
-        raise PolicyLoadError([PolicyIssue(str(path), 0, "no policy files (*.yaml) here")])
+        raise PolicyLoadError([PolicyIssue(str(path), 0, "no policy files (*.yaml or *.yml) here")])
     texts: list[tuple[str, str]] = []
     issues: list[PolicyIssue] = []
     for file in files:

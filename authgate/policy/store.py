@@ -3,7 +3,10 @@
 Polling mtimes (every 0.5 s by default) rather than inotify: it works the same on bind mounts,
 Kubernetes ConfigMap symlink swaps and network filesystems, and costs a few `stat` calls.
 A broken edit never replaces the last good policy: the server keeps deciding with it, logs every
-problem as `file:line: message` and fails `/readyz` until a good version loads.
+problem as `file:line: message` and reports the policy stale in `/healthz` and the metrics until a
+good version loads. Stale is not unready: behind a load balancer, one typo copied to every replica
+would otherwise take them all out while each still serves correctly. Broken at start (nothing good
+to keep, everything denied) is unready.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_READY_KEY = "policy"
+#: Who reloads a policy: this server (by host name, which replica), not `anonymous`.
+_SERVER = Subject("user", socket.gethostname()[:255] or "authgate")
 _Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
@@ -94,12 +100,14 @@ class PolicyStore:
         self.engine = engine
         self.problems = []
         policy = engine.policy
-        log.info("policy %s: %d rules, %d teams from %s", "loaded" if first else "reloaded",
+        log.info("policy %s: %d rules, %d teams declared in the files (teams from the database apply too) from %s",
+                 "loaded" if first else "reloaded",
                  len(policy.rules), len(policy.teams), ", ".join(policy.files))
         if resources is not None:
             resources.not_ready.pop(NOT_READY_KEY, None)
+            resources.degraded.pop(NOT_READY_KEY, None)
             await _audit(resources, AuditEvent(
-                action="policy:reload",
+                action="policy:reload", actor=_SERVER, actor_type="server",
                 details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams)},
             ))
         return True
@@ -112,9 +120,9 @@ class PolicyStore:
         state = "invalid (denying everything)" if first else "stale"
         if resources is not None:
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-            resources.not_ready[NOT_READY_KEY] = f"{state}: {issues[0]}{more}"
+            (resources.not_ready if first else resources.degraded)[NOT_READY_KEY] = f"{state}: {issues[0]}{more}"
             await _audit(resources, AuditEvent(
-                action="policy:reload:failure", outcome="failure", reason=str(issues[0]),
+                action="policy:reload:failure", actor=_SERVER, actor_type="server", outcome="failure", reason=str(issues[0]),
                 details={"problems": [str(i) for i in issues[:20]]},
             ))
 

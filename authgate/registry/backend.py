@@ -30,6 +30,11 @@ class Backend(Protocol):
 
 
 async def _v2(request: Request) -> Response:
+    settings = resources_of(request).settings
+    if settings.token_server_only:  # before the guard: a 401 would send docker to log in here for nothing
+        from authgate.registry.token_only import not_served_here
+
+        raise not_served_here(settings)
     target = match(request.method, request.path_params["rest"], request.query_params)
     identity = await guard(request, target)
     backend: Backend = resources_of(request).extras[BACKEND_KEY]
@@ -51,6 +56,11 @@ def registry_routes() -> list[BaseRoute]:
 async def open_backend(resources: Resources) -> AsyncIterator[Backend]:
     """The backend for the configured mode, held open for the app's lifetime."""
     settings = resources.settings
+    if settings.token_server_only:
+        from authgate.registry.token_only import TokenOnlyBackend
+
+        yield TokenOnlyBackend(settings)
+        return
     if settings.gateway:
         # Gateway mode: the same table, guard and audit; bytes go to the upstream registry.
         from authgate.storage.upstream import open_upstream

@@ -57,6 +57,28 @@ def missing_scopes(resources: Resources, identity: Identity, needed: Sequence[Sc
     return missing
 
 
+def refusal_message(resources: Resources, identity: Identity, missing: Sequence[Scope], address: str | None) -> str:
+    """Which actions were missing and who withheld them: docker shows this line (it used to show only
+    "authentication required" after a token server quietly granted less than asked)."""
+    parts = []
+    for scope in missing:
+        if scope.type != "repository":
+            parts.append(f"{scope.format()} was not granted")
+            continue
+        policy = resources.policy.allowed_actions(identity.subject, scope.name, address)
+        token = identity.token_grants(scope.type, scope.name)
+        lacking = sorted(a for a in scope.actions if not satisfies(policy, a))
+        if lacking:
+            allowed = ", ".join(sorted(policy)) or "nothing"
+            parts.append(f"{identity.subject} may not {' or '.join(lacking)} {scope.name} (the policy allows: "
+                         f"{allowed})")
+        elif token is not None:
+            stale = sorted(a for a in scope.actions if not satisfies(token, a))
+            parts.append(f"the token was issued without {' or '.join(stale)} on {scope.name}; docker asks for a "
+                         "new one by itself")
+    return "; ".join(parts) or "requested access to the resource is denied"
+
+
 async def guard(request: Request, target: Target) -> Identity:
     """Return the caller's identity if the route's needed actions are allowed, else raise the 401."""
     resources = resources_of(request)
@@ -88,7 +110,8 @@ async def guard(request: Request, target: Target) -> Identity:
             reason=f"{request.method} needs {' '.join(s.format() for s in missing)}",
             **audit_context.request_context(request, settings),
         ))
-    raise unauthorized(settings.realm, settings.service, needed, error="insufficient_scope")
+    raise unauthorized(settings.realm, settings.service, needed, error="insufficient_scope",
+                       message=refusal_message(resources, identity, missing, address))
 
 
 async def record_audit(resources: Resources, event: AuditEvent) -> None:

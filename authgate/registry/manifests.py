@@ -54,7 +54,7 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
 
 
 def _immutable_rule(request: Request, target: Target, tag: Tag) -> str | None:
-    """The policy rule that makes `tag` immutable (`rule (file:line)`), if any."""
+    """The name of the policy rule that makes `tag` immutable, if any."""
     return immutable_tag_rule(resources_of(request).policy, str(target.repository), str(tag))
 
 

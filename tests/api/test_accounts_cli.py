@@ -47,10 +47,10 @@ def test_cli_accounts_then_login(cli: Cli, tmp_path: Path) -> None:
     cli("user", "add", "alice", "--password-stdin", "--admin", input="alice-pw\n")
     out, err = cli("user", "import-htpasswd", str(htpasswd))
     assert "imported 1 user" in out and "line 2" in err
-    assert "invalid user name" in cli("user", "add", "Alice$", "--password-stdin", input="x\n", code=1)[1]
+    assert "invalid user name" in cli("user", "add", "Alice$", "--password-stdin", input="long-enough-pw\n", code=1)[1]
     assert "--password-stdin" in cli("user", "add", "dave", code=1)[1], "no terminal: say how to pipe it"
     cli("team", "create", "devs")
-    assert "is a team" in cli("user", "add", "devs", "--password-stdin", input="x\n", code=1)[1], \
+    assert "is a team" in cli("user", "add", "devs", "--password-stdin", input="long-enough-pw\n", code=1)[1], \
         "a user named like a team would own the team's namespace"
     assert "is a user" in cli("team", "create", "alice", code=1)[1]
     assert "no user named 'nobody'" in cli("team", "add", "devs", "alice", "nobody", code=1)[1]
@@ -77,7 +77,7 @@ def test_cli_accounts_then_login(cli: Cli, tmp_path: Path) -> None:
     cli("token", "revoke", str(tokens[0]["id"]))
     assert cli("token", "list", "--json")[0] == ""
     assert secret not in cli("robot", "list", "--json")[0]
-    cli("user", "passwd", "carol", "--password-stdin", input="new-pw\n")
+    cli("user", "passwd", "carol", "--password-stdin", input="carol-new-pw\n")
     cli("user", "disable", "carol")
     users = {u["name"]: u for u in map(json.loads, cli("user", "list", "--json")[0].splitlines())}
     assert users["carol"]["disabled"] and not users["alice"]["disabled"]

@@ -1,4 +1,5 @@
-"""Hot reload in-process: a good edit takes effect, a broken one keeps the last good policy and fails /readyz."""
+"""Hot reload in-process: a good edit takes effect, a broken one keeps the last good policy and is reported
+stale by /healthz and the metrics (not by /readyz: one typo must not take every replica out of a balancer)."""
 
 from __future__ import annotations
 
@@ -68,17 +69,24 @@ def test_edits_apply_and_broken_edits_keep_the_last_good_policy(client: TestClie
         assert eventually(lambda: policy.allowed_actions(ALICE, "backend/api") == {"pull", "push"})
         assert eventually(lambda: any(e.action == "policy:reload" for e in recorded))
 
+        assert "authgate_policy_stale 0.0" in client.get("/metrics").text
         rewrite(file, (POLICY % "pull").replace("allow:", "alow:"))
-        assert eventually(lambda: client.get("/readyz").status_code == 503)
-        reasons = client.get("/readyz").json()["reasons"]
-        assert reasons["policy"].startswith(f"stale: {file}:5: unknown key 'alow'")
+        assert eventually(lambda: "degraded" in client.get("/healthz").json())
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert health.json()["degraded"]["policy"].startswith(f"stale: {file}:5: unknown key 'alow'")
+        assert client.get("/readyz").status_code == 200, "still serving correctly: stays in the balancer"
+        assert "authgate_policy_stale 1.0" in client.get("/metrics").text
         # Still deciding with the last good policy, not with nothing.
         assert policy.allowed_actions(ALICE, "backend/api") == {"pull", "push"}
         assert any(e.action == "policy:reload:failure" and e.outcome == "failure" for e in recorded)
+        assert {(e.actor_type, e.actor.is_anonymous) for e in recorded if e.action.startswith("policy:")} == {
+            ("server", False)}, "a reload is the server's doing, not anonymous's"
 
         rewrite(file, POLICY % "push")
-        assert eventually(lambda: client.get("/readyz").status_code == 200)
+        assert eventually(lambda: client.get("/healthz").json() == {"status": "ok"})
         assert policy.allowed_actions(ALICE, "backend/api") == {"push"}
+        assert "authgate_policy_stale 0.0" in client.get("/metrics").text
 
 
 def test_a_broken_policy_at_start_denies_everything_and_is_not_ready(tmp_path: Path) -> None:

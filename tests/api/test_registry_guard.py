@@ -71,8 +71,12 @@ async def test_token_without_the_action_is_insufficient_scope(client: tuple[http
     token = token_for("alice", ("repository", "alice/app", "pull"))
     response = await http.post("/v2/alice/app/blobs/uploads/", headers=bearer(token))
     assert response.status_code == 401
-    assert _challenge(response) == f'Bearer {REALM},scope="repository:alice/app:pull,push",error="insufficient_scope"'
+    message = "the token was issued without push on alice/app; docker asks for a new one by itself"
+    # docker and podman show error_description (not the body) for insufficient_scope.
+    assert _challenge(response) == (f'Bearer {REALM},scope="repository:alice/app:pull,push",error="insufficient_scope"'
+                                    f',error_description="{message}"')
     assert audit.actions() == ["access:denied"]
+    assert response.json()["errors"][0]["message"] == message
 
 
 async def test_live_policy_limits_a_token_that_grants_more(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
@@ -81,6 +85,8 @@ async def test_live_policy_limits_a_token_that_grants_more(client: tuple[httpx.A
     response = await client[0].post("/v2/alice/app/blobs/uploads/", headers=bearer(token))
     assert response.status_code == 401
     assert 'error="insufficient_scope"' in _challenge(response)
+    # What docker shows the user, instead of "authentication required": which action, and who said no.
+    assert response.json()["errors"][0]["message"] == "user:bob may not pull or push alice/app (the policy allows: nothing)"
 
 
 async def test_delete_needs_delete(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:

@@ -119,6 +119,30 @@ async def test_refresh_token_dies_with_disable_and_is_bound_to_the_service(ctx: 
     assert (await client.post("/token", data={**grant, "refresh_token": "agrt_unknown"})).status_code == 401
 
 
+async def test_a_disabled_account_is_told_so_once_its_password_or_token_proves_who_asks(ctx: Ctx) -> None:
+    client, resources, audit = ctx
+    form = {"grant_type": "password", "client_id": "docker", "username": "bob", "password": "bob-pw",
+            "access_type": "offline", "service": SERVICE}
+    refresh = (await client.post("/token", data=form)).json()["refresh_token"]
+    await accounts.set_disabled(resources.db, "bob", True)
+    disabled = "the account bob is disabled; an administrator can enable it (`authgate user enable bob`)"
+    refused = await client.post("/token", data={"grant_type": "refresh_token", "client_id": "docker",
+                                                "service": SERVICE, "refresh_token": refresh})
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["message"] == disabled, "not 'run docker login again', which fails too"
+    failure = audit.events[-1]
+    assert (failure.action, failure.actor.name, failure.reason) == ("auth:login:failure", "bob", "user disabled"), \
+        "a refused refresh token is attributed to its owner, not to anonymous"
+    relogin = await client.get("/token", headers=basic("bob", "bob-pw"))
+    assert (relogin.status_code, relogin.json()["errors"][0]["message"]) == (401, disabled)
+    wrong = await client.get("/token", headers=basic("bob", "not-bobs-pw"))
+    assert wrong.json()["errors"][0]["message"] == "invalid username or password", "a guess learns nothing"
+    unknown = await client.post("/token", data={"grant_type": "refresh_token", "client_id": "docker",
+                                                "refresh_token": "agrt_unknown"})
+    assert unknown.json()["errors"][0]["message"].startswith("the refresh token is invalid")
+    assert audit.events[-1].actor.is_anonymous
+
+
 async def test_password_grant_without_offline_has_no_refresh_token(ctx: Ctx) -> None:
     client, resources, _ = ctx
     response = await client.post("/token", data={"grant_type": "password", "client_id": "c", "username": "alice",

@@ -141,7 +141,8 @@ def test_podman_user_without_access_is_refused(server: AuthgateServer, podman: P
     podman.build_busybox(image)
     push = podman.run("push", "--tls-verify=false", image, check=False)
     assert push.returncode != 0
-    assert "requested access to the resource is denied" in push.stderr
+    # podman shows the challenge's error_description: which action was missing, and who said no.
+    assert "user:bob may not" in push.stderr and "alice/bobs (the policy allows: nothing)" in push.stderr, push.stderr
     assert httpx.get(f"{server.url}/v2/alice/bobs/manifests/latest",
                      auth=("alice", PASSWORDS["alice"])).status_code == 404
     # his own namespace works with the same image

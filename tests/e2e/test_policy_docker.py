@@ -81,7 +81,8 @@ def test_team_member_pushes_and_another_team_can_neither_push_nor_see(dockerd: D
     login(dockerd, server, "bob")
     ok, output = push(dockerd, image, "bob was here")
     assert not ok
-    assert "denied" in output.lower()
+    # Which action was missing, and who said no: docker shows the challenge's error_description.
+    assert "denied: user:bob may not pull or push backend/api (the policy allows: nothing)" in output, output
     assert "backend/api" not in catalog(server, "bob")
 
 

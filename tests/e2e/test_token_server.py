@@ -11,10 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import (
-    AuthgateServer, Daemon, Distribution, Dockerd, require, token_auth_config, wait_for,
+    AuthgateServer, Daemon, Distribution, Dockerd, free_port, require, token_auth_config, wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -46,25 +47,36 @@ def eventually_logged(server: AuthgateServer, wanted: tuple[str, str, str]) -> b
 
 
 @pytest.fixture(scope="module")
-def authgate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthgateServer]:
-    server = AuthgateServer(tmp_path_factory.mktemp("authgate"), service=SERVICE, issuer=ISSUER, bcrypt_rounds="4")
+def registry_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def authgate(tmp_path_factory: pytest.TempPathFactory, registry_port: int) -> Iterator[AuthgateServer]:
+    # Token-server mode proper: authgate knows the registry, serves no /v2/ and sends users there.
+    server = AuthgateServer(tmp_path_factory.mktemp("authgate"), service=SERVICE, issuer=ISSUER, bcrypt_rounds="4",
+                            registry_url=f"http://127.0.0.1:{registry_port}")
     server.start()
     first_start = server.log_text()
-    assert "authgate user add alice --password-stdin" in first_start, "a fresh start says what to do next"
-    assert f"docker login 127.0.0.1:{server.port}" in first_start or "docker login localhost" in first_start
+    assert "authgate user add alice" in first_start, "a fresh start says what to do next"
+    assert f"docker login 127.0.0.1:{registry_port} -u alice" in first_start, "log in to the registry, not here"
     for name, password in PASSWORDS.items():
-        server.cli("user", "add", name, "--password-stdin", input=password + "\n")
+        added = server.cli("user", "add", name, "--password-stdin", input=password + "\n").stdout
+        assert f"docker login 127.0.0.1:{registry_port} -u {name}" in added
+    own = httpx.get(f"{server.url}/v2/", auth=("alice", PASSWORDS["alice"]))
+    assert own.status_code == 404 and f"token server of the registry at http://127.0.0.1:{registry_port}" in own.text
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def registry(authgate: AuthgateServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+def registry(authgate: AuthgateServer, tmp_path_factory: pytest.TempPathFactory,
+             registry_port: int) -> Iterator[Distribution]:
     workdir = tmp_path_factory.mktemp("distribution")
     bundle = workdir / "authgate.pem"
     authgate.cli("keys", "export-cert", "--output", str(bundle))
     registry = Distribution(workdir, extra_config=token_auth_config(f"{authgate.url}/token", SERVICE, ISSUER,
-                                                                     bundle))
+                                                                     bundle), port=registry_port)
     yield registry
     registry.stop()
 

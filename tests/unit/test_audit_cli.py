@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -46,7 +48,7 @@ def test_list_export_verify_prune(tmp_path: Path) -> None:
     _seed(data)
     env = authgate_env(data)
 
-    table = run_cli(env, "audit", "list").stdout.splitlines()
+    table = run_cli(env, "audit", "list", "--all").stdout.splitlines()
     assert table[0].split()[:4] == ["SEQ", "TIME", "ACTOR", "ACTION"]
     assert table[1].split()[:4] == ["4", "2026-03-04T00:00:00Z", "user:eve", "auth:login:failure"]
     assert "failure: denied by policy" in table[2]
@@ -104,3 +106,50 @@ def test_admin_changes_made_with_the_cli_are_recorded(tmp_path: Path) -> None:
     exported = run_cli(env, "audit", "export").stdout
     assert "Secret-pw" not in exported
     assert run_cli(env, "audit", "verify").returncode == 0
+
+
+def _seed_a_day(data: Path, tokens: int) -> None:
+    """What a day looks like: a push, a refused push, then many token requests and a policy reload."""
+    async def body() -> None:
+        db = Database(f"sqlite+aiosqlite:///{data / 'authgate.db'}")
+        await db.upgrade()
+        await ensure_head(db)
+        events = [AuditEvent("manifest:push", Subject("user", "alice"), "alice/app", "v1", "sha256:" + "a" * 64, 10,
+                             time=START),
+                  AuditEvent("access:denied", Subject("user", "bob"), "alice/app", outcome="failure",
+                             reason="PUT needs repository:alice/app:push", time=START)]
+        events += [AuditEvent("token:issue", Subject("user", "alice"), time=START,
+                              details={"requested": "repository:alice/app:pull,push repository:base/img:pull"})
+                   for _ in range(tokens)]
+        await append_rows(db, [to_row(e) for e in events])
+        await db.close()
+
+    data.mkdir(parents=True, exist_ok=True)
+    asyncio.run(body())
+
+
+def test_the_default_table_is_who_pushed_and_deleted_what(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _seed_a_day(data, tokens=3)
+    env = authgate_env(data)
+    listed = run_cli(env, "audit", "list")
+    rows = [line.split()[:5] for line in listed.stdout.splitlines()[1:]]
+    assert rows == [["2", "2026-03-01T00:00:00Z", "user:bob", "access:denied", "alice/app"],
+                    ["1", "2026-03-01T00:00:00Z", "user:alice", "manifest:push", "alice/app"]], \
+        "token requests (most of the log) are not what an admin asks first"
+    assert "--all for logins, tokens and policy reloads" in listed.stderr
+    everything = run_cli(env, "audit", "list", "--all", "--limit", "2")
+    assert [line.split()[3:5] for line in everything.stdout.splitlines()[1:]] == [
+        ["token:issue", "alice/app,base/img"]] * 2, "a token event shows the repositories it asked for"
+    assert "(more events: --before 4 for the next page, or --limit N)" in everything.stderr
+    assert "more events" not in listed.stderr
+
+
+def test_audit_list_into_head_ends_quietly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _seed_a_day(data, tokens=1500)  # more than a pipe holds, so the writer really meets the closed pipe
+    env = authgate_env(data)
+    result = subprocess.run(f"{sys.executable} -m authgate audit list --all --limit 1000 | head -n 2",
+                            shell=True, env=env, capture_output=True, text=True, timeout=120)
+    assert len(result.stdout.splitlines()) == 2
+    assert "BrokenPipeError" not in result.stderr and "Traceback" not in result.stderr, result.stderr

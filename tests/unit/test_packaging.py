@@ -30,3 +30,19 @@ def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
     assert "authgate/migrations/env.py" in names
     assert "authgate/migrations/versions/0001_initial_schema.py" in names
     assert "authgate/py.typed" in names
+
+
+def test_the_image_pins_every_dependency() -> None:
+    """docker/requirements.txt is what the image installs (online or from docker/wheels/): a dependency
+    added to pyproject.toml and not pinned there would be missing from an offline build."""
+    import re
+
+    def name(requirement: str) -> str:
+        return re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+    lines = [line.strip() for line in (REPO_ROOT / "docker" / "requirements.txt").read_text().splitlines()]
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert all("==" in pin for pin in pins), "every line pins one version"
+    pinned = {name(pin) for pin in pins}
+    wanted = {name(dep) for dep in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    assert wanted - pinned == set(), "pin these in docker/requirements.txt (NAME==VERSION)"

@@ -151,3 +151,44 @@ def test_explain_adds_the_users_teams_from_the_database(capsys: pytest.CaptureFi
     assert "push  allowed by team-namespace (" in out
     code, out, _ = run(capsys, *args, "--no-db")
     assert "push  denied: no rule allows it" in out
+
+
+def test_config_is_accepted_after_the_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # `authgate serve --config x.yaml` is how people type it; the option used to exist only before the command.
+    config = tmp_path / "authgate.yaml"
+    config.write_text("policies: nowhere\n")
+    code, out, _ = run(capsys, "policy", "check", "--config", str(config))
+    assert code == 1 and "nowhere" in out, "the file given after the command was read"
+    assert main(["--config", str(tmp_path / "missing.yaml"), "policy", "check"]) == 2, \
+        "given before the command, --config still counts"
+
+
+def test_explain_warns_about_an_unknown_user(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("AUTHGATE_DATA", str(data))
+    assert main(["team", "create", "backend"]) == 0  # a database with no user `alcie`
+    capsys.readouterr()
+    code, out, err = run(capsys, "policy", "explain", "user:alcie", "alcie/app", "--policies", str(REPO / "policies"))
+    assert code == 0 and "allowed by own-namespace" in out
+    assert f"warning: no user named 'alcie' in the database ({data.resolve()}): explaining as if it existed" in err
+
+
+def test_the_fallbacks_of_check_test_and_explain_are_said(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "policy", "check")
+    assert code == 0 and "teams declared in" in out
+    assert "using ./policies; `authgate serve` uses the built-in policy until it is set" in err
+    code, _, err = run(capsys, "policy", "test")
+    assert code == 0 and "using ./policies" in err
+    code, out, err = run(capsys, "policy", "explain", "user:alice", "backend/api", "--no-db")
+    assert "explaining the built-in policy, as `authgate serve` would decide" in err
+    assert "allowed by" not in out, "the built-in policy gives alice nothing in backend/"
+
+
+def test_an_empty_directory_names_both_extensions(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, _ = run(capsys, "policy", "check", str(tmp_path / "empty"))
+    assert code == 1 and "no policy files (*.yaml or *.yml) here" in out

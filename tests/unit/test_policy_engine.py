@@ -207,4 +207,5 @@ def test_helpers_work_with_any_authorizer() -> None:
 
     assert filter_pullable(Everything(), ANONYMOUS, ["ok/1", "no/2"]) == ["ok/1"]
     assert immutable_tag_rule(Everything(), "ok/1", "v1") is None
-    assert immutable_tag_rule(ENGINE, "releases/app", "v1") == "release-tags-are-immutable (example.yaml:50)"
+    # The name only: clients see it, and the file:line would show them the server's paths.
+    assert immutable_tag_rule(ENGINE, "releases/app", "v1") == "release-tags-are-immutable"

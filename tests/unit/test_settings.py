@@ -48,3 +48,30 @@ def test_secrets_never_show_in_repr() -> None:
                                       "AUTHGATE_DATABASE_URL": "postgresql+psycopg://authgate:db-s3cret@db/authgate"})
     assert settings.notification_secret == "notify-s3cret"
     assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AUTHGATE_PORT": "abc"}, "AUTHGATE_PORT: invalid value for port: must be a whole number, got 'abc'"),
+        ({"AUTHGATE_TOKEN_TTL": "5 minutes"}, "token_ttl: must be a number of seconds or an age such as 30m"),
+        ({"AUTHGATE_MAX_BLOB_SIZE": "lots"}, "max_blob_size: must be a number of bytes or a size such as 512M"),
+        ({"AUTHGATE_UPSTREAM_TIMEOUT": "soon"}, "upstream_timeout: must be a number, got 'soon'"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_says_what_is_accepted(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ=env)
+    assert message in str(raised.value)
+    assert "invalid literal" not in str(raised.value), "Python's wording means nothing to an operator"
+
+
+def test_a_misspelled_environment_variable_is_warned(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="authgate.settings"):
+        settings = load_settings(environ={"AUTHGATE_PROT": "6000", "AUTHGATE_CONFIG_DIR": "x", "AUTHGATE_PORT": "5001",
+                                          "AUTHGATE_TEST_BASE_CACHE": "/var/cache"})
+    assert settings.port == 5001
+    warnings = [r.getMessage() for r in caplog.records]
+    assert "ignoring AUTHGATE_PROT: not an authgate setting; did you mean AUTHGATE_PORT?" in warnings
+    assert any(w.startswith("ignoring AUTHGATE_CONFIG_DIR") for w in warnings)
+    assert len(warnings) == 2, "known names, AUTHGATE_CONFIG and the tests' own variables are not warned"

@@ -183,6 +183,7 @@ def test_cli_init_prints_the_trust_steps_for_each_client(
         'ca = "/etc/containerd/certs.d/registry.example:5443/ca.crt"',
         "curl --cacert ca.crt https://registry.example:5443/v2/",
         str((tmp_path / "tls" / "ca.crt").resolve()),
+        "`authgate serve --host 0.0.0.0 --port 5443`",  # restarted on loopback, nobody could use the certificate
     ]:
         assert line in out
     assert main(["tls", "renew"]) == 0
