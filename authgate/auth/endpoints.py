@@ -128,7 +128,7 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         if exc.first:
             await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                          reason="locked out after repeated failures")
-        raise TokenRequestError(429, "slow_down", "too many failed logins; try again later",
+        raise TokenRequestError(429, "slow_down", exc.message,
                                 {"Retry-After": str(exc.retry_after)}) from None
     if result.subject is None:
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)

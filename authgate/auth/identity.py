@@ -43,7 +43,7 @@ def client_address(request: Request) -> str | None:
 
 
 def too_many(exc: TooManyAttempts) -> RegistryError:
-    return RegistryError(ErrorCode.TOOMANYREQUESTS, "too many failed logins; try again later",
+    return RegistryError(ErrorCode.TOOMANYREQUESTS, exc.message,
                          headers={"Retry-After": str(exc.retry_after)})
 
 

@@ -125,3 +125,14 @@ class AuditChainHead(Base):
     #: Hash and seq of the last pruned event, so a pruned log still verifies from there.
     anchor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginUnlock(Base):
+    """An administrator's `authgate user unlock`: the login limiter (in memory, per process) forgets
+    the target's failures and locks when it next meets them with an older unlock applied."""
+
+    __tablename__ = "login_unlocks"
+
+    #: `user:NAME` or `address:ADDR`.
+    target: Mapped[str] = mapped_column(String(320), primary_key=True)
+    unlocked_at: Mapped[datetime] = mapped_column(UTCDateTime)
