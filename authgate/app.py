@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -42,6 +42,13 @@ async def _readyz(request: Request) -> Response:
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
     return render_error(exc, head=request.method == "HEAD")
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection mid-body (or went silent: authgate.http_protocol): nobody is
+    left to answer, and it is no server error worth a traceback."""
+    log.debug("client went away before sending the whole body of %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 def _routes(metrics: Metrics) -> list[BaseRoute]:
@@ -87,5 +94,5 @@ def create_app(settings: Settings) -> Starlette:
         routes=_routes(metrics),
         middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
-        exception_handlers={RegistryError: _registry_error},
+        exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone},
     )

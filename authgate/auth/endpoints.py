@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY = 8192
 MAX_FORM_BODY = 16384
+FORM_BODY_SECONDS = 10
 MAX_SCOPES = 64
 _GRANT_TYPES = ("password", "refresh_token")
 
@@ -183,10 +185,15 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     if content_type != "application/x-www-form-urlencoded":
         raise _bad("POST /token takes an application/x-www-form-urlencoded form")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BODY:
-            break
+    # A login form is a few hundred bytes: one trickled a byte at a time would hold a connection (and
+    # a place under max_connections) for as long as the client likes.
+    with anyio.move_on_after(FORM_BODY_SECONDS) as reading:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BODY:
+                break
+    if reading.cancelled_caught:
+        raise TokenRequestError(408, "invalid_request", f"the form body took over {FORM_BODY_SECONDS} s to arrive")
     pairs = _parse_pairs(body, MAX_FORM_BODY, "form body")
     _check_service(resources, _single(pairs, "service"))
     grant_type = _single(pairs, "grant_type")

@@ -12,7 +12,7 @@ import uvicorn
 from authgate.app import create_app
 from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
 from authgate.cli.common import fail, settings_from
-from authgate.http_protocol import protocol_class
+from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning, with_data_dir_tls
 
@@ -60,6 +60,9 @@ def _serve(args: argparse.Namespace) -> int:
             "client\"). Run `authgate tls init --host NAME` and restart to serve HTTPS.",
             settings.host,
         )
+    max_connections, warning = fit_open_files(settings.max_connections)
+    if warning:
+        log.warning(warning)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -69,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
-        http=protocol_class(),  # httptools with request headers bounded (see authgate.http_protocol)
+        http=protocol_class(max_connections),  # httptools with headers, bodies, connections bounded
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # longer than clients keep idle connections: they close first
     )
     return 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
-from authgate.auth import accounts
+from authgate.auth import accounts, endpoints
 from authgate.auth.services import auth_of
 from tests.api.test_accounts_cli import Cli, cli  # noqa: F401  (the fixture)
 from tests.api.token_support import add_user, basic, token_app
@@ -118,3 +119,19 @@ async def _gather(client: httpx.AsyncClient, headers: list[dict[str, str]]) -> l
         for index in range(len(headers)):
             group.start_soon(one, index)
     return [r for r in responses if r is not None]
+
+
+async def test_a_trickled_login_form_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One byte every 8 s of a declared 16,000 held a connection for ever; 220 of them took every descriptor.
+    monkeypatch.setattr(endpoints, "FORM_BODY_SECONDS", 0.2)
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"grant_type=password&"
+        await anyio.sleep(30)
+        yield b"client_id=x"
+
+    async with token_app(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'a.db'}") as (client, _, _):
+        with anyio.fail_after(20):
+            response = await client.post("/token", content=trickle(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 408 and "took over" in response.json()["error_description"]
