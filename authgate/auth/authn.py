@@ -28,6 +28,8 @@ class LoginResult:
     subject: Subject | None
     user: User | None = None
     reason: str = ""
+    #: `accounts.account_epoch` of the account, for the token's epoch claim.
+    epoch: str = ""
 
 
 class Authenticator:
@@ -68,7 +70,7 @@ class Authenticator:
         if new_hash:
             await accounts.update_hash(self.db, name, user.password_hash, new_hash)
             log.info("upgraded the password hash of user %s to the current scheme", name)
-        return LoginResult(accounts.user_subject(user), user)
+        return LoginResult(accounts.user_subject(user), user, epoch=accounts.account_epoch(user))
 
     async def _robot(self, name: str, credentials: BasicCredentials) -> LoginResult:
         robot = await accounts.find_robot(self.db, name)
@@ -79,4 +81,4 @@ class Authenticator:
             return LoginResult(None, reason="unknown robot or wrong secret")
         if not accounts.robot_usable(robot):
             return LoginResult(None, reason="robot disabled or expired")
-        return LoginResult(Subject("robot", robot.name))
+        return LoginResult(Subject("robot", robot.name), epoch=accounts.account_epoch(robot))

@@ -87,6 +87,7 @@ class _Outcome:
     client_id: str = ""
     grant_type: str = "basic"
     refresh_token: Secret | None = None
+    epoch: str = ""
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -137,7 +138,7 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=result.reason)
         raise _denied()
-    outcome.subject, outcome.user = result.subject, result.user
+    outcome.subject, outcome.user, outcome.epoch = result.subject, result.user, result.epoch
 
 
 async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
@@ -222,6 +223,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
         raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")
     outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    outcome.epoch = accounts.account_epoch(user)
     return outcome
 
 
@@ -231,7 +233,7 @@ async def token_endpoint(request: Request) -> Response:
     try:
         outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
         granted = grant(resources.policy, outcome.subject, outcome.requested, client_address(request))
-        issued = auth.tokens.issue(outcome.subject, granted)
+        issued = auth.tokens.issue(outcome.subject, granted, epoch=outcome.epoch)
         refresh = outcome.refresh_token
         if refresh is None and outcome.offline and outcome.user is not None:
             refresh = Secret(await issue_refresh_token(resources.db, outcome.user, resources.settings.service,
