@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import RequestIdMiddleware
+from authgate.audit.http import require_admin
 from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
@@ -51,11 +52,23 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
+                              ) -> Callable[[Request], Awaitable[Response]]:
+    """`metrics_access: admin`: what authgate says about itself is for admin users only."""
+
+    async def guarded(request: Request) -> Response:
+        if resources_of(request).settings.metrics_access == "admin":
+            await require_admin(request)
+        return await endpoint(request)
+
+    return guarded
+
+
 def _routes(metrics: Metrics) -> list[BaseRoute]:
     return [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
         *token_routes(),
         *registry_routes(),
         *audit_routes(),
@@ -92,7 +105,8 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=_routes(metrics),
-        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
+                    Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
         exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone},
     )

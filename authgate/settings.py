@@ -78,7 +78,10 @@ class Settings:
     upload_max_age: int = 86400
     #: Open client connections per process; past it the longest-idle keep-alive one is closed, else 503.
     max_connections: int = 1000
-    #: Addresses of reverse proxies whose X-Forwarded-For is trusted.
+    #: Who may read /metrics and /admin/openapi.json: anyone who reaches the port (`open`, for a
+    #: scraper on a private network), or admin users only (`admin`, Basic or a bearer token).
+    metrics_access: Literal["open", "admin"] = "open"
+    #: Addresses of reverse proxies whose X-Forwarded-For (and X-Request-ID) is trusted.
     trusted_proxies: tuple[str, ...] = ()
     audit_pulls: Literal["off", "manifests", "all"] = "off"
     notification_secret: str = field(default="", repr=False)  # a secret: never printed
