@@ -171,7 +171,7 @@ class LoginLimiter:
             raise
         if attempt.ok:
             await self._release(attempt)
-            await self.store.clear(self._pair(name, where))
+            await self.store.drop(self._pair(name, where))
             await self.store.set_mark(self._trust_key(name, where), self.clock() + self.trust_seconds)
         else:
             await self._failed(attempt)
@@ -188,7 +188,8 @@ class LoginLimiter:
             checks.append((self._pair(attempt.name, attempt.address), self.block_after))
         for key, limit in checks:
             if attempt.reserved and await self.store.count(key, now - self.window) >= limit:
-                await self.store.clear(key)
+                await self.store.drop(key)
+                await self.store.drop(key + "reported")  # the first refusal of this lock is reported
                 await self.store.set_mark(key, now + self.lockout)
 
     async def _decide(self, name: str, address: str, robot: bool, trusted: bool, now: float) -> float:

@@ -30,8 +30,12 @@ class LimiterStore(Protocol):
     async def mark(self, key: str) -> float:
         """The mark of `key`, 0.0 when there is none."""
 
+    async def drop(self, key: str) -> None:
+        """Forget the events and the mark of exactly `key`."""
+
     async def clear(self, prefix: str) -> None:
-        """Forget the events and marks of every key starting with `prefix` (an administrator's unlock)."""
+        """Forget the events and marks of every key starting with `prefix` (an administrator's unlock:
+        rare, so it may scan)."""
 
 
 class MemoryLimiterStore:
@@ -74,6 +78,10 @@ class MemoryLimiterStore:
 
     async def mark(self, key: str) -> float:
         return self._marks.get(key, 0.0)
+
+    async def drop(self, key: str) -> None:
+        self._events.pop(key, None)
+        self._marks.pop(key, None)
 
     async def clear(self, prefix: str) -> None:
         for table in (self._events, self._marks):
