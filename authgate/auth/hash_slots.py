@@ -34,11 +34,12 @@ class _Waiter:
 
 
 class HashSlots:
-    def __init__(self, total: int | None = None, per_user: int = 1, per_address: int = 2,
+    def __init__(self, total: int | None = None, per_user: int = 1, per_address: int | None = None,
                  max_waiting: int = 64, wait: float = 10.0) -> None:
         self.total = total or max(2, os.cpu_count() or 2)
         self.per_user = per_user
-        self.per_address = per_address
+        #: Half the total (at least one): one address never holds every slot.
+        self.per_address = per_address or max(1, self.total // 2)
         self.max_waiting = max_waiting
         self.wait = wait
         self.in_flight = 0

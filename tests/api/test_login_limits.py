@@ -64,7 +64,8 @@ async def test_hashes_in_flight_are_bounded(tmp_path: Path, database_url: str) -
         context.dummy_verify = dummy  # type: ignore[method-assign]
         one_address = [{**basic(f"ghost{i}", "x"), **_from("203.0.113.5")} for i in range(12)]
         assert {r.status_code for r in await _gather(client, one_address)} == {401}
-        assert peak[0] <= 2, "one address hashes at most two at once"
+        slots = auth_of(resources).limiter.slots
+        assert peak[0] <= slots.per_address < slots.total, "one address never holds every hash slot"
         peak[0] = 0
         many = [{**basic(f"ghost{i}", "x"), **_from(f"198.51.100.{i}")} for i in range(24)]
         assert {r.status_code for r in await _gather(client, many)} == {401}
