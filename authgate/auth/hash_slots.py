@@ -6,7 +6,8 @@ cost 60 hashes at once and a real login waited behind all of them (the hardening
 address's hashes in flight are all under their bounds. An owner logging in from where they logged in
 before ("trusted") skips the per-user and per-address bounds and is served before everyone else,
 so a guesser queueing attempts for a name does not keep its owner out. Waiting is bounded too: past
-`max_waiting` waiters, or after `wait` seconds, the login is refused as busy (429, retry in 1 s).
+`max_waiting` waiters (an eighth of them from one address), or after `wait` seconds, the login is
+refused as busy (429, retry in 1 s); an owner is never refused a place in the queue.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class HashSlots:
         if self._fits(waiter):  # nobody waiting fits now (each release grants all that do): no queue jumping
             self._grant(waiter)
         else:
-            if len(self._waiting) >= self.max_waiting:
+            # One address cannot fill the queue for everyone; an owner (trusted) always gets a place.
+            from_address = sum(1 for w in self._waiting if w.address == address)
+            if not trusted and (len(self._waiting) >= self.max_waiting or from_address >= max(1, self.max_waiting // 8)):
                 raise HashesBusy()
             # Trusted waiters go ahead of every untrusted one, in arrival order among themselves.
             position = len(self._waiting) if not trusted else next(

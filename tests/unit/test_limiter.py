@@ -146,7 +146,7 @@ async def test_limiter_state_stays_bounded() -> None:
 
 
 async def test_hash_slots_bound_total_per_user_and_per_address() -> None:
-    slots = HashSlots(total=3, per_user=1, per_address=2, max_waiting=20, wait=5)
+    slots = HashSlots(total=3, per_user=1, per_address=2, max_waiting=64, wait=5)
     running: list[str] = []
     peak = {"total": 0}
 
@@ -192,3 +192,27 @@ async def test_a_trusted_login_goes_before_queued_guesses() -> None:
         await anyio.sleep(0.001)
         group.start_soon(login, "owner", True)
     assert order.index("owner") <= 1
+
+
+async def test_one_address_cannot_fill_the_queue_and_the_owner_always_queues() -> None:
+    slots = HashSlots(total=1, per_user=1, per_address=1, max_waiting=16, wait=5)
+    busy = 0
+
+    async def login(name: str, address: str, trusted: bool = False) -> None:
+        nonlocal busy
+        try:
+            async with slots.take(name, address, trusted):
+                await anyio.sleep(0.01)
+        except HashesBusy:
+            busy += 1
+
+    async with anyio.create_task_group() as group:
+        for i in range(10):  # one address: two may wait, the rest are told "busy" at once
+            group.start_soon(login, f"ghost{i}", "203.0.113.5")
+        await anyio.sleep(0.001)
+        assert busy == 7
+        for i in range(20):  # many addresses fill the queue
+            group.start_soon(login, f"ghost-{i}", f"198.51.100.{i}")
+        await anyio.sleep(0.001)
+        group.start_soon(login, "alice", "192.0.2.1", True)
+    assert busy == 7 + 20 - (16 - 2), "the owner got a place in a full queue"
