@@ -63,7 +63,8 @@ async def test_hashes_in_flight_are_bounded(tmp_path: Path, database_url: str) -
 
         context.dummy_verify = dummy  # type: ignore[method-assign]
         one_address = [{**basic(f"ghost{i}", "x"), **_from("203.0.113.5")} for i in range(12)]
-        assert {r.status_code for r in await _gather(client, one_address)} == {401}
+        statuses = [r.status_code for r in await _gather(client, one_address)]
+        assert set(statuses) == {401, 429}, "some wait their turn, the rest are told to retry"
         slots = auth_of(resources).limiter.slots
         assert peak[0] <= slots.per_address < slots.total, "one address never holds every hash slot"
         peak[0] = 0
