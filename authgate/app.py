@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import RequestIdMiddleware
+from authgate.audit.http import require_admin
 from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
@@ -46,11 +47,30 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
     return render_error(exc, head=request.method == "HEAD")
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection mid-body (or went silent: authgate.http_protocol): nobody is
+    left to answer, and it is no server error worth a traceback."""
+    log.debug("client went away before sending the whole body of %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
+def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
+                              ) -> Callable[[Request], Awaitable[Response]]:
+    """`metrics_access: admin`: what authgate says about itself is for admin users only."""
+
+    async def guarded(request: Request) -> Response:
+        if resources_of(request).settings.metrics_access == "admin":
+            await require_admin(request)
+        return await endpoint(request)
+
+    return guarded
+
+
 def _routes(metrics: Metrics) -> list[BaseRoute]:
     return [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
         *token_routes(),
         *registry_routes(),
         *audit_routes(),
@@ -90,7 +110,8 @@ def create_app(settings: Settings) -> Starlette:
 
     return Starlette(
         routes=_routes(metrics),
-        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
+                    Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
-        exception_handlers={RegistryError: _registry_error},
+        exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone},
     )

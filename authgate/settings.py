@@ -86,7 +86,12 @@ class Settings:
     max_blob_size: int = 64 * 1024**3
     max_manifest_size: int = 4 * 1024**2
     upload_max_age: int = 86400
-    #: Addresses of reverse proxies whose X-Forwarded-For is trusted.
+    #: Open client connections per process; past it the longest-idle keep-alive one is closed, else 503.
+    max_connections: int = 1000
+    #: Who may read /metrics and /admin/openapi.json: anyone who reaches the port (`open`, for a
+    #: scraper on a private network), or admin users only (`admin`, Basic or a bearer token).
+    metrics_access: Literal["open", "admin"] = "open"
+    #: Addresses of reverse proxies whose X-Forwarded-For (and X-Request-ID) is trusted.
     trusted_proxies: tuple[str, ...] = ()
     audit_pulls: Literal["off", "manifests", "all"] = "off"
     notification_secret: str = field(default="", repr=False)  # a secret: never printed
@@ -262,6 +267,8 @@ def _validate(settings: Settings) -> None:
     for name in ("upstream_connect_timeout", "upstream_timeout", "upstream_health_interval"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be a positive number of seconds")
+    if settings.max_connections < 1:
+        raise SettingsError("max_connections must be at least 1")
     if settings.upstream_max_connections < 1:
         raise SettingsError("upstream_max_connections must be at least 1")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -4,7 +4,8 @@
 `settings.trusted_proxies`, and then walks the header from the right, skipping trusted hops
 (the left-most entries are whatever the client chose to send; cf. uvicorn's
 `middleware/proxy_headers.py`). `RequestIdMiddleware` gives every request an id, echoed in
-`X-Request-ID`, so an audit event can be matched with logs on both sides.
+`X-Request-ID`, so an audit event can be matched with logs on both sides; it keeps an incoming id
+only from a trusted proxy (anyone else could plant ids in the audit log to confuse an inquiry).
 """
 
 from __future__ import annotations
@@ -85,21 +86,24 @@ def request_context(request: HTTPConnection, settings: Settings) -> dict[str, An
 
 
 class RequestIdMiddleware:
-    """Plain ASGI: keep a well-formed incoming `X-Request-ID` (a proxy's), else make one and put it in
-    the request's headers too; echo it on the response."""
+    """Plain ASGI: keep a well-formed incoming `X-Request-ID` from a trusted proxy, else make one and
+    put it in the request's headers too; echo it on the response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.trusted = _networks(tuple(trusted_proxies))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = None
-        for name, value in scope.get("headers", []):
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
+        peer = scope.get("client")
+        if peer and self.trusted and _trusted(peer[0], self.trusted):
+            for name, value in scope.get("headers", []):
+                if name == b"x-request-id":
+                    incoming = value.decode("latin-1")
+                    break
         rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         if rid != incoming:

@@ -88,6 +88,8 @@ async def list_audit(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
+    if resources_of(request).settings.metrics_access == "admin":
+        await require_admin(request)
     return JSONResponse(openapi_document(resources_of(request).settings.url))
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from authgate.audit.bounds import UnauthenticatedThrottle, bound_event
 from authgate.audit.chain import append_rows, ensure_head, to_row
 from authgate.audit.events import AuditEvent
 from authgate.db.session import Database
@@ -75,6 +76,7 @@ class AuditRecorder:
         self.max_pending = max_pending
         self.retry_delays = tuple(retry_delays)
         self.listeners: list[Listener] = []
+        self.throttle = UnauthenticatedThrottle()
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._inflight: list[dict[str, Any]] = []
@@ -86,7 +88,12 @@ class AuditRecorder:
     # -- the AuditSink side -------------------------------------------------------------------------
 
     async def record(self, event: AuditEvent) -> None:
-        """Queue `event`; returns without touching the database."""
+        """Queue `event`; returns without touching the database. Bounded first (audit/bounds.py):
+        in size, and in number when an unauthenticated client made it."""
+        for admitted in self.throttle.admit(bound_event(event)):
+            self._queue_event(admitted)
+
+    def _queue_event(self, event: AuditEvent) -> None:
         try:
             row = to_row(event)
         except Exception:  # a malformed event is logged, never raised into a push

@@ -79,7 +79,9 @@ async def create_user(db: Database, name: str, password_hash: str, admin: bool =
         if (await session.execute(select(Team.id).where(Team.name == name))).first():
             raise AccountError(f"{name!r} is a team: a user of the same name would own the team's namespace "
                                f"{name}/… under the own-namespace rule; pick another name")
-        session.add(User(name=name, password_hash=password_hash, admin=admin, disabled=False, generation=0))
+        # A random first generation: a user re-created under an old name never matches the old one's.
+        session.add(User(name=name, password_hash=password_hash, admin=admin, disabled=False,
+                         generation=secrets.randbelow(2**30)))
 
 
 async def set_password(db: Database, name: str, password_hash: str) -> None:
@@ -102,9 +104,10 @@ async def update_hash(db: Database, name: str, old_hash: str, new_hash: str) -> 
 async def set_disabled(db: Database, name: str, disabled: bool) -> None:
     async with db.session() as session:
         user = await _user(session, name)
-        user.disabled = disabled
-        if disabled:
+        if disabled and not user.disabled:
+            user.generation += 1  # access tokens issued until now stay dead after `user enable`
             await _revoke_user_tokens(session, user.id)
+        user.disabled = disabled
 
 
 async def set_admin(db: Database, name: str, admin: bool) -> None:
@@ -141,6 +144,19 @@ async def find_user(db: Database, name: str) -> User | None:
                 select(User).where(User.name == name).options(joinedload(User.memberships).joinedload(Membership.team))
             )
         ).unique().scalar_one_or_none()
+
+
+def account_epoch(account: User | Robot) -> str:
+    """Names one incarnation of an account, for the tokens issued to it (tokens.EPOCH_CLAIM).
+
+    It changes when the account is removed and created again under the same name (a new row: new
+    creation time; a user's generation starts at random), and when a user is disabled or changes
+    password (the generation is bumped), so tokens issued before stay dead whatever happens next.
+    """
+    generation = account.generation if isinstance(account, User) else 0
+    kind = "user" if isinstance(account, User) else "robot"
+    text = f"{kind}:{account.id}:{account.created_at.timestamp():.6f}:{generation}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def user_subject(user: User) -> Subject:

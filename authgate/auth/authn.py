@@ -10,11 +10,9 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-import anyio
-
 from authgate.auth import accounts
 from authgate.auth.credentials import BasicCredentials
-from authgate.auth.limiter import LoginLimiter
+from authgate.auth.limiter import Attempt, LoginLimiter
 from authgate.auth.passwords import PasswordVerifier
 from authgate.db.models import User
 from authgate.db.session import Database
@@ -30,6 +28,8 @@ class LoginResult:
     subject: Subject | None
     user: User | None = None
     reason: str = ""
+    #: `accounts.account_epoch` of the account, for the token's epoch claim.
+    epoch: str = ""
 
 
 class Authenticator:
@@ -39,25 +39,28 @@ class Authenticator:
         self.limiter = limiter
 
     async def login(self, credentials: BasicCredentials, address: str | None) -> LoginResult:
-        """Raises `TooManyAttempts` when the user or address is locked out."""
+        """Raises `TooManyAttempts` when the pair or address is locked out, or hashing is saturated."""
         username = credentials.username
-        delay = self.limiter.check(username, address)
-        if delay:
-            await anyio.sleep(delay)
-        if username.startswith(accounts.ROBOT_LOGIN_PREFIX):
-            result = await self._robot(username.removeprefix(accounts.ROBOT_LOGIN_PREFIX), credentials)
-        else:
-            result = await self._user(username, credentials)
-        if result.subject is None:
-            self.limiter.failure(username, address, credentials.password.reveal())
-        else:
-            self.limiter.success(username)
+        robot = username.startswith(accounts.ROBOT_LOGIN_PREFIX)
+        async with self.limiter.attempt(username, address, credentials.password.reveal(), robot=robot) as attempt:
+            if robot:
+                async with attempt.hashing():
+                    result = await self._robot(username.removeprefix(accounts.ROBOT_LOGIN_PREFIX), credentials)
+            else:
+                result = await self._user(username, credentials, attempt)
+            if result.subject is not None:
+                attempt.succeeded()
         return result
 
-    async def _user(self, name: str, credentials: BasicCredentials) -> LoginResult:
+    async def _user(self, name: str, credentials: BasicCredentials, attempt: Attempt) -> LoginResult:
         user = await accounts.find_user(self.db, name)
         stored = user.password_hash if user is not None else None
-        ok, new_hash = await self.verifier.verify(name, stored, credentials.password.reveal())
+        password = credentials.password.reveal()
+        if self.verifier.remembered(name, stored, password):
+            ok, new_hash = await self.verifier.verify(name, stored, password)
+        else:
+            async with attempt.hashing():
+                ok, new_hash = await self.verifier.verify(name, stored, password)
         if user is None:
             return LoginResult(None, reason="unknown user")
         if not ok:
@@ -67,7 +70,7 @@ class Authenticator:
         if new_hash:
             await accounts.update_hash(self.db, name, user.password_hash, new_hash)
             log.info("upgraded the password hash of user %s to the current scheme", name)
-        return LoginResult(accounts.user_subject(user), user)
+        return LoginResult(accounts.user_subject(user), user, epoch=accounts.account_epoch(user))
 
     async def _robot(self, name: str, credentials: BasicCredentials) -> LoginResult:
         robot = await accounts.find_robot(self.db, name)
@@ -78,4 +81,4 @@ class Authenticator:
             return LoginResult(None, reason="unknown robot or wrong secret")
         if not accounts.robot_usable(robot):
             return LoginResult(None, reason="robot disabled or expired")
-        return LoginResult(Subject("robot", robot.name))
+        return LoginResult(Subject("robot", robot.name), epoch=accounts.account_epoch(robot))

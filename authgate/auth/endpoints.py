@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY = 8192
 MAX_FORM_BODY = 16384
+FORM_BODY_SECONDS = 10
 MAX_SCOPES = 64
 _GRANT_TYPES = ("password", "refresh_token")
 
@@ -86,6 +88,7 @@ class _Outcome:
     client_id: str = ""
     grant_type: str = "basic"
     refresh_token: Secret | None = None
+    epoch: str = ""
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -129,14 +132,14 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         if exc.first:
             await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                          reason="locked out after repeated failures")
-        raise TokenRequestError(429, "slow_down", "too many failed logins; try again later",
+        raise TokenRequestError(429, "slow_down", exc.message,
                                 {"Retry-After": str(exc.retry_after)}) from None
     if result.subject is None:
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=result.reason)
         raise _denied(login_refusal_message(result.reason, creds.username[:255]))
-    outcome.subject, outcome.user = result.subject, result.user
+    outcome.subject, outcome.user, outcome.epoch = result.subject, result.user, result.epoch
 
 
 async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
@@ -184,10 +187,15 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     if content_type != "application/x-www-form-urlencoded":
         raise _bad("POST /token takes an application/x-www-form-urlencoded form")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BODY:
-            break
+    # A login form is a few hundred bytes: one trickled a byte at a time would hold a connection (and
+    # a place under max_connections) for as long as the client likes.
+    with anyio.move_on_after(FORM_BODY_SECONDS) as reading:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BODY:
+                break
+    if reading.cancelled_caught:
+        raise TokenRequestError(408, "invalid_request", f"the form body took over {FORM_BODY_SECONDS} s to arrive")
     pairs = _parse_pairs(body, MAX_FORM_BODY, "form body")
     _check_service(resources, _single(pairs, "service"))
     grant_type = _single(pairs, "grant_type")
@@ -218,6 +226,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         await _audit(resources, request, "auth:login:failure", outcome, actor, reason=refusal.reason)
         raise _denied(refusal.message)
     outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    outcome.epoch = accounts.account_epoch(user)
     return outcome
 
 
@@ -227,7 +236,7 @@ async def token_endpoint(request: Request) -> Response:
     try:
         outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
         granted = grant(resources.policy, outcome.subject, outcome.requested, client_address(request))
-        issued = auth.tokens.issue(outcome.subject, granted)
+        issued = auth.tokens.issue(outcome.subject, granted, epoch=outcome.epoch)
         refresh = outcome.refresh_token
         if refresh is None and outcome.offline and outcome.user is not None:
             refresh = Secret(await issue_refresh_token(resources.db, outcome.user, resources.settings.service,

@@ -43,20 +43,25 @@ def client_address(request: Request) -> str | None:
 
 
 def too_many(exc: TooManyAttempts) -> RegistryError:
-    return RegistryError(ErrorCode.TOOMANYREQUESTS, "too many failed logins; try again later",
+    return RegistryError(ErrorCode.TOOMANYREQUESTS, exc.message,
                          headers={"Retry-After": str(exc.retry_after)})
 
 
-async def subject_for_token(request: Request, sub: str) -> Subject | None:
-    """The live subject behind a token's `sub`: None when the account is gone or disabled."""
+async def subject_for_token(request: Request, sub: str, epoch: str | None) -> Subject | None:
+    """The live subject behind a token's `sub`: None when the account is gone, disabled, or not the
+    incarnation the token was issued to (removed and re-created, disabled since: `account_epoch`)."""
     db = resources_of(request).db
     if sub == "":
         return ANONYMOUS
     if sub.startswith("robot:"):
         robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
-        return Subject("robot", robot.name) if robot is not None and accounts.robot_usable(robot) else None
+        if robot is None or not accounts.robot_usable(robot) or epoch != accounts.account_epoch(robot):
+            return None
+        return Subject("robot", robot.name)
     user = await accounts.find_user(db, sub)
-    return accounts.user_subject(user) if user is not None and not user.disabled else None
+    if user is None or user.disabled or epoch != accounts.account_epoch(user):
+        return None
+    return accounts.user_subject(user)
 
 
 async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:
@@ -99,8 +104,8 @@ async def identify(request: Request) -> Identity:
         verified = auth.tokens.verify(credentials.token.reveal())
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
-    subject = await subject_for_token(request, verified.subject)
+    subject = await subject_for_token(request, verified.subject, verified.epoch)
     if subject is None:
         raise unauthorized(settings.realm, settings.service, error="invalid_token",
-                           message="the token's account is disabled or gone; log in again")
+                           message="the token's account is disabled, gone or changed since; log in again")
     return Identity(subject, verified.access)

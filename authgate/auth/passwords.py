@@ -52,6 +52,11 @@ class PasswordVerifier:
         message = b"\0".join([name.encode(), stored_hash.encode(), password.encode()])
         return hmac.new(self._cache_key, message, hashlib.sha256).digest()
 
+    def remembered(self, name: str, stored_hash: str | None, password: str) -> bool:
+        """Whether `verify` would answer from memory, without a hash (so without a hash slot)."""
+        key = self._fingerprint(name, stored_hash or "", password)
+        return self._fresh(self._failures, key) or (stored_hash is not None and self._fresh(self._cache, key))
+
     async def verify(self, name: str, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
         """(ok, new_hash): `new_hash` is set when the stored hash should be upgraded to the default scheme.
 

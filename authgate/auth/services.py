@@ -11,6 +11,7 @@ from authgate.auth.keys import KeyRing, keys_dir
 from authgate.auth.limiter import LoginLimiter
 from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
+from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
 from authgate.resources import Resources
 from authgate.settings import Settings
@@ -37,7 +38,7 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
         )
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
-    limiter = LoginLimiter()
+    limiter = LoginLimiter(unlocks=unlock_source(db))
     return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
 
 

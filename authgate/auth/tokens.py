@@ -26,6 +26,10 @@ LEEWAY_SECONDS = 60
 #: `nbf` is set this far back so a registry whose clock lags slightly still accepts a fresh token.
 NOT_BEFORE_SKEW = 5
 _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
+#: Which incarnation of the account the token was issued to (accounts.account_epoch): a user removed
+#: and re-created, or disabled and enabled again, does not get the old tokens back. Registries
+#: ignore claims they do not know (the JWT spec; distribution decodes into a fixed struct).
+EPOCH_CLAIM = "authgate_epoch"
 
 
 class InvalidToken(Exception):
@@ -54,6 +58,7 @@ class VerifiedToken:
     access: dict[tuple[str, str], frozenset[str]]
     expires_at: int
     jti: str
+    epoch: str | None = None
 
 
 def access_claim(scopes: Iterable[Scope]) -> list[dict[str, object]]:
@@ -86,7 +91,8 @@ class TokenService:
         self.ttl = ttl
         self.leeway = leeway
 
-    def issue(self, subject: Subject, access: Iterable[Scope], now: float | None = None) -> IssuedToken:
+    def issue(self, subject: Subject, access: Iterable[Scope], now: float | None = None, epoch: str = ""
+              ) -> IssuedToken:
         moment = int(now if now is not None else time.time())
         granted = tuple(access)
         claims = {
@@ -99,6 +105,8 @@ class TokenService:
             "jti": secrets.token_urlsafe(18),
             "access": access_claim(granted),
         }
+        if epoch:
+            claims[EPOCH_CLAIM] = epoch
         signer = self.keys.signer
         headers = {"kid": signer.kid, "x5c": signer.x5c, "typ": "JWT"}
         token = jwt.encode(claims, signer.private_key, algorithm=signer.algorithm, headers=headers)
@@ -133,4 +141,6 @@ class TokenService:
         for name in ("exp", "nbf", "iat"):
             if not isinstance(claims[name], int) or isinstance(claims[name], bool):
                 raise InvalidToken(f"token {name} must be an integer")
-        return VerifiedToken(claims["sub"], _parse_access(claims.get("access")), claims["exp"], str(claims["jti"]))
+        epoch = claims.get(EPOCH_CLAIM)
+        return VerifiedToken(claims["sub"], _parse_access(claims.get("access")), claims["exp"], str(claims["jti"]),
+                             epoch if isinstance(epoch, str) else None)

@@ -1,4 +1,4 @@
-"""`authgate audit list | export | verify | prune`: read and check the audit log from the shell.
+"""`authgate audit list | export | verify | checkpoint | prune`: read and check the audit log from the shell.
 
 Works on the same database as a running `authgate serve` (SQLite or PostgreSQL); events still in
 the server's queue appear within a fraction of a second.
@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from authgate.audit.export import write_export
 from authgate.audit.query import AuditFilter, iter_events, list_events, parse_time
-from authgate.audit.verify import PruneRefused, prune, verify
+from authgate.audit.checkpoint import (
+    CheckpointError,
+    CheckpointResult,
+    check_checkpoint,
+    load_or_create_key,
+    make_checkpoint,
+    public_key,
+    read_checkpoint,
+)
+from authgate.audit.verify import PruneRefused, VerifyResult, prune, verify
 from authgate.cli.common import fail, print_json_lines, print_table, settings_from, with_database
 from authgate.db.session import Database
 
@@ -61,7 +72,21 @@ def register(sub: Any) -> None:
     export.set_defaults(handler=_export)
 
     check = audit_sub.add_parser("verify", help="check the hash chain; exit 1 naming the first broken event")
+    check.add_argument("--checkpoint", type=Path, metavar="FILE", action="append", default=[],
+                       help="also check a signed checkpoint (repeatable): catches a rewrite of the whole log")
+    check.add_argument("--key", type=Path, metavar="KEY",
+                       help="the checkpoint key: the private key, or its .pub (needed with --checkpoint)")
     check.set_defaults(handler=_verify)
+
+    point = audit_sub.add_parser(
+        "checkpoint", help="sign the chain's current head with a key kept outside the database",
+        description="Print (or write) the chain head's seq and hash, signed with an Ed25519 key that is not in "
+                    "the database; `audit verify --checkpoint FILE --key KEY` later proves the log was not "
+                    "rewritten or rolled back since. KEY is created (with KEY.pub) if missing: keep it, or at "
+                    "least the checkpoints, where the database's writers cannot reach.")
+    point.add_argument("--key", type=Path, required=True, metavar="KEY", help="Ed25519 private key (PEM)")
+    point.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of standard output")
+    point.set_defaults(handler=_checkpoint)
 
     pruning = audit_sub.add_parser("prune", help="delete events older than a date; the rest stays verifiable")
     pruning.add_argument("--before", required=True, type=_time, metavar="DATE",
@@ -135,15 +160,53 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    result = with_database(settings_from(args), verify)
+    if args.checkpoint and args.key is None:
+        return fail("--checkpoint needs --key (the checkpoint key or its .pub)")
+    try:
+        checkpoints = [(path, read_checkpoint(path)) for path in args.checkpoint]
+        key = public_key(args.key) if args.checkpoint else None
+    except CheckpointError as exc:
+        return fail(str(exc))
+
+    async def work(db: Database) -> tuple[VerifyResult, list[tuple[Path, CheckpointResult]]]:
+        assert key is not None or not checkpoints
+        checked = [(path, await check_checkpoint(db, point, key)) for path, point in checkpoints if key]
+        return await verify(db), checked
+
+    result, checked = with_database(settings_from(args), work)
+    broken = False
     if result.broken is not None:
         print(f"audit log is BROKEN at {result.broken.describe()}")
         print(f"({result.checked} events before it verified)")
-        return 1
-    if result.checked == 0:
+        broken = True
+    elif result.checked == 0:
         print("audit log verified: no events (chain intact)")
     else:
         print(f"audit log verified: {result.checked} events, {result.first_seq} to {result.last_seq}")
+    for path, outcome in checked:
+        if outcome.problem:
+            print(f"checkpoint {path} FAILS: {outcome.problem}")
+            broken = True
+        else:
+            print(f"checkpoint {path} holds: event {outcome.seq} is as signed on {outcome.time}")
+    return 1 if broken else 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    try:
+        key, created = load_or_create_key(args.key)
+    except CheckpointError as exc:
+        return fail(str(exc))
+    if created:
+        print(f"created checkpoint key {args.key} (and {args.key}.pub): keep it away from the database's writers",
+              file=sys.stderr)
+    checkpoint = with_database(settings_from(args), lambda db: make_checkpoint(db, key))
+    text = json.dumps(checkpoint, indent=2) + "\n"
+    if args.output:
+        args.output.write_text(text)
+        print(f"checkpoint of event {checkpoint['seq']} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

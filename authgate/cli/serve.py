@@ -14,7 +14,7 @@ from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
 from authgate.cli.common import fail, settings_from
 from authgate.cli.datadir import DataDirError
 from authgate.cli.serve_checks import prepare_to_serve
-from authgate.http_protocol import protocol_class
+from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning
 from authgate.tls_probe import quiet_tls_probes
@@ -62,6 +62,9 @@ def _serve(args: argparse.Namespace) -> int:
             "client\"). Run `authgate tls init --host NAME` and restart to serve HTTPS.",
             settings.host,
         )
+    max_connections, warning = fit_open_files(settings.max_connections)
+    if warning:
+        log.warning(warning)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -71,7 +74,9 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10,
-        # httptools with request headers bounded (see authgate.http_protocol); docker's HTTPS probe not logged
-        http=protocol_class() if settings.tls_cert else quiet_tls_probes(protocol_class()),
+        # httptools with headers, bodies and connections bounded (authgate.http_protocol); docker's HTTPS
+        # probe on plain HTTP is not logged as a fault
+        http=protocol_class(max_connections) if settings.tls_cert else quiet_tls_probes(protocol_class(max_connections)),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # longer than clients keep idle connections: they close first
     )
     return 0

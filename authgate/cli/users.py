@@ -1,4 +1,4 @@
-"""`authgate user …`: add, passwd, disable/enable, remove, list, import-htpasswd."""
+"""`authgate user …`: add, passwd, disable/enable, remove, unlock, list, import-htpasswd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from authgate.auth import accounts
+from authgate.auth import accounts, unlocks
 from authgate.auth.passwords import make_context
 from authgate.cli.common import fail, print_table, run_account_command
 from authgate.cli.datadir import location, login_address
@@ -52,6 +52,14 @@ def register(sub: Any) -> None:
     listing = cmds.add_parser("list", help="list users")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_list)
+
+    unlock = cmds.add_parser(
+        "unlock", help="lift a login lockout (429 \"too many failed logins\") at once, in every running authgate",
+        description="Forget the failed logins of a user (from every address) or of a client address, so the "
+                    "next login is checked normally. Locks otherwise end by themselves after 5 minutes.")
+    unlock.add_argument("name", nargs="?", help="the user (robots are never locked)")
+    unlock.add_argument("--address", help="a client address locked for failing with many names")
+    unlock.set_defaults(handler=_unlock)
 
     imp = cmds.add_parser("import-htpasswd", help="import bcrypt users from a registry htpasswd file")
     imp.add_argument("file", type=Path)
@@ -113,6 +121,23 @@ def _remove(args: argparse.Namespace) -> int:
     async def work(settings: Settings, db: Database) -> None:
         await accounts.remove_user(db, args.name)
         print(f"removed user {args.name} from {location(settings)}")
+
+    return run_account_command(args, work)
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    if not args.name and not args.address:
+        return fail("name a user to unlock, or give --address ADDR")
+
+    async def work(settings: Settings, db: Database) -> None:
+        if args.name:
+            if await accounts.find_user(db, args.name) is None:
+                raise accounts.AccountError(f"no user named {args.name!r} (see `authgate user list`)")
+            await unlocks.record_unlock(db, unlocks.user_target(args.name))
+            print(f"unlocked {args.name}: their next login is checked normally")
+        if args.address:
+            await unlocks.record_unlock(db, unlocks.address_target(args.address))
+            print(f"unlocked address {args.address}: its next logins are checked normally")
 
     return run_account_command(args, work)
 

@@ -143,3 +143,14 @@ class ConsoleSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class LoginUnlock(Base):
+    """An administrator's `authgate user unlock`: the login limiter (in memory, per process) forgets
+    the target's failures and locks when it next meets them with an older unlock applied."""
+
+    __tablename__ = "login_unlocks"
+
+    #: `user:NAME` or `address:ADDR`.
+    target: Mapped[str] = mapped_column(String(320), primary_key=True)
+    unlocked_at: Mapped[datetime] = mapped_column(UTCDateTime)

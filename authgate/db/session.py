@@ -13,6 +13,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from authgate.private_files import private_sqlite_file
+
+
 def _migrations_dir() -> Path:
     """Installed from a wheel the scripts are `authgate/migrations`; in a checkout, top-level `migrations/`."""
     package = Path(__file__).resolve().parent.parent
@@ -37,9 +40,10 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database:
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             # 0700 when created here: the database holds password hashes (an existing dir is left as is).
             Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))  # 0600 even in an existing 0755 directory
         kwargs: dict[str, Any] = {} if self.is_sqlite else {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:

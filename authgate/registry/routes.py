@@ -131,13 +131,24 @@ def match(method: str, path: str, query: Mapping[str, str] | None = None) -> Tar
                 f"{method} is not supported here; use {', '.join(allowed)}",
                 headers={"Allow": ", ".join(allowed)},
             )
-        return _target(entry, found.groupdict(), query or {})
+        return _target(entry, found.groupdict(), query or {}, method)
     raise RegistryError(ErrorCode.NAME_UNKNOWN, f"no registry endpoint at /v2/{path[:200]}", status=404)
 
 
-def _target(entry: RouteEntry, groups: dict[str, str], query: Mapping[str, str]) -> Target:
+def _reference(raw: str, method: str) -> Tag | Digest:
+    """A tag that cannot exist is unknown to a read (404 MANIFEST_UNKNOWN, as distribution answers;
+    OCI defines no TAG_INVALID); only a PUT that would create it is told it is invalid (400)."""
+    try:
+        return parse_reference(raw)
+    except RegistryError as exc:
+        if method in ("GET", "HEAD") and exc.code is ErrorCode.TAG_INVALID:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, f"no manifest tagged {raw[:200]!r}: not a valid tag") from None
+        raise
+
+
+def _target(entry: RouteEntry, groups: dict[str, str], query: Mapping[str, str], method: str) -> Target:
     repository = RepositoryName.parse(groups["name"]) if "name" in groups else None
-    reference = parse_reference(groups["reference"]) if "reference" in groups else None
+    reference = _reference(groups["reference"], method) if "reference" in groups else None
     digest = Digest.parse(groups["digest"]) if "digest" in groups else None
     upload_id = groups.get("upload")
     if upload_id is not None and not _UPLOAD_ID_RE.fullmatch(upload_id):

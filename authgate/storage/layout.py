@@ -20,6 +20,7 @@ import os
 import uuid
 from pathlib import Path
 
+from authgate.private_files import private_directory
 from authgate.reference import Digest, RepositoryName, Tag
 
 
@@ -32,6 +33,7 @@ class Layout:
         self.repositories = root / "repositories"
 
     def create(self) -> None:
+        private_directory(self.root, "blob store")  # private images, even in an existing 0755 data dir
         for directory in (self.blobs, self.uploads, self.tmp, self.repositories):
             directory.mkdir(parents=True, exist_ok=True)
 

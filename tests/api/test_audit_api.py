@@ -182,7 +182,10 @@ def test_notifications_are_off_without_a_secret(tmp_path: Path) -> None:
 
 def test_request_id_is_echoed_or_made(tmp_path: Path) -> None:
     async def body() -> None:
-        async with client(tmp_path) as (http, audit):
+        async with client(tmp_path / "direct") as (http, _):
+            planted = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
+            assert planted.headers["x-request-id"] != "abc-123", "only a trusted proxy names requests"
+        async with client(tmp_path, trusted_proxies=("127.0.0.1",)) as (http, audit):
             given = await http.get("/healthz", headers={"X-Request-ID": "abc-123"})
             assert given.headers["x-request-id"] == "abc-123"
             made = await http.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})

@@ -163,3 +163,83 @@ def test_answered_before_the_body_ended_closes_the_connection() -> None:
         assert transport.written.startswith(b"HTTP/1.1 401 ") and transport.closed
 
     asyncio.run(main())
+
+
+async def _read_all_then_202(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 202, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _connect_shared(state: ServerState, max_connections: int, app: Any = _read_all_then_202
+                    ) -> tuple[asyncio.Protocol, FakeTransport]:
+    cls = protocol_class(max_connections)
+    assert not isinstance(cls, str)
+    protocol = cls(config=Config(app=app, log_config=None), server_state=state, app_state={})  # type: ignore[call-arg]
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_silent_body_closes_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A POST /token declaring 16,000 bytes and sending one now and then held its connection for ever.
+    monkeypatch.setattr(http_protocol, "BODY_IDLE_TIMEOUT", 0.1)
+
+    async def main() -> None:
+        silent, silent_transport = _connect(_read_all_then_202)
+        trickle, trickle_transport = _connect(_read_all_then_202)
+        for protocol in (silent, trickle):
+            protocol.data_received(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 16000\r\n\r\na")
+        for _ in range(10):  # one byte every 0.04 s: slow, never silent for 0.1 s
+            await asyncio.sleep(0.04)
+            trickle.data_received(b"a")
+        assert silent_transport.closed and not silent_transport.written, "closed, nothing to answer"
+        assert not trickle_transport.closed
+
+    asyncio.run(main())
+
+
+def test_an_idle_keep_alive_connection_is_not_timed_as_slow_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Go clients keep idle connections 90 s: closing one they are about to reuse resets their request.
+    monkeypatch.setattr(http_protocol, "HEADER_TIMEOUT", 0.05)
+
+    async def main() -> None:
+        protocol, transport = _connect(_read_all_then_202)
+        protocol.data_received(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(0.3)
+        assert transport.written.startswith(b"HTTP/1.1 202 ") and not transport.closed
+        protocol.data_received(b"GET /v2/ HTTP/1.1\r\n")  # the next request starts: its headers are timed
+        await asyncio.sleep(0.3)
+        assert transport.closed
+
+    asyncio.run(main())
+
+
+def test_past_max_connections_the_longest_idle_is_closed_else_503() -> None:
+    async def main() -> None:
+        state = ServerState()
+        first, first_transport = _connect_shared(state, 2)
+        second, second_transport = _connect_shared(state, 2)
+        for protocol in (first, second):
+            protocol.data_received(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            await _settle()
+        assert not first_transport.closed and not second_transport.closed
+        third, third_transport = _connect_shared(state, 2)
+        assert first_transport.closed and not second_transport.closed and not third_transport.closed
+        first.connection_lost(None)
+        for protocol in (second, third):  # both busy: a body is on its way
+            protocol.data_received(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\na")
+        fourth, fourth_transport = _connect_shared(state, 2)
+        assert fourth_transport.closed and fourth_transport.written.startswith(b"HTTP/1.1 503 ")
+        assert b"retry-after: 1" in fourth_transport.written
+        assert not second_transport.closed and not third_transport.closed
+
+    asyncio.run(main())

@@ -67,7 +67,10 @@ def test_incomplete_mount_falls_back_to_upload(query: dict[str, str]) -> None:
     [
         ("GET", "Alice/app/manifests/latest", ErrorCode.NAME_INVALID),
         ("GET", "a//b/tags/list", ErrorCode.NAME_INVALID),
-        ("GET", "alice/app/manifests/-bad", ErrorCode.TAG_INVALID),
+        # A tag that cannot exist is unknown on read (as distribution answers), invalid on write.
+        ("GET", "alice/app/manifests/-bad", ErrorCode.MANIFEST_UNKNOWN),
+        ("HEAD", "alice/app/manifests/" + "t" * 129, ErrorCode.MANIFEST_UNKNOWN),
+        ("PUT", "alice/app/manifests/-bad", ErrorCode.TAG_INVALID),
         ("GET", "alice/app/manifests/sha256:abc", ErrorCode.DIGEST_INVALID),
         ("GET", "alice/app/blobs/md5:" + "a" * 32, ErrorCode.DIGEST_INVALID),
         ("GET", "alice/app/blobs/latest", ErrorCode.DIGEST_INVALID),
