@@ -19,10 +19,12 @@ from typing import cast
 
 import httpx
 
+from authgate.registry.numbers import decimal
+
 _HEAD_LIMIT = 64 * 1024
 #: Bytes buffered from the upstream before reading pauses (flow control; memory stays flat).
 _HIGH_WATER = 4 * 1024 * 1024
-_SKIP_HEADERS = frozenset({"host", "connection", "keep-alive", "accept-encoding", "transfer-encoding", "te"})
+_SKIP_HEADERS = frozenset({b"host", b"connection", b"keep-alive", b"accept-encoding", b"transfer-encoding", b"te"})
 
 
 class _Wire(asyncio.Protocol):
@@ -134,13 +136,20 @@ class BlobTransport(httpx.AsyncBaseTransport):
             assert wire.transport is not None
             wire.transport.close()
             raise
+        if status in (204, 304, 416):
+            # No body to relay; Go's http.ServeContent announces the blob's length on a 416 and
+            # sends nothing, which would read as a connection cut short.
+            assert wire.transport is not None
+            wire.transport.close()
+            kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+            return httpx.Response(status, headers=[*kept, ("Content-Length", "0")], content=b"", request=request)
         framing = {name.lower(): value for name, value in headers}
-        length = framing.get("content-length", "")
-        if "transfer-encoding" in framing or not length.isdigit():
+        length = decimal(framing.get("content-length", "").strip())
+        if "transfer-encoding" in framing or length is None:
             assert wire.transport is not None
             wire.transport.close()
             return await self.inner.handle_async_request(request)
-        return httpx.Response(status, headers=headers, stream=_Body(wire, rest, int(length), self.read_timeout),
+        return httpx.Response(status, headers=headers, stream=_Body(wire, rest, length, self.read_timeout),
                               request=request)
 
     async def _connect(self, url: httpx.URL) -> _Wire:
@@ -159,11 +168,12 @@ class BlobTransport(httpx.AsyncBaseTransport):
         return wire
 
     def _request_head(self, request: httpx.Request) -> bytes:
-        target = request.url.raw_path.decode("ascii")
-        lines = [f"GET {target} HTTP/1.1", f"Host: {request.url.netloc.decode('ascii')}"]
-        lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() not in _SKIP_HEADERS]
-        lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        """The request head as bytes; header values pass as the client sent them (a latin-1 or
+        UTF-8 `User-Agent` is no reason to fail a pull)."""
+        lines = [b"GET " + request.url.raw_path + b" HTTP/1.1", b"Host: " + request.url.netloc]
+        lines += [name + b": " + value for name, value in request.headers.raw if name.lower() not in _SKIP_HEADERS]
+        lines.append(b"Connection: close")
+        return b"\r\n".join(lines) + b"\r\n\r\n"
 
     async def _response_head(self, wire: _Wire) -> tuple[int, list[tuple[str, str]], bytes]:
         received = b""
@@ -177,7 +187,8 @@ class BlobTransport(httpx.AsyncBaseTransport):
         head, _, rest = received.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        status = decimal(parts[1]) if len(parts) >= 2 and len(parts[1]) == 3 else None
+        if status is None or not parts[0].startswith("HTTP/1."):
             raise httpx.RemoteProtocolError(f"illegal status line from upstream: {status_line[:80]!r}")
         headers = []
         for line in header_lines:
@@ -185,4 +196,4 @@ class BlobTransport(httpx.AsyncBaseTransport):
             if not sep or not name or name != name.strip():
                 raise httpx.RemoteProtocolError("malformed header line from upstream")
             headers.append((name, value.strip()))
-        return int(parts[1]), headers, rest
+        return status, headers, rest

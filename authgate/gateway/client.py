@@ -21,6 +21,7 @@ import httpx
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.blobwire import BlobTransport
 from authgate.gateway.credentials import UpstreamAuth
+from authgate.gateway.failures import MAX_ERROR_BODY, relayed_failure
 from authgate.scope import Scope
 from authgate.settings import Settings
 
@@ -45,7 +46,6 @@ _RETRY_AFTER = {"Retry-After": "5"}
 #: httpcore reads 64 KiB per receive; blobs move through the gateway with far less
 #: per-chunk work (parsing, awaits, buffer copies) at 1 MiB. A class-level tunable of httpcore's.
 _READ_SIZE = 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
 
 
 class Upstream:
@@ -122,7 +122,11 @@ class Upstream:
         target), sent without credentials unless it is on the upstream itself.
         """
         target = url or self.base + path
-        request_headers = httpx.Headers(headers)
+        # Values pass as bytes: Starlette reads header bytes as latin-1, and httpx would encode
+        # str values as ASCII (a `User-Agent: é` was a UnicodeEncodeError, so a 500).
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        request_headers = httpx.Headers([(name.encode("latin-1"), value.encode("latin-1", "replace"))
+                                        for name, value in items])
         if authenticate and (url is None or self.is_upstream(url)):
             authorization = await self.auth.authorization(scopes)
             if authorization:
@@ -137,29 +141,31 @@ class Upstream:
         return response
 
     async def _reject(self, method: str, what: str, response: httpx.Response) -> None:
-        """An upstream 401 means authgate's own credentials were refused; a 5xx is the upstream's
-        failure. Neither is the client's business beyond "try again later"."""
+        """An upstream 401 means authgate's own credentials were refused: "try again later", and
+        `/readyz` says why. A 5xx is the upstream's own failure, relayed as one (`failures`)."""
         try:
-            body = await _read_bounded(response, 2048)
+            body = await _read_bounded(response, MAX_ERROR_BODY)
         except httpx.HTTPError:
             body = b""
         finally:
             await response.aclose()
         status = response.status_code
-        if status == 401:
-            reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
-            self.not_ready[NOT_READY_KEY] = reason
-        else:
-            reason = f"the upstream registry failed with status {status}"
         log.error(
             "upstream %s answered %s to %s %s: %s", self.base, status, method, what,
             body.decode("utf-8", "replace")[:500], extra={"upstream": self.base},
         )
+        if status != 401:
+            raise relayed_failure(status, body, self.base)
+        reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
+        self.not_ready[NOT_READY_KEY] = reason
         raise RegistryError(ErrorCode.UNAVAILABLE, f"{reason}; try again later", headers=_RETRY_AFTER)
 
     def failure(self, method: str, what: str, exc: Exception) -> RegistryError:
         """Map a transport failure to the OCI error the client gets, and log it naming the upstream."""
-        if isinstance(exc, httpx.PoolTimeout):
+        if isinstance(exc, httpx.PoolTimeout) and NOT_READY_KEY in self.not_ready:
+            # Waiting for a connection because connecting fails: say what the operator must fix.
+            message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, False
+        elif isinstance(exc, httpx.PoolTimeout):
             message, code, down = "the upstream registry is saturated", ErrorCode.UNAVAILABLE, False
         elif isinstance(exc, httpx.ConnectTimeout):
             message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, True

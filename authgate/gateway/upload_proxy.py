@@ -24,6 +24,7 @@ from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
 from authgate.reference import Digest
+from authgate.registry.numbers import content_range, decimal, declared_length, out_of_order
 from authgate.scope import Scope
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class UploadProxy:
         `mount` is the (digest, source repository) the guard parsed and checked; the client's raw
         `mount`/`from` never reach the upstream, so an unparsed value cannot mount what was not checked."""
         query = request.query_params
+        claimed = _claimed_digest(query.get("digest")) if "digest" in query else None
         path = f"/v2/{repository}/blobs/uploads/"
         params = {"mount": mount[0], "from": mount[1]} if mount else None
         response = await self.upstream.send("POST", path, scopes=scopes, params=params,
@@ -62,11 +64,12 @@ class UploadProxy:
         try:
             upload_id = _upload_id(response)
             location = self._upstream_location(response)
-            session = self.sessions.open(upload_id, repository, location)
+            session = self.sessions.open(upload_id, repository, location,
+                                         claimed.algorithm if claimed else "sha256")
         except RegistryError:
             await response.aclose()
             raise
-        if "digest" not in query:
+        if claimed is None:
             return UploadResult(await empty(self.upstream, response))
         # Monolithic upload: the body goes in as a PATCH, then the checked commit.
         await response.aclose()
@@ -92,6 +95,11 @@ class UploadProxy:
         upstream session, so nothing unverified can be committed later."""
         try:
             claimed = _claimed_digest(request.query_params.get("digest"))
+            if not session.hash_with(claimed.algorithm):
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID, f"this upload's earlier chunks were hashed as {session.algorithm}: "
+                    f"gateway mode verifies a {claimed.algorithm} digest when the bytes come in the request "
+                    "that names it (POST ?digest= or one PUT); push the blob again that way")
         except RegistryError:
             await self._abandon(session, scopes)
             raise
@@ -128,18 +136,19 @@ class UploadProxy:
                       *, put: bool) -> httpx.Response:
         """Stream the request body to the upstream session as a PATCH, hashing as it passes; the
         bytes count for the session only once the upstream confirms it holds exactly them."""
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise RegistryError(ErrorCode.SIZE_INVALID, "Content-Length must be a number of bytes")
-            if session.size + int(declared) > self.max_blob_size:
-                await self._abandon(session, scopes)
-                raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes")
+        declared = declared_length(request.headers)
+        chunk = content_range(request.headers)
+        if chunk is not None and chunk[0] != session.size:
+            # A retried or out-of-order chunk: appending it would corrupt the blob (as embedded).
+            raise out_of_order(chunk[0], session.size)
+        if declared is not None and session.size + declared > self.max_blob_size:
+            await self._abandon(session, scopes)
+            raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes")
         headers = {"Content-Type": "application/octet-stream"}
         if declared is not None:
-            headers["Content-Length"] = declared
-        if not put and request.headers.get("content-range"):
-            headers["Content-Range"] = request.headers["content-range"]
+            headers["Content-Length"] = str(declared)
+        if not put and chunk is not None:
+            headers["Content-Range"] = f"{chunk[0]}-{chunk[1]}"
         digesting = Digesting(session, self.max_blob_size)
         body = read_ahead(digesting.wrap(request.stream()))
         try:
@@ -169,6 +178,10 @@ class UploadProxy:
                                 "start it again")
         digesting.commit(session)
         session.location = self._upstream_location(response, session.location)
+        if chunk is not None and session.size != chunk[1] + 1:
+            await response.aclose()
+            raise RegistryError(ErrorCode.SIZE_INVALID, f"the chunk ended at byte {session.size - 1}, not {chunk[1]} "
+                                "as Content-Range said; check the upload status and resume")
         return response
 
     async def _commit(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]) -> UploadResult:
@@ -188,7 +201,12 @@ class UploadProxy:
             await self._abandon(session, scopes)
             return UploadResult(await relay(self.upstream, response))
         self.sessions.discard(session)
-        return UploadResult(await empty(self.upstream, response), committed=(actual, session.size))
+        created = await empty(self.upstream, response)
+        # The blob as the client named it: distribution 2.8 answers a sha512 upload with its
+        # canonical sha256 (and serves the blob under both).
+        created.headers["docker-content-digest"] = str(claimed)
+        created.headers["location"] = self.upstream.public_url(f"/v2/{session.repository}/blobs/{claimed}")
+        return UploadResult(created, committed=(actual, session.size))
 
     async def _abandon(self, session: UploadSession, scopes: Sequence[Scope]) -> None:
         """Forget the session and cancel it upstream (best effort: the upstream may be the thing
@@ -227,11 +245,8 @@ def _upload_id(response: httpx.Response) -> str:
 
 def _claimed_digest(raw: str | None) -> Digest:
     if not raw:
-        raise RegistryError(ErrorCode.DIGEST_INVALID, "the final PUT needs ?digest=sha256:…")
-    digest = Digest.parse(raw)
-    if digest.algorithm != "sha256":
-        raise RegistryError(ErrorCode.DIGEST_INVALID, "gateway mode verifies sha256 digests only")
-    return digest
+        raise RegistryError(ErrorCode.DIGEST_INVALID, "the final PUT needs ?digest=<algorithm>:<hex>")
+    return Digest.parse(raw)
 
 
 def _has_body(request: Request) -> bool:
@@ -250,6 +265,4 @@ def _range_end(value: str | None) -> int | None:
     if not value:
         return None
     start, _, end = value.removeprefix("bytes=").partition("-")
-    if start != "0" or not end.isdigit():
-        return None
-    return int(end)
+    return decimal(end) if start == "0" else None

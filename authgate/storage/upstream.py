@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
-from authgate.gateway.catalog import filtered_catalog
+from authgate.gateway.catalog import filtered_catalog, tag_list
 from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import upstream_auth
 from authgate.gateway.responses import empty, relay
@@ -29,6 +29,7 @@ from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
+from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.context import audit
 from authgate.registry.guard import client_address
 from authgate.registry.routes import Target
@@ -55,7 +56,7 @@ class UpstreamBackend:
         self._handlers: dict[str, Handler] = {
             "base": self._base,
             "catalog": self._catalog,
-            "tags_list": self._passthrough,
+            "tags_list": self._tags_list,
             "referrers": self._passthrough,
             "manifest_get": self._passthrough,
             "manifest_put": self._manifest_put,
@@ -81,7 +82,7 @@ class UpstreamBackend:
         return JSONResponse({})
 
     async def _passthrough(self, request: Request, target: Target, identity: Identity) -> Response:
-        """Manifests, tag lists, referrers: the same request upstream, the answer streamed back."""
+        """Manifests, referrers: the same request upstream, the answer streamed back."""
         headers = [(name, value) for name, value in request.headers.items()
                    if name in ("accept", "if-none-match", "user-agent")]
         response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
@@ -92,9 +93,15 @@ class UpstreamBackend:
                         digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
+    async def _tags_list(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await tag_list(self.upstream, request, str(target.repository), target.needed_scopes())
+
     async def _blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
         """Blobs, with `Range`; an upstream redirect (object storage) is followed or passed on."""
-        headers = {"Range": request.headers["range"]} if "range" in request.headers else {}
+        headers = {}
+        if "range" in request.headers:
+            check_byte_range(request.headers["range"])
+            headers["Range"] = request.headers["range"]
         scopes = target.needed_scopes()
         response = await self.upstream.send(request.method, _path(request), scopes=scopes, headers=headers)
         if request.method == "GET" and response.status_code in (200, 206, *_REDIRECTS) and self.audit_pulls == "all":
@@ -110,7 +117,9 @@ class UpstreamBackend:
             url = str(response.request.url.join(location))
             await response.aclose()
             response = await self.upstream.send(request.method, "", url=url, scopes=scopes, headers=headers)
-        return await relay(self.upstream, response)
+        # Named as asked: distribution answers a sha512 blob with its canonical sha256.
+        named = {"docker-content-digest": str(target.digest)} if response.status_code in (200, 206) else None
+        return await relay(self.upstream, response, headers=named)
 
     async def _catalog(self, request: Request, target: Target, identity: Identity) -> Response:
         address = client_address(request)
@@ -241,8 +250,7 @@ class UpstreamBackend:
 
 
 def _length(response: httpx.Response) -> int | None:
-    raw = response.headers.get("content-length", "")
-    return int(raw) if raw.isdigit() else None
+    return decimal(response.headers.get("content-length", "").strip())
 
 
 def _path(request: Request) -> str:
