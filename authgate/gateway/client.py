@@ -98,9 +98,27 @@ class Upstream:
             # Never route upstream traffic through a proxy named in the environment.
             trust_env=False,
         )
+        # The health check has a connection of its own: `/readyz` tells whether the upstream
+        # answers, not whether clients hold every pooled connection (a balancer would drop the
+        # replica because of one user's load).
+        self._health = self.client
+        if isinstance(transport, BlobTransport):
+            self._health = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=httpx.Limits(
+                    max_connections=1, max_keepalive_connections=1, keepalive_expiry=30)),
+                timeout=httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout),
+                verify=verify, follow_redirects=False, trust_env=False,
+            )
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._health is not self.client:
+            await self._health.aclose()
+
+    def describe(self) -> str:
+        """The upstream as the start-up log names it (no credentials in it)."""
+        parts = urlsplit(self.base)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -115,6 +133,7 @@ class Upstream:
         content: Any = None,
         url: str | None = None,
         authenticate: bool = True,
+        health: bool = False,
     ) -> httpx.Response:
         """Send one request and return the response with its body unread; the caller closes it.
 
@@ -131,9 +150,10 @@ class Upstream:
             authorization = await self.auth.authorization(scopes)
             if authorization:
                 request_headers["Authorization"] = authorization
-        request = self.client.build_request(method, target, params=params, headers=request_headers, content=content)
+        client = self._health if health else self.client
+        request = client.build_request(method, target, params=params, headers=request_headers, content=content)
         try:
-            response = await self.client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self.failure(method, path or target, exc) from None
         if response.status_code == 401 or response.status_code >= 500:
@@ -248,7 +268,7 @@ class Upstream:
     async def check(self) -> bool:
         """Ping `GET /v2/` once; set or clear `/readyz`'s upstream reason."""
         try:
-            response = await self.send("GET", "/v2/")
+            response = await self.send("GET", "/v2/", health=True)
             await response.aclose()
         except RegistryError as exc:
             self.not_ready.setdefault(NOT_READY_KEY, exc.message)

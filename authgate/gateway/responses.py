@@ -6,11 +6,11 @@ client before the next is read (uvicorn's flow control pauses us while the clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from authgate.gateway.client import Upstream
 from authgate.gateway.pipe import read_ahead
@@ -30,6 +30,18 @@ class ProxiedBody(StreamingResponse):
         super().__init__(self._chunks, status_code=status_code, headers=headers)
         self._upstream = upstream
         self._response = response
+        #: Called once the response is over, however it ended (the caller's upstream slot).
+        self.on_close: list[Callable[[], None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the client left before streaming began (stream_response never ran).
+            await self._chunks.aclose()
+            await self._response.aclose()
+            for callback in self.on_close:
+                callback()
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

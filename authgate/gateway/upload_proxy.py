@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
+from authgate.gateway.fairness import BodyIdle, within
 from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
@@ -39,10 +40,12 @@ class UploadResult:
 
 
 class UploadProxy:
-    def __init__(self, upstream: Upstream, sessions: UploadSessions, max_blob_size: int) -> None:
+    def __init__(self, upstream: Upstream, sessions: UploadSessions, max_blob_size: int, idle: float = 60.0) -> None:
         self.upstream = upstream
         self.sessions = sessions
         self.max_blob_size = max_blob_size
+        #: Seconds a client may stay silent mid-body before the upload is cancelled.
+        self.idle = idle
 
     async def start(self, request: Request, repository: str, scopes: Sequence[Scope],
                     mount: tuple[str, str] | None = None) -> UploadResult:
@@ -150,13 +153,18 @@ class UploadProxy:
         if not put and chunk is not None:
             headers["Content-Range"] = f"{chunk[0]}-{chunk[1]}"
         digesting = Digesting(session, self.max_blob_size)
-        body = read_ahead(digesting.wrap(request.stream()))
+        body = read_ahead(digesting.wrap(within(request.stream(), self.idle)))
         try:
             response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
                                                 content=body)
         except BodyTooLarge:
             await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
+        except BodyIdle:
+            log.info("client sent nothing for %s s during upload %s; cancelling it", self.idle, session.upload_id)
+            await self._abandon(session, scopes)
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, f"the client sent nothing for {self.idle:g} s; "
+                                "start the upload again", status=408) from None
         except ClientDisconnect:
             log.info("client went away during upload %s; cancelling it upstream", session.upload_id)
             await self._abandon(session, scopes)

@@ -23,7 +23,8 @@ from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.catalog import filtered_catalog, tag_list
 from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import upstream_auth
-from authgate.gateway.responses import empty, relay
+from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
+from authgate.gateway.responses import ProxiedBody, empty, relay
 from authgate.gateway.tags import current_digest, denied_immutable, immutable_tags_on
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
@@ -50,7 +51,9 @@ class UpstreamBackend:
         self.resources = resources
         self.upstream = upstream
         self.sessions = UploadSessions(settings.upload_max_age)
-        self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size)
+        self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size, settings.upstream_timeout)
+        self.slots = PerUserSlots(settings.upstream_max_per_user, settings.upstream_connect_timeout)
+        self.idle = settings.upstream_timeout
         self.max_manifest_size = settings.max_manifest_size
         self.audit_pulls = settings.audit_pulls
         self._handlers: dict[str, Handler] = {
@@ -74,7 +77,20 @@ class UpstreamBackend:
         handler = self._handlers.get(target.route.handler)
         if handler is None:
             raise RegistryError(ErrorCode.UNSUPPORTED, f"{target.route.handler} is not supported in gateway mode")
-        return await handler(request, target, identity)
+        if target.route.handler == "base":
+            return await handler(request, target, identity)
+        # The caller's upstream slot, held until the response is over (a streamed body too).
+        release = await self.slots.acquire(_user_key(request, identity))
+        try:
+            response = await handler(request, target, identity)
+        except BaseException:
+            release()
+            raise
+        if isinstance(response, ProxiedBody):
+            response.on_close.append(release)
+        else:
+            release()
+        return response
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -138,7 +154,11 @@ class UpstreamBackend:
         tag = target.tag
         previous = None
         try:
-            body = await _read_manifest(request, self.max_manifest_size)
+            try:
+                body = await _read_manifest(request, self.max_manifest_size, self.idle)
+            except BodyIdle:
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, f"the client sent nothing for {self.idle:g} s",
+                                    status=408) from None
             digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
             if isinstance(reference, Digest) and digest != reference:
                 raise RegistryError(ErrorCode.DIGEST_INVALID, f"manifest digest is {digest}, not {reference}")
@@ -253,14 +273,21 @@ def _length(response: httpx.Response) -> int | None:
     return decimal(response.headers.get("content-length", "").strip())
 
 
+def _user_key(request: Request, identity: Identity) -> str:
+    """Whose slots a request uses: the subject, or the address for anonymous callers."""
+    if identity.subject.is_anonymous:
+        return f"anonymous@{client_address(request)}"
+    return str(identity.subject)
+
+
 def _path(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
-async def _read_manifest(request: Request, limit: int) -> bytes:
+async def _read_manifest(request: Request, limit: int, idle: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in within(request.stream(), idle):
         size += len(chunk)
         if size > limit:
             raise RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
@@ -289,6 +316,10 @@ async def open_upstream(
     settings = resources.settings
     tokens = resources.auth.tokens if resources.auth else None
     upstream = Upstream(settings, upstream_auth(settings, tokens), resources.not_ready, transport)
+    auth = settings.upstream_auth_mode + (f", audience {settings.upstream_audience}"
+                                          if settings.upstream_auth_mode == "token" else "")
+    log.info("gateway mode: /v2/ goes to the upstream registry %s (upstream_auth %s)", upstream.describe(), auth,
+             extra={"upstream": upstream.describe()})
     backend = UpstreamBackend(resources, upstream)
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:

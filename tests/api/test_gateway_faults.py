@@ -132,10 +132,15 @@ async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.M
         server.close()
 
 
-async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with gateway(tmp_path, monkeypatch, upstream="http://127.0.0.1:9") as (http, _):
+        # The operator learns at start where /v2/ goes (and with which credentials mode).
+        assert "gateway mode: /v2/ goes to the upstream registry http://127.0.0.1:9 (upstream_auth none)" in caplog.text
         response = await http.put("/v2/alice/app/manifests/latest", content=b"{}", headers=ALICE)
         assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
+        assert "upstream registry is unreachable" in response.json()["errors"][0]["message"]
         assert "127.0.0.1:9" not in response.text
         assert (await http.get("/readyz")).status_code == 503
 
