@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -98,21 +98,55 @@ class UploadProxy:
         upstream session, so nothing unverified can be committed later."""
         try:
             claimed = _claimed_digest(request.query_params.get("digest"))
-            if not session.hash_with(claimed.algorithm):
-                raise RegistryError(
-                    ErrorCode.DIGEST_INVALID, f"this upload's earlier chunks were hashed as {session.algorithm}: "
-                    f"gateway mode verifies a {claimed.algorithm} digest when the bytes come in the request "
-                    "that names it (POST ?digest= or one PUT); push the blob again that way")
         except RegistryError:
             await self._abandon(session, scopes)
             raise
+        rehash = not session.hash_with(claimed.algorithm)
         if with_body:
             response = await self._append(request, session, scopes, put=True)
             if response.status_code != 202:
                 await self._abandon(session, scopes)
                 return UploadResult(await relay(self.upstream, response))
             await response.aclose()
+        if rehash:
+            return await self._commit_rehashed(session, claimed, scopes)
         return await self._commit(session, claimed, scopes)
+
+    async def _commit_rehashed(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]
+                               ) -> UploadResult:
+        """A chunked upload whose final PUT names another algorithm than its chunks were hashed
+        with (sha512 after sha256 chunks). The bytes are committed under the digest authgate
+        verified, then copied through the checksum pipeline into a new session committed only if
+        the claimed digest matches: nothing unverified reaches the blob namespace, at the price
+        of moving this (rare) blob twice."""
+        verified = Digest.parse(digest_of(session))
+        first = await self._commit(session, verified, scopes)
+        if first.committed is None:
+            return first  # the upstream refused; its answer is relayed
+        pull = [scope.with_actions({"pull"}) for scope in scopes[:1]]
+        source = await self.upstream.send("GET", f"/v2/{session.repository}/blobs/{verified}", scopes=pull)
+        if source.status_code != 200:
+            await source.aclose()
+            raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry lost a blob it just committed; "
+                                "try again later", headers={"Retry-After": "5"})
+        try:
+            opened = await self.upstream.send("POST", f"/v2/{session.repository}/blobs/uploads/", scopes=scopes,
+                                              headers={"Content-Length": "0"})
+            await opened.aclose()
+            if opened.status_code != 202:
+                raise RegistryError(ErrorCode.UNAVAILABLE, f"the upstream registry answered {opened.status_code} "
+                                    "to a new upload; try again later", headers={"Retry-After": "5"})
+            copy = UploadSession(_upload_id(opened), session.repository, self._upstream_location(opened),
+                                 algorithm=claimed.algorithm, hasher=claimed.hasher())
+            length = {"Content-Length": str(session.size)}
+            response = await self._stream(copy, source.aiter_raw(), length, scopes)
+        finally:
+            await source.aclose()
+        if response.status_code != 202:
+            await self._abandon(copy, scopes)
+            return UploadResult(await relay(self.upstream, response))
+        await response.aclose()
+        return await self._commit(copy, claimed, scopes)
 
     async def status(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
         session = self.sessions.get(upload_id, repository)
@@ -152,14 +186,8 @@ class UploadProxy:
             headers["Content-Length"] = str(declared)
         if not put and chunk is not None:
             headers["Content-Range"] = f"{chunk[0]}-{chunk[1]}"
-        digesting = Digesting(session, self.max_blob_size)
-        body = read_ahead(digesting.wrap(within(request.stream(), self.idle)))
         try:
-            response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
-                                                content=body)
-        except BodyTooLarge:
-            await self._abandon(session, scopes)
-            raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
+            response = await self._stream(session, within(request.stream(), self.idle), headers, scopes)
         except BodyIdle:
             log.info("client sent nothing for %s s during upload %s; cancelling it", self.idle, session.upload_id)
             await self._abandon(session, scopes)
@@ -169,6 +197,25 @@ class UploadProxy:
             log.info("client went away during upload %s; cancelling it upstream", session.upload_id)
             await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "the client disconnected mid-upload") from None
+        if chunk is not None and response.status_code == 202 and session.size != chunk[1] + 1:
+            await response.aclose()
+            raise RegistryError(ErrorCode.SIZE_INVALID, f"the chunk ended at byte {session.size - 1}, not {chunk[1]} "
+                                "as Content-Range said; check the upload status and resume")
+        return response
+
+    async def _stream(self, session: UploadSession, source: AsyncIterable[bytes], headers: dict[str, str],
+                      scopes: Sequence[Scope]) -> httpx.Response:
+        """PATCH `source` into the upstream session, hashing as it passes; the bytes count for the
+        session only once the upstream confirms it holds exactly them. Failures abandon the session
+        (the client's going away and silence are the caller's to explain)."""
+        digesting = Digesting(session, self.max_blob_size)
+        body = read_ahead(digesting.wrap(source))
+        try:
+            response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
+                                                content=body)
+        except BodyTooLarge:
+            await self._abandon(session, scopes)
+            raise RegistryError(ErrorCode.TOO_LARGE, f"blobs are limited to {self.max_blob_size} bytes") from None
         except RegistryError:
             await self._abandon(session, scopes)
             raise
@@ -186,10 +233,6 @@ class UploadProxy:
                                 "start it again")
         digesting.commit(session)
         session.location = self._upstream_location(response, session.location)
-        if chunk is not None and session.size != chunk[1] + 1:
-            await response.aclose()
-            raise RegistryError(ErrorCode.SIZE_INVALID, f"the chunk ended at byte {session.size - 1}, not {chunk[1]} "
-                                "as Content-Range said; check the upload status and resume")
         return response
 
     async def _commit(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]) -> UploadResult:

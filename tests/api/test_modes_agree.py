@@ -218,6 +218,29 @@ async def test_sha512_post_then_put(http: httpx.AsyncClient) -> None:
     assert response.headers["docker-content-digest"] == _sha512(data)
 
 
+async def test_sha512_chunked(http: httpx.AsyncClient) -> None:
+    """The algorithm is named only by the final PUT, after the chunks passed."""
+    chunks = [b"first chunk " * 500, b"second chunk " * 300, b"last"]
+    data = b"".join(chunks)
+    location = await _start(http, "bob/sha512")
+    offset = 0
+    for chunk in chunks[:-1]:
+        response = await _patch(http, location, chunk, f"{offset}-{offset + len(chunk) - 1}")
+        assert response.status_code == 202, response.text
+        offset += len(chunk)
+        location = response.headers["location"]
+    done = await http.put(_with_digest(location, _sha512(data)), content=chunks[-1], headers=BOB)
+    assert done.status_code == 201, done.text
+    assert done.headers["docker-content-digest"] == _sha512(data)
+    pulled = await http.get(f"/v2/bob/sha512/blobs/{_sha512(data)}", headers=BOB)
+    assert pulled.status_code == 200 and pulled.content == data
+    wrong = await _start(http, "bob/sha512")
+    assert (await _patch(http, wrong, b"abc", "0-2")).status_code == 202
+    refused = await http.put(_with_digest(wrong, _sha512(b"abd")), headers=BOB)
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert (await http.head(f"/v2/bob/sha512/blobs/{_sha512(b'abd')}", headers=BOB)).status_code == 404
+
+
 async def test_a_wrong_sha512_is_refused(http: httpx.AsyncClient) -> None:
     data = b"the real bytes"
     response = await http.post("/v2/bob/sha512/blobs/uploads/", params={"digest": _sha512(b"other bytes")},
