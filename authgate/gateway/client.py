@@ -118,7 +118,7 @@ class Upstream:
     def describe(self) -> str:
         """The upstream as the start-up log names it (no credentials in it)."""
         parts = urlsplit(self.base)
-        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
     # -- requests -----------------------------------------------------------------------------
 
