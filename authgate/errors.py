@@ -72,10 +72,15 @@ class RegistryError(Exception):
         self.headers = dict(headers or {})
         super().__init__(f"{code.name}: {self.message}")
 
+    @property
+    def code_name(self) -> str:
+        """The `code` clients see; an error relayed from an upstream registry keeps the upstream's."""
+        return self.code.name
+
 
 def error_body(errors: Iterable[RegistryError]) -> bytes:
     return json.dumps(
-        {"errors": [{"code": e.code.name, "message": e.message, "detail": e.detail} for e in errors]}
+        {"errors": [{"code": e.code_name, "message": e.message, "detail": e.detail} for e in errors]}
     ).encode()
 
 

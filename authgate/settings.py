@@ -68,7 +68,8 @@ class Settings:
     #: upstream in `auth: token` mode trusting authgate's certificate). Empty: basic if a
     #: username is set, else none.
     upstream_auth: Literal["", "none", "basic", "token"] = ""
-    #: The `aud` of tokens authgate mints for the upstream (its `auth.token.service`); default `service`.
+    #: The `aud` of tokens authgate mints for the upstream (its `auth.token.service`); default
+    #: `<service>-upstream`: never `service`, or every user's own token would work at the upstream.
     upstream_service: str = ""
     #: Redirects the upstream gives for blob downloads (object storage): `follow` streams the
     #: target through authgate; `pass` hands the redirect to the client.
@@ -79,6 +80,9 @@ class Settings:
     #: Seconds between background health checks of the upstream (feeds `/readyz`).
     upstream_health_interval: float = 10.0
     upstream_max_connections: int = 100
+    #: Upstream requests one user (or one anonymous address) may have in flight at once; more wait
+    #: briefly, then get 429, so one user cannot hold every upstream connection.
+    upstream_max_per_user: int = 25
     #: CA bundle to verify an https upstream; empty uses the system store.
     upstream_ca: Path | None = None
     tls_cert: Path | None = None
@@ -126,6 +130,11 @@ class Settings:
     @property
     def token_server_only(self) -> bool:
         return bool(self.registry_url)
+
+    @property
+    def upstream_audience(self) -> str:
+        """The `aud` of tokens authgate mints for the upstream: never one /token gives users."""
+        return self.upstream_service or f"{self.service}-upstream"
 
     @property
     def upstream_auth_mode(self) -> str:
@@ -269,8 +278,12 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{name} must be a positive number of seconds")
     if settings.max_connections < 1:
         raise SettingsError("max_connections must be at least 1")
-    if settings.upstream_max_connections < 1:
-        raise SettingsError("upstream_max_connections must be at least 1")
+    if settings.upstream_max_connections < 1 or settings.upstream_max_per_user < 1:
+        raise SettingsError("upstream_max_connections and upstream_max_per_user must be at least 1")
+    if settings.upstream_service and settings.upstream_service == settings.service:
+        raise SettingsError(f"upstream_service must differ from service ({settings.service!r}): the upstream "
+                            "would accept the token any user gets from /token; leave it empty for "
+                            f"{settings.service}-upstream")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key must be set together")
     for proxy in settings.trusted_proxies:

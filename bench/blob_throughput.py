@@ -251,6 +251,17 @@ def peak_rss_mib(pid: int | None) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU the process has used so far (/proc/PID/stat), seconds."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def big_blob_rss(registry: Distribution, workdir: Path, size: int) -> float | None:
     """Push one `size` blob into the embedded store; authgate's peak RSS (MiB) afterwards."""
     blob = workdir / "big-blob"
@@ -290,6 +301,7 @@ def main() -> int:
     registry = None
     results: dict[str, dict[str, float]] = {}
     rss: dict[str, float | None] = {}
+    pull_cpu: dict[str, float | None] = {}
     try:
         blob = workdir / "blob"
         print(f"making a {size / 1024**2:.0f} MiB random blob …", flush=True)
@@ -303,15 +315,24 @@ def main() -> int:
                 targets[name] = TARGETS[name]()
                 targets[name].start(registry, workdir / name)
             times: dict[str, dict[str, list[float]]] = {n: {"push": [], "pull": []} for n in names}
+            cpu: dict[str, list[float]] = {n: [] for n in names}
             for run in range(args.repeat):
                 for name, target in targets.items():
                     repository = f"{USER}/{name}-{run}"
                     os.sync()
                     times[name]["push"].append(push(target, repository, blob, digest, workdir))
+                    # CPU of the process serving the pull (the registry itself for `direct`): unlike
+                    # MiB/s, barely moved by other load on the machine.
+                    server = registry.daemon.process.pid if name == "direct" else target.pid
+                    before = cpu_seconds(server)
                     times[name]["pull"].append(pull(target, repository, digest, size))
+                    after = cpu_seconds(server)
+                    if before is not None and after is not None:
+                        cpu[name].append((after - before) * 1024**3 / size)
             for name, target in targets.items():
                 results[name] = {op: size / statistics.median(times[name][op]) for op in ("push", "pull")}
                 rss[name] = peak_rss_mib(target.pid)
+                pull_cpu[name] = statistics.median(cpu[name]) if cpu[name] else None
                 print(f"  {name:8} push {results[name]['push'] / 1024**2:8.1f} MiB/s   "
                       f"pull {results[name]['pull'] / 1024**2:8.1f} MiB/s", flush=True)
         finally:
@@ -325,13 +346,17 @@ def main() -> int:
             registry.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     base = results["direct"]
-    print(f"\nblob {size / 1024**2:.0f} MiB, median of {args.repeat}; ratio = target / direct (same run)")
-    print(f"{'target':10}{'push MiB/s':>12}{'ratio':>8}{'pull MiB/s':>12}{'ratio':>8}{'peak RSS MiB':>14}")
+    print(f"\nblob {size / 1024**2:.0f} MiB, median of {args.repeat}; ratio = target / direct (same run); "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("pull CPU = CPU seconds per GiB pulled of the serving process (the registry for direct; the gateway's "
+          "registry adds about direct's figure)")
+    print(f"{'target':10}{'push MiB/s':>12}{'ratio':>8}{'pull MiB/s':>12}{'ratio':>8}{'pull CPU':>10}"
+          f"{'peak RSS MiB':>14}")
     for name, figures in results.items():
-        peak = rss.get(name)
+        peak, used = rss.get(name), pull_cpu.get(name)
         print(f"{name:10}{figures['push'] / 1024**2:12.1f}{figures['push'] / base['push']:8.2f}"
               f"{figures['pull'] / 1024**2:12.1f}{figures['pull'] / base['pull']:8.2f}"
-              f"{'' if peak is None else f'{peak:.0f}':>14}")
+              f"{'' if used is None else f'{used:.2f}':>10}{'' if peak is None else f'{peak:.0f}':>14}")
     return 0
 
 

@@ -1,15 +1,20 @@
-"""`GET /v2/_catalog` in gateway mode: the upstream's catalog, filtered by the caller's pull permission.
+"""Listings in gateway mode: `/v2/_catalog` filtered by the caller's pull permission, and tag lists.
 
-The upstream's catalog is unfiltered (docs/client-compat.md §6), so authgate walks it in large pages
-and keeps only repositories the live policy lets the caller pull, then paginates the result with
-`n`/`last` and a `Link` header as the spec describes. A continuation cursor is always a name the
-caller may see: names of hidden repositories never leave authgate.
+A stock registry's catalog is unfiltered (it serves `registry:catalog:*` to whoever holds it), so
+authgate walks it in large pages and keeps only repositories the live policy lets the caller pull,
+then paginates the result with `n`/`last` and a `Link` header exactly as the embedded store does
+(`authgate.registry.numbers.page_size`). A continuation cursor is always a name the caller may
+see: names of hidden repositories never leave authgate.
+
+Tag lists are read whole from the upstream (following its pages, if it pages) and paged here, so
+`n`, `last` and `Link` behave as in embedded mode whatever the upstream does (distribution 2.8
+ignores `n` on tag lists).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,12 +24,12 @@ from starlette.responses import JSONResponse, Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
 from authgate.gateway.responses import relay
+from authgate.registry.listing import paginate
+from authgate.registry.numbers import page_size
 from authgate.scope import Scope
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE = 100
-MAX_PAGE = 1000
 #: Entries asked of the upstream per request (distribution's default `catalog.maxentries`).
 _UPSTREAM_PAGE = 1000
 #: Bounds one catalog request's walk over the upstream (100 000 repositories).
@@ -32,22 +37,12 @@ _MAX_UPSTREAM_PAGES = 100
 _CATALOG_SCOPE = [Scope("registry", "catalog", frozenset({"*"}))]
 
 
-def page_size(request: Request) -> int:
-    raw = request.query_params.get("n")
-    if raw is None or raw == "":
-        return DEFAULT_PAGE
-    # ASCII only (isdigit also takes "²"); a longer number is "as many as you give", never int()'s
-    # 5000 digits (a ValueError, so a 500).
-    digits = raw.lstrip("0")
-    if not raw.isascii() or not raw.isdigit() or not digits:
-        raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, "n must be a positive number")
-    return min(int(digits), MAX_PAGE) if len(digits) <= 9 else MAX_PAGE
-
-
 async def filtered_catalog(upstream: Upstream, request: Request, visible: Callable[[list[str]], list[str]]
                            ) -> Response:
     """One page of the repositories `visible` keeps (in order), after `?last=`, at most `?n=`."""
-    n = page_size(request)
+    n = page_size(request.query_params)
+    if n == 0:
+        return JSONResponse({"repositories": []})
     cursor = request.query_params.get("last", "")
     found: list[str] = []
     exhausted = False
@@ -58,7 +53,7 @@ async def filtered_catalog(upstream: Upstream, request: Request, visible: Callab
         response = await upstream.send("GET", "/v2/_catalog", scopes=_CATALOG_SCOPE, params=params)
         if response.status_code != 200:
             return await relay(upstream, response)
-        names = _repositories(await upstream.read_json(response), upstream.base)
+        names = _names(await upstream.read_json(response), "repositories", upstream.base)
         found.extend(visible([name for name in names if name > cursor]))
         if len(names) < _UPSTREAM_PAGE or "link" not in response.headers or len(found) > n:
             exhausted = len(found) <= n
@@ -70,16 +65,38 @@ async def filtered_catalog(upstream: Upstream, request: Request, visible: Callab
     page = found[:n]
     headers = {}
     if not exhausted and page:
-        query = urlencode({"last": page[-1], "n": n})
+        query = urlencode({"n": n, "last": page[-1]})
         headers["Link"] = f'</v2/_catalog?{query}>; rel="next"'
     return JSONResponse({"repositories": page}, headers=headers)
 
 
-def _repositories(document: Any, base: str) -> list[str]:
-    names = document.get("repositories") if isinstance(document, dict) else None
+def _names(document: Any, key: str, base: str) -> list[str]:
+    """The sorted list of strings under `key` (`repositories`, `tags`); a null list is empty."""
+    names = document.get(key) if isinstance(document, dict) else None
     if names is None:
         names = []
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        log.warning("upstream %s answered a malformed catalog", base)
+        log.warning("upstream %s answered a malformed %s list", base, key)
         raise RegistryError(ErrorCode.UNAVAILABLE, "the upstream registry answered garbage; try again later")
     return sorted(names)
+
+
+async def tag_list(upstream: Upstream, request: Request, repository: str, scopes: Sequence[Scope]) -> Response:
+    """`GET /v2/<name>/tags/list`: the upstream's tags, paged as the embedded store pages them."""
+    path = f"/v2/{repository}/tags/list"
+    tags: set[str] = set()
+    params = {"n": str(_UPSTREAM_PAGE)}
+    for _ in range(_MAX_UPSTREAM_PAGES):
+        response = await upstream.send("GET", path, scopes=scopes, params=params)
+        if response.status_code != 200:
+            return await relay(upstream, response)
+        more = "link" in response.headers
+        names = _names(await upstream.read_json(response), "tags", upstream.base)
+        tags.update(names)
+        if not more or not names:
+            break
+        params = {"n": str(_UPSTREAM_PAGE), "last": max(names)}
+    else:
+        log.warning("tag list walk stopped after %s upstream pages of %s", _MAX_UPSTREAM_PAGES, upstream.base)
+    page, headers = paginate(sorted(tags), request.query_params, path)
+    return JSONResponse({"name": repository, "tags": page}, headers=headers)

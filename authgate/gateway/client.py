@@ -21,6 +21,7 @@ import httpx
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.blobwire import BlobTransport
 from authgate.gateway.credentials import UpstreamAuth
+from authgate.gateway.failures import MAX_ERROR_BODY, relayed_failure
 from authgate.scope import Scope
 from authgate.settings import Settings
 
@@ -45,7 +46,6 @@ _RETRY_AFTER = {"Retry-After": "5"}
 #: httpcore reads 64 KiB per receive; blobs move through the gateway with far less
 #: per-chunk work (parsing, awaits, buffer copies) at 1 MiB. A class-level tunable of httpcore's.
 _READ_SIZE = 1024 * 1024
-_MAX_ERROR_BODY = 64 * 1024
 
 
 class Upstream:
@@ -98,9 +98,27 @@ class Upstream:
             # Never route upstream traffic through a proxy named in the environment.
             trust_env=False,
         )
+        # The health check has a connection of its own: `/readyz` tells whether the upstream
+        # answers, not whether clients hold every pooled connection (a balancer would drop the
+        # replica because of one user's load).
+        self._health = self.client
+        if isinstance(transport, BlobTransport):
+            self._health = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=httpx.Limits(
+                    max_connections=1, max_keepalive_connections=1, keepalive_expiry=30)),
+                timeout=httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout),
+                verify=verify, follow_redirects=False, trust_env=False,
+            )
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._health is not self.client:
+            await self._health.aclose()
+
+    def describe(self) -> str:
+        """The upstream as the start-up log names it (no credentials in it)."""
+        parts = urlsplit(self.base)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -115,6 +133,7 @@ class Upstream:
         content: Any = None,
         url: str | None = None,
         authenticate: bool = True,
+        health: bool = False,
     ) -> httpx.Response:
         """Send one request and return the response with its body unread; the caller closes it.
 
@@ -122,14 +141,19 @@ class Upstream:
         target), sent without credentials unless it is on the upstream itself.
         """
         target = url or self.base + path
-        request_headers = httpx.Headers(headers)
+        # Values pass as bytes: Starlette reads header bytes as latin-1, and httpx would encode
+        # str values as ASCII (a `User-Agent: é` was a UnicodeEncodeError, so a 500).
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        request_headers = httpx.Headers([(name.encode("latin-1"), value.encode("latin-1", "replace"))
+                                        for name, value in items])
         if authenticate and (url is None or self.is_upstream(url)):
             authorization = await self.auth.authorization(scopes)
             if authorization:
                 request_headers["Authorization"] = authorization
-        request = self.client.build_request(method, target, params=params, headers=request_headers, content=content)
+        client = self._health if health else self.client
+        request = client.build_request(method, target, params=params, headers=request_headers, content=content)
         try:
-            response = await self.client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self.failure(method, path or target, exc) from None
         if response.status_code == 401 or response.status_code >= 500:
@@ -137,29 +161,31 @@ class Upstream:
         return response
 
     async def _reject(self, method: str, what: str, response: httpx.Response) -> None:
-        """An upstream 401 means authgate's own credentials were refused; a 5xx is the upstream's
-        failure. Neither is the client's business beyond "try again later"."""
+        """An upstream 401 means authgate's own credentials were refused: "try again later", and
+        `/readyz` says why. A 5xx is the upstream's own failure, relayed as one (`failures`)."""
         try:
-            body = await _read_bounded(response, 2048)
+            body = await _read_bounded(response, MAX_ERROR_BODY)
         except httpx.HTTPError:
             body = b""
         finally:
             await response.aclose()
         status = response.status_code
-        if status == 401:
-            reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
-            self.not_ready[NOT_READY_KEY] = reason
-        else:
-            reason = f"the upstream registry failed with status {status}"
         log.error(
             "upstream %s answered %s to %s %s: %s", self.base, status, method, what,
             body.decode("utf-8", "replace")[:500], extra={"upstream": self.base},
         )
+        if status != 401:
+            raise relayed_failure(status, body, self.base)
+        reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
+        self.not_ready[NOT_READY_KEY] = reason
         raise RegistryError(ErrorCode.UNAVAILABLE, f"{reason}; try again later", headers=_RETRY_AFTER)
 
     def failure(self, method: str, what: str, exc: Exception) -> RegistryError:
         """Map a transport failure to the OCI error the client gets, and log it naming the upstream."""
-        if isinstance(exc, httpx.PoolTimeout):
+        if isinstance(exc, httpx.PoolTimeout) and NOT_READY_KEY in self.not_ready:
+            # Waiting for a connection because connecting fails: say what the operator must fix.
+            message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, False
+        elif isinstance(exc, httpx.PoolTimeout):
             message, code, down = "the upstream registry is saturated", ErrorCode.UNAVAILABLE, False
         elif isinstance(exc, httpx.ConnectTimeout):
             message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, True
@@ -242,7 +268,7 @@ class Upstream:
     async def check(self) -> bool:
         """Ping `GET /v2/` once; set or clear `/readyz`'s upstream reason."""
         try:
-            response = await self.send("GET", "/v2/")
+            response = await self.send("GET", "/v2/", health=True)
             await response.aclose()
         except RegistryError as exc:
             self.not_ready.setdefault(NOT_READY_KEY, exc.message)

@@ -114,5 +114,5 @@ def upstream_auth(settings: Settings, tokens: TokenService | None = None) -> Ups
     if mode == "token":
         if tokens is None:
             raise RuntimeError("upstream_auth token needs authgate's token service (signing keys)")
-        return MintedTokenAuth(ServiceMinter(tokens, settings.upstream_service or settings.service))
+        return MintedTokenAuth(ServiceMinter(tokens, settings.upstream_audience))
     return NoAuth()

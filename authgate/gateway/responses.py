@@ -6,12 +6,13 @@ client before the next is read (uvicorn's flow control pauses us while the clien
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
+from authgate.gateway.blobwire import LEAN_WIRE
 from authgate.gateway.client import Upstream
 from authgate.gateway.pipe import read_ahead
 
@@ -26,10 +27,24 @@ class ProxiedBody(StreamingResponse):
 
     def __init__(self, upstream: Upstream, response: httpx.Response, status_code: int,
                  headers: Mapping[str, str]) -> None:
-        self._chunks = read_ahead(response.aiter_raw())
-        super().__init__(self._chunks, status_code=status_code, headers=headers)
+        raw = response.aiter_raw()
+        self._pipe = None if response.extensions.get(LEAN_WIRE) else read_ahead(raw)
+        super().__init__(self._pipe or raw, status_code=status_code, headers=headers)
         self._upstream = upstream
         self._response = response
+        #: Called once the response is over, however it ended (the caller's upstream slot).
+        self.on_close: list[Callable[[], None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the client left before streaming began (stream_response never ran).
+            if self._pipe is not None:
+                await self._pipe.aclose()
+            await self._response.aclose()
+            for callback in self.on_close:
+                callback()
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -40,7 +55,8 @@ class ProxiedBody(StreamingResponse):
             self._upstream.failure("GET", self._response.request.url.path, exc)
             return
         finally:
-            await self._chunks.aclose()
+            if self._pipe is not None:
+                await self._pipe.aclose()
             await self._response.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -32,10 +32,25 @@ class UploadSession:
     #: The upstream's latest URL for this session (with its signed `_state`): every step and the
     #: cancellation use it, so what a client puts in the query cannot steer the upstream.
     location: str
+    #: The digest algorithm bytes are hashed with: sha256 unless the client named another before
+    #: sending any (`POST ?digest=sha512:…`, or a final `PUT` carrying the whole blob).
+    algorithm: str = "sha256"
     hasher: Any = field(default_factory=hashlib.sha256)
     size: int = 0
     created: float = field(default_factory=time.monotonic)
     busy: bool = False
+
+    def hash_with(self, algorithm: str) -> bool:
+        """Hash with `algorithm` from here on; possible only before any byte passed (False then).
+
+        One algorithm per session: hashing every upload with both sha256 and sha512 would cost
+        the gateway about half its push throughput for a digest few clients use."""
+        if algorithm == self.algorithm:
+            return True
+        if self.size:
+            return False
+        self.algorithm, self.hasher = algorithm, hashlib.new(algorithm)
+        return True
 
 
 class UploadSessions:
@@ -47,7 +62,7 @@ class UploadSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, upload_id: str, repository: str, location: str) -> UploadSession:
+    def open(self, upload_id: str, repository: str, location: str, algorithm: str = "sha256") -> UploadSession:
         """Track a new session; when full, the oldest idle one is forgotten (its client then gets
         BLOB_UPLOAD_UNKNOWN and restarts), so abandoned uploads cannot lock everyone out."""
         if len(self._sessions) >= self.max_sessions:
@@ -57,6 +72,7 @@ class UploadSessions:
                                     headers={"Retry-After": "60"})
             del self._sessions[oldest.upload_id]
         session = UploadSession(upload_id, repository, location)
+        session.hash_with(algorithm)
         self._sessions[upload_id] = session
         return session
 
@@ -135,4 +151,4 @@ class Digesting:
 
 
 def digest_of(session: UploadSession) -> str:
-    return "sha256:" + str(session.hasher.hexdigest())
+    return f"{session.algorithm}:{session.hasher.hexdigest()}"

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.registry.context import Handler, Stores, audit, empty
+from authgate.registry.numbers import BYTE_RANGE_RE
 from authgate.registry.routes import Target
-
-#: ASCII digits, at most 19 (see `context.decimal`); a longer number is no range we could serve.
-_RANGE_RE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(start, length) of a single `bytes=` range (RFC 9110 14.1.2); anything else is a 416."""
-    found = _RANGE_RE.fullmatch(header.strip())
+    found = BYTE_RANGE_RE.fullmatch(header.strip())
     unsatisfiable = RegistryError(ErrorCode.RANGE_INVALID, f"cannot serve range {header[:80]!r} of a {size}-byte "
                                   "blob; ask for one range bytes=START-END", status=416,
                                   headers={"Content-Range": f"bytes */{size}"})

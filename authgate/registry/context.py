@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,16 +14,13 @@ from authgate.audit.events import AuditEvent
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName
+from authgate.registry import numbers
 from authgate.registry.guard import record_audit
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
 from authgate.settings import Settings
 from authgate.storage.base import BlobStore, ManifestStore
 
-
-#: Sizes and offsets from headers: ASCII digits only (`str.isdigit` also takes "²", which `int` refuses)
-#: and at most 19 of them, so every value fits 63 bits and `int` never sees 5000 digits (a ValueError).
-_DECIMAL_RE = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +64,5 @@ def empty(status: int, headers: dict[str, str]) -> Response:
 
 
 def declared_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
-    value = decimal(raw.strip())
-    if value is None:
-        raise RegistryError(ErrorCode.SIZE_INVALID, f"Content-Length {raw[:40]!r} is not a number")
-    return value
-
-
-def decimal(raw: str) -> int | None:
-    """`raw` as a non-negative integer, or None unless it is 1 to 19 ASCII digits."""
-    return int(raw) if _DECIMAL_RE.fullmatch(raw) else None
+    """The request's `Content-Length` (see `numbers.declared_length`)."""
+    return numbers.declared_length(request.headers)

@@ -7,7 +7,7 @@ Pagination follows the spec ("Listing Tags"): `n` results after `last`, and a `L
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -19,25 +19,16 @@ from authgate.policy import filter_pullable
 from authgate.registry.context import Handler, Stores
 from authgate.registry.guard import client_address
 from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
+from authgate.registry.numbers import page_size
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
 
-#: The most results one page holds, whatever `n` asks (the spec lets a registry return fewer).
-PAGE_LIMIT = 1000
 
-
-def paginate(items: Sequence[str], request: Request, path: str) -> tuple[list[str], dict[str, str]]:
-    """The page after `last` of at most `n` items, and the `Link` header to the next page if any."""
-    raw_n = request.query_params.get("n")
-    limit = PAGE_LIMIT
-    if raw_n is not None:
-        if not raw_n.isascii() or not raw_n.isdigit():  # isdigit alone takes "²", which int() refuses
-            raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, f"n must be a non-negative integer, not "
-                                f"{raw_n[:40]!r}")
-        digits = raw_n.lstrip("0") or "0"
-        # A longer number is just "as many as you give": never hand int() thousands of digits (ValueError).
-        limit = min(int(digits), PAGE_LIMIT) if len(digits) <= 9 else PAGE_LIMIT
-    last = request.query_params.get("last")
+def paginate(items: Sequence[str], query: Mapping[str, str], path: str) -> tuple[list[str], dict[str, str]]:
+    """The page after `last` of at most `n` sorted `items`, and the `Link` header to the next page
+    if any (gateway mode pages what its upstream listed the same way)."""
+    limit = page_size(query)
+    last = query.get("last")
     remaining = [item for item in items if last is None or item > last]
     page = remaining[:limit]
     headers = {}
@@ -50,7 +41,7 @@ async def catalog(stores: Stores, request: Request, target: Target, identity: Id
     policy = resources_of(request).policy
     address = client_address(request)
     visible = filter_pullable(policy, identity.subject, await stores.manifests.repositories(), address)
-    page, headers = paginate(visible, request, "/v2/_catalog")
+    page, headers = paginate(visible, request.query_params, "/v2/_catalog")
     return JSONResponse({"repositories": page}, headers=headers)
 
 
@@ -60,7 +51,7 @@ async def tags_list(stores: Stores, request: Request, target: Target, identity: 
     if tags is None:
         raise RegistryError(ErrorCode.NAME_UNKNOWN, f"repository {target.repository} is not known to the registry",
                             detail={"name": str(target.repository)})
-    page, headers = paginate(tags, request, f"/v2/{target.repository}/tags/list")
+    page, headers = paginate(tags, request.query_params, f"/v2/{target.repository}/tags/list")
     return JSONResponse({"name": str(target.repository), "tags": page}, headers=headers)
 
 

@@ -6,8 +6,6 @@ matched. Refused pushes are audited with the reason.
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,10 +13,8 @@ from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest
 from authgate.registry.context import Handler, Stores, audit, blob_location, declared_length, empty, upload_headers
+from authgate.registry.numbers import content_range
 from authgate.registry.routes import Target
-
-#: ASCII digits, at most 19 (see `context.decimal`): `\d` also matches other scripts' digits.
-_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
 def _check_declared_size(stores: Stores, request: Request, already: int = 0) -> None:
@@ -80,25 +76,9 @@ async def upload_status(stores: Stores, request: Request, target: Target, identi
     return empty(204, upload_headers(target.repository, target.upload_id, size))
 
 
-def _content_range(request: Request) -> tuple[int, int] | None:
-    raw = request.headers.get("content-range")
-    if raw is None:
-        return None
-    found = _CONTENT_RANGE_RE.fullmatch(raw.strip())
-    if not found or int(found.group(2)) < int(found.group(1)):
-        raise RegistryError(ErrorCode.RANGE_INVALID, f"malformed Content-Range {raw[:80]!r}; send START-END",
-                            status=416)
-    start, end = int(found.group(1)), int(found.group(2))
-    length = declared_length(request)
-    if length is not None and length != end - start + 1:
-        raise RegistryError(ErrorCode.SIZE_INVALID, f"Content-Range {raw} is {end - start + 1} bytes but "
-                            f"Content-Length is {length}")
-    return start, end
-
-
 async def _append(stores: Stores, request: Request, target: Target) -> int:
     assert target.repository and target.upload_id
-    chunk = _content_range(request)
+    chunk = content_range(request.headers)
     size = await stores.blobs.upload_size(target.repository, target.upload_id)
     try:
         _check_declared_size(stores, request, size)

@@ -20,15 +20,17 @@ from starlette.responses import JSONResponse, Response
 
 from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
-from authgate.gateway.catalog import filtered_catalog
+from authgate.gateway.catalog import filtered_catalog, tag_list
 from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import upstream_auth
-from authgate.gateway.responses import empty, relay
+from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
+from authgate.gateway.responses import ProxiedBody, empty, relay
 from authgate.gateway.tags import current_digest, denied_immutable, immutable_tags_on
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
+from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.context import audit
 from authgate.registry.guard import client_address
 from authgate.registry.routes import Target
@@ -49,13 +51,15 @@ class UpstreamBackend:
         self.resources = resources
         self.upstream = upstream
         self.sessions = UploadSessions(settings.upload_max_age)
-        self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size)
+        self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size, settings.upstream_timeout)
+        self.slots = PerUserSlots(settings.upstream_max_per_user, settings.upstream_connect_timeout)
+        self.idle = settings.upstream_timeout
         self.max_manifest_size = settings.max_manifest_size
         self.audit_pulls = settings.audit_pulls
         self._handlers: dict[str, Handler] = {
             "base": self._base,
             "catalog": self._catalog,
-            "tags_list": self._passthrough,
+            "tags_list": self._tags_list,
             "referrers": self._passthrough,
             "manifest_get": self._passthrough,
             "manifest_put": self._manifest_put,
@@ -73,7 +77,20 @@ class UpstreamBackend:
         handler = self._handlers.get(target.route.handler)
         if handler is None:
             raise RegistryError(ErrorCode.UNSUPPORTED, f"{target.route.handler} is not supported in gateway mode")
-        return await handler(request, target, identity)
+        if target.route.handler == "base":
+            return await handler(request, target, identity)
+        # The caller's upstream slot, held until the response is over (a streamed body too).
+        release = await self.slots.acquire(_user_key(request, identity))
+        try:
+            response = await handler(request, target, identity)
+        except BaseException:
+            release()
+            raise
+        if isinstance(response, ProxiedBody):
+            response.on_close.append(release)
+        else:
+            release()
+        return response
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -81,7 +98,7 @@ class UpstreamBackend:
         return JSONResponse({})
 
     async def _passthrough(self, request: Request, target: Target, identity: Identity) -> Response:
-        """Manifests, tag lists, referrers: the same request upstream, the answer streamed back."""
+        """Manifests, referrers: the same request upstream, the answer streamed back."""
         headers = [(name, value) for name, value in request.headers.items()
                    if name in ("accept", "if-none-match", "user-agent")]
         response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
@@ -92,9 +109,15 @@ class UpstreamBackend:
                         digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
+    async def _tags_list(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await tag_list(self.upstream, request, str(target.repository), target.needed_scopes())
+
     async def _blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
         """Blobs, with `Range`; an upstream redirect (object storage) is followed or passed on."""
-        headers = {"Range": request.headers["range"]} if "range" in request.headers else {}
+        headers = {}
+        if "range" in request.headers:
+            check_byte_range(request.headers["range"])
+            headers["Range"] = request.headers["range"]
         scopes = target.needed_scopes()
         response = await self.upstream.send(request.method, _path(request), scopes=scopes, headers=headers)
         if request.method == "GET" and response.status_code in (200, 206, *_REDIRECTS) and self.audit_pulls == "all":
@@ -110,7 +133,9 @@ class UpstreamBackend:
             url = str(response.request.url.join(location))
             await response.aclose()
             response = await self.upstream.send(request.method, "", url=url, scopes=scopes, headers=headers)
-        return await relay(self.upstream, response)
+        # Named as asked: distribution answers a sha512 blob with its canonical sha256.
+        named = {"docker-content-digest": str(target.digest)} if response.status_code in (200, 206) else None
+        return await relay(self.upstream, response, headers=named)
 
     async def _catalog(self, request: Request, target: Target, identity: Identity) -> Response:
         address = client_address(request)
@@ -129,7 +154,11 @@ class UpstreamBackend:
         tag = target.tag
         previous = None
         try:
-            body = await _read_manifest(request, self.max_manifest_size)
+            try:
+                body = await _read_manifest(request, self.max_manifest_size, self.idle)
+            except BodyIdle:
+                raise RegistryError(ErrorCode.MANIFEST_INVALID, f"the client sent nothing for {self.idle:g} s",
+                                    status=408) from None
             digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
             if isinstance(reference, Digest) and digest != reference:
                 raise RegistryError(ErrorCode.DIGEST_INVALID, f"manifest digest is {digest}, not {reference}")
@@ -241,18 +270,24 @@ class UpstreamBackend:
 
 
 def _length(response: httpx.Response) -> int | None:
-    raw = response.headers.get("content-length", "")
-    return int(raw) if raw.isdigit() else None
+    return decimal(response.headers.get("content-length", "").strip())
+
+
+def _user_key(request: Request, identity: Identity) -> str:
+    """Whose slots a request uses: the subject, or the address for anonymous callers."""
+    if identity.subject.is_anonymous:
+        return f"anonymous@{client_address(request)}"
+    return str(identity.subject)
 
 
 def _path(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
-async def _read_manifest(request: Request, limit: int) -> bytes:
+async def _read_manifest(request: Request, limit: int, idle: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in within(request.stream(), idle):
         size += len(chunk)
         if size > limit:
             raise RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
@@ -281,6 +316,10 @@ async def open_upstream(
     settings = resources.settings
     tokens = resources.auth.tokens if resources.auth else None
     upstream = Upstream(settings, upstream_auth(settings, tokens), resources.not_ready, transport)
+    auth = settings.upstream_auth_mode + (f", audience {settings.upstream_audience}"
+                                          if settings.upstream_auth_mode == "token" else "")
+    log.info("gateway mode: /v2/ goes to the upstream registry %s (upstream_auth %s)", upstream.describe(), auth,
+             extra={"upstream": upstream.describe()})
     backend = UpstreamBackend(resources, upstream)
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:

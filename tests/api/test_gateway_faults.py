@@ -65,8 +65,10 @@ def _error(response: httpx.Response) -> str:
     (_raises(httpx.ConnectTimeout("connect timed out")), 503, "UNAVAILABLE"),
     (_raises(httpx.ReadTimeout("read timed out")), 504, "UPSTREAM_TIMEOUT"),
     (_raises(httpx.RemoteProtocolError("illegal status line")), 503, "UNAVAILABLE"),
-    (lambda request: httpx.Response(500, text="<html>Internal Server Error</html>"), 503, "UNAVAILABLE"),
-    (lambda request: httpx.Response(502, text="bad gateway"), 503, "UNAVAILABLE"),
+    # The upstream's own failure is relayed as one (502), not as authgate being unavailable.
+    (lambda request: httpx.Response(500, text="<html>Internal Server Error</html>"), 502, "UNKNOWN"),
+    (lambda request: httpx.Response(502, text="bad gateway"), 502, "UNKNOWN"),
+    (lambda request: httpx.Response(503, text="maintenance"), 503, "UNAVAILABLE"),
     (lambda request: httpx.Response(401, text="{}"), 503, "UNAVAILABLE"),
 ])
 async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -80,7 +82,7 @@ async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path, monkeypatch:
             assert response.status_code == status, (method, path, response.text)
             assert _error(response) == code
             assert "10.9.8.7" not in response.text and "Traceback" not in response.text
-            assert response.headers["retry-after"]
+            assert status == 502 or response.headers["retry-after"]
     assert "http://10.9.8.7:5000" in caplog.text
 
 
@@ -130,10 +132,15 @@ async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.M
         server.close()
 
 
-async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with gateway(tmp_path, monkeypatch, upstream="http://127.0.0.1:9") as (http, _):
+        # The operator learns at start where /v2/ goes (and with which credentials mode).
+        assert "gateway mode: /v2/ goes to the upstream registry http://127.0.0.1:9 (upstream_auth none)" in caplog.text
         response = await http.put("/v2/alice/app/manifests/latest", content=b"{}", headers=ALICE)
         assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
+        assert "upstream registry is unreachable" in response.json()["errors"][0]["message"]
         assert "127.0.0.1:9" not in response.text
         assert (await http.get("/readyz")).status_code == 503
 
@@ -172,8 +179,8 @@ async def test_storage_redirects_are_followed_or_passed(tmp_path: Path, monkeypa
 
 
 async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The lean blob-download wire against real sockets: a garbage status line, and a body cut
-    short of its Content-Length (the client's connection is then closed, never completed)."""
+    """The lean blob-download wire against real sockets: a garbage status line, a Content-Length
+    that is not a number, and a body cut short of its Content-Length (the client's connection is then closed, never completed)."""
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
@@ -186,7 +193,13 @@ async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         await writer.drain()
         writer.close()
 
-    for serve, expected in [(garbage, 503), (short, None)]:
+    async def superscript(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # "²" passes str.isdigit(), int() refuses it
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: \xc2\xb2\r\n\r\nxx")
+        await writer.drain()
+        writer.close()
+
+    for serve, expected in [(garbage, 503), (superscript, 503), (short, None)]:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
@@ -203,3 +216,39 @@ async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
                         pytest.fail(f"a short upstream body was answered as complete ({len(response.content)} B)")
         finally:
             server.close()
+
+
+async def test_an_upstream_error_is_relayed_as_502_with_its_oci_error(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """distribution answers 500 UNKNOWN to a manifest with foreign layers: the client sees why."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        return httpx.Response(500, json={"errors": [{
+            "code": "UNKNOWN", "message": "unknown error at http://10.9.8.7:5000",
+            "detail": {"reason": "invalid URL on layer", "at": "10.9.8.7:5000"}}]})
+
+    async with gateway(tmp_path, monkeypatch, upstream="http://10.9.8.7:5000", handler=handler) as (http, _):
+        response = await http.put("/v2/alice/app/manifests/v1", content=b"{}", headers=ALICE)
+        assert response.status_code == 502
+        error = response.json()["errors"][0]
+        assert error["code"] == "UNKNOWN" and error["detail"]["reason"] == "invalid URL on layer"
+        assert "10.9.8.7" not in response.text and "saturated" not in response.text
+        assert (await http.get("/readyz")).status_code == 200  # the upstream answered: it is up
+
+
+async def test_an_upload_range_that_is_not_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`"²".isdigit()` is true and `int("²")` raises: an upstream's `Range: 0-²` was a 500."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/alice/app/blobs/uploads/u1", "Range": "0-0",
+                                                "Docker-Upload-UUID": "u1"})
+        if request.method == "PATCH":
+            return httpx.Response(202, headers=[(b"Location", b"/v2/alice/app/blobs/uploads/u1"),
+                                                (b"Range", "0-\u00b2".encode())])
+        return httpx.Response(204)
+
+    async with gateway(tmp_path, monkeypatch, handler=handler) as (http, _):
+        start = await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)
+        response = await http.patch(start.headers["location"], content=b"abc", headers=ALICE)
+        assert response.status_code == 400 and _error(response) == "BLOB_UPLOAD_INVALID"

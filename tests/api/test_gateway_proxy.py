@@ -175,7 +175,7 @@ async def test_catalog_shows_only_what_the_caller_may_pull(
     first = await http.get("/v2/_catalog", params={"n": "1"}, headers=ALICE)
     assert len(first.json()["repositories"]) == 1
     link = first.headers["link"]
-    assert link.startswith("</v2/_catalog?last=alice%2F") and 'rel="next"' in link
+    assert link.startswith("</v2/_catalog?n=1&last=alice%2F") and 'rel="next"' in link
     rest = await http.get(link[1:link.index(">")], headers=ALICE)
     assert rest.json()["repositories"] == catalog[1:2]
     bad = await http.get("/v2/_catalog", params={"n": "-1"}, headers=ALICE)

@@ -211,7 +211,8 @@ def test_upstream_in_token_mode_trusts_only_authgate(tmp_path: Path, dockerd: Do
     bundle = tmp_path / "authgate.pem"
     server.cli("keys", "export-cert", "--output", str(bundle))
     registry = Distribution(tmp_path / "upstream", port=port,
-                            extra_config=token_auth_config(f"{server.url}/token", "authgate", "authgate", bundle))
+                            extra_config=token_auth_config(f"{server.url}/token", "authgate-upstream",
+                                                           "authgate", bundle))
     try:
         _users(server)
         assert httpx.post(f"{registry.url}/v2/alice/defended/blobs/uploads/").status_code == 401

@@ -51,3 +51,12 @@ def test_only_allowed_headers_pass() -> None:
         "docker-upload-uuid": "u", "range": "0-9", "oci-subject": "sha256:11",
         "docker-distribution-api-version": "registry/2.0",
     }
+
+
+@pytest.mark.parametrize(("upstream", "logged"), [
+    ("http://10.0.0.5:5000", "http://10.0.0.5:5000"),
+    ("https://gw:s3cret@reg.internal/prefix", "https://reg.internal/prefix"),  # never the credentials
+    ("http://[fd00::5]:5000", "http://[fd00::5]:5000"),
+])
+def test_the_start_up_log_names_the_upstream(upstream: str, logged: str) -> None:
+    assert _upstream(upstream).describe() == logged

@@ -48,3 +48,10 @@ def test_modes_from_settings_and_secrets_do_not_print() -> None:
     assert "s3cret-pw" not in repr(Settings(upstream_password="s3cret-pw"))
     with pytest.raises(RuntimeError, match="token service"):
         upstream_auth(Settings(upstream="http://u", upstream_auth="token"))
+
+
+def test_upstream_tokens_have_their_own_audience() -> None:
+    """A token /token gives a user (aud = `service`) must not be one the upstream accepts."""
+    assert Settings(upstream="http://u").upstream_audience == "authgate-upstream"
+    assert Settings(upstream="http://u", service="reg").upstream_audience == "reg-upstream"
+    assert Settings(upstream="http://u", upstream_service="mine").upstream_audience == "mine"
