@@ -12,9 +12,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
-from authgate.audit.http import require_admin
 from authgate.audit.service import audit_routes, open_audit
+from authgate.backends import open_backend
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
@@ -23,7 +24,7 @@ from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy import OwnNamespacePolicy
 from authgate.policy.store import PolicyStore
-from authgate.registry.backend import BACKEND_KEY, open_backend, registry_routes
+from authgate.registry.backend import registry_routes
 from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
 
@@ -73,6 +74,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
         *token_routes(),
         *registry_routes(),
+        *admin_routes(),
         *audit_routes(),
         # Last: the web console's paths never shadow the API's.
         *console_routes(),
@@ -104,8 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             if policy_store is not None:
                 await policy_store.start(app.state.resources)
                 stack.push_async_callback(policy_store.stop)
-            backend = await stack.enter_async_context(open_backend(app.state.resources))
-            app.state.resources.extras[BACKEND_KEY] = backend
+            app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             yield
 
     return Starlette(

@@ -15,18 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_ROUTE_KINDS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^/v2/?$"), "base"),
-    (re.compile(r"^/v2/_catalog$"), "catalog"),
-    (re.compile(r"^/v2/.+/blobs/uploads(/.*)?$"), "upload"),
-    (re.compile(r"^/v2/.+/blobs/[^/]+$"), "blob"),
-    (re.compile(r"^/v2/.+/manifests/[^/]+$"), "manifest"),
-    (re.compile(r"^/v2/.+/tags/list$"), "tags"),
-    (re.compile(r"^/v2/.+/referrers/[^/]+$"), "referrers"),
+from authgate.registry.routes import Kind, path_kind
+
+#: Route labels of the paths outside `/v2/` (those are labelled by `routes.path_kind`).
+_OTHER_ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/token$"), "token"),
     (re.compile(r"^/(healthz|readyz|metrics)$"), "probe"),
     (re.compile(r"^/admin/"), "admin"),
 ]
+#: Both upload kinds (the session and one upload in it) share a label, as they always have.
+_V2_LABELS = {kind: kind.value for kind in Kind} | {Kind.UPLOADS: "upload"}
 
 
 #: Methods counted under their own name; any other (clients may invent them) is `other`, so a
@@ -35,9 +33,13 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 def route_kind(path: str) -> str:
-    for pattern, kind in _ROUTE_KINDS:
+    """The route label of `path`: the `/v2/` table's own kinds, so the two never disagree."""
+    if path.startswith("/v2/") or path == "/v2":
+        kind = path_kind(path[4:])
+        return _V2_LABELS[kind] if kind is not None else "other"
+    for pattern, label in _OTHER_ROUTES:
         if pattern.match(path):
-            return kind
+            return label
     return "other"
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from authgate.audit.events import AuditSink
 from authgate.db.session import Database
 from authgate.policy import Authorizer
+from authgate.registry.routes import Backend
 from authgate.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ class Resources:
     audit: AuditSink
     #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
     auth: AuthServices | None = None
-    #: Filled by the subsystems that own them (keys, blob store, upstream client, …).
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.
+    backend: Backend | None = None
     #: Reasons the process is not ready (e.g. "policy invalid at start"); `/readyz` fails while any is set.
     not_ready: dict[str, str] = field(default_factory=dict)
     #: Problems that do not stop serving (e.g. a stale policy: the last good one decides); shown by

@@ -1,4 +1,5 @@
-"""Who is asking: the one identity type auth/, policy/, registry/ and audit/ all speak."""
+"""Who is asking: the one identity type auth/, policy/, registry/ and audit/ all speak, and the
+`Identity` of one request (who, and what their token grants) that auth/ proves and registry/ asks."""
 
 from __future__ import annotations
 
@@ -31,3 +32,17 @@ class Subject:
 
 
 ANONYMOUS = Subject("anonymous")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    subject: Subject
+    #: What the bearer token grants, per (type, name). None when the request carried Basic
+    #: credentials (accepted on /v2/ like the `registry` image): then the live policy alone decides.
+    token_access: dict[tuple[str, str], frozenset[str]] | None = None
+
+    def token_grants(self, resource_type: str, name: str) -> frozenset[str] | None:
+        """Actions the token grants on the resource; None means "no token limit" (Basic)."""
+        if self.token_access is None:
+            return None
+        return self.token_access.get((resource_type, name), frozenset())

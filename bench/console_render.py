@@ -102,9 +102,11 @@ async def main() -> None:
                 ):
                     median, p95, count = await _time(client, url, args.runs, headers)
                     print(f"  {label:24s} median {median:6.1f} ms   p95 {p95:6.1f} ms   ({count})")
-                resources.extras.pop("console_repository_cache", None)
+                store = registry_view.manifest_store(resources)
+                assert store is not None
+                registry_view.LISTED.pop(store, None)
                 start = time.perf_counter()
-                await registry_view.repositories(resources, registry_view.manifest_store(resources))
+                await registry_view.repositories(store)
                 print(f"  walking the store (every {registry_view.LIST_TTL:.0f} s at most): "
                       f"{(time.perf_counter() - start) * 1000:.1f} ms")
 

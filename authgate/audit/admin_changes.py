@@ -1,5 +1,5 @@
 """Admin changes made with the CLI (`authgate user add`, `team add`, `robot create`, `keys rotate`, …)
-go into the audit log too: `cli/main.py` calls `record_cli_change` after each command.
+go into the audit log too: `cli/main.py` records `cli_event` after each command (`authgate.cli.changes`).
 
 The actor is the operator, as `cli:<OS user>`: the CLI acts on the database directly, without an
 authgate login. The command's arguments are kept, except anything that looks like a secret (the
@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
-from authgate.audit.chain import record_now
 from authgate.audit.events import AuditEvent
 from authgate.subject import Subject
 
@@ -79,23 +77,3 @@ def cli_event(args: argparse.Namespace, exit_code: int) -> AuditEvent | None:
         reason=None if exit_code == 0 else f"exit status {exit_code}",
         details=_details(args),
     )
-
-
-def record_cli_change(args: argparse.Namespace, exit_code: int) -> None:
-    """Record an admin command's change; warn (never fail) when the log cannot be written."""
-    try:
-        event = cli_event(args, exit_code)
-        if event is None:
-            return
-        from authgate.cli.common import settings_from, with_database
-        from authgate.cli.datadir import DataDirError, database_missing
-
-        settings = settings_from(args)
-        if exit_code != 0 and database_missing(settings):
-            return  # a refused command in a directory without a database: creating one to log it would mislead
-        try:
-            with_database(settings, lambda db: record_now(db, event))
-        except DataDirError:
-            return  # the command failed on the same unusable data directory and said so already
-    except Exception as exc:  # the change itself is done; say so rather than hide it
-        print(f"authgate: warning: this change was not recorded in the audit log: {exc}", file=sys.stderr)

@@ -6,7 +6,6 @@ from contextlib import AsyncExitStack
 
 from starlette.routing import BaseRoute
 
-from authgate.audit.http import admin_routes
 from authgate.audit.notifications import notification_routes
 from authgate.audit.recorder import AuditRecorder
 from authgate.audit.webhook import WebhookSender
@@ -29,4 +28,5 @@ async def open_audit(settings: Settings, db: Database, stack: AsyncExitStack) ->
 
 
 def audit_routes() -> list[BaseRoute]:
-    return [*admin_routes(), *notification_routes()]
+    """The audit routes that need no login: registry notifications (the admin API is `admin_api`)."""
+    return notification_routes()

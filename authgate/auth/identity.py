@@ -6,8 +6,6 @@ route's needed actions against `Identity.token_grants(...)` and the live policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from starlette.requests import Request
 
 from authgate.audit import context
@@ -20,21 +18,7 @@ from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
 from authgate.errors import ErrorCode, RegistryError
 from authgate.resources import resources_of
-from authgate.subject import ANONYMOUS, Subject
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    subject: Subject
-    #: What the bearer token grants, per (type, name). None when the request carried Basic
-    #: credentials (accepted on /v2/ like the `registry` image): then the live policy alone decides.
-    token_access: dict[tuple[str, str], frozenset[str]] | None = None
-
-    def token_grants(self, resource_type: str, name: str) -> frozenset[str] | None:
-        """Actions the token grants on the resource; None means "no token limit" (Basic)."""
-        if self.token_access is None:
-            return None
-        return self.token_access.get((resource_type, name), frozenset())
+from authgate.subject import ANONYMOUS, Identity, Subject
 
 
 def client_address(request: Request) -> str | None:

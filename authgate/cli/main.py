@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from authgate.audit.admin_changes import record_cli_change
 from authgate.cli import audit as audit_commands
 from authgate.cli import db as db_commands
 from authgate.cli import gc as gc_commands
@@ -17,6 +16,7 @@ from authgate.cli import robots as robot_commands
 from authgate.cli import teams as team_commands
 from authgate.cli import tokens as token_commands
 from authgate.cli import users as user_commands
+from authgate.cli.changes import record_cli_change
 from authgate.cli import serve as serve_commands
 from authgate.cli import tls as tls_commands
 from authgate.cli.datadir import DataDirError, permission_message

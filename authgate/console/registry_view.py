@@ -11,19 +11,21 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from authgate.audit.query import AuditFilter, list_events
 from authgate.db.session import Database
 from authgate.errors import RegistryError
 from authgate.reference import Digest, RepositoryName, Tag
-from authgate.registry.backend import BACKEND_KEY
+from authgate.registry.embedded import EmbeddedBackend
 from authgate.registry.manifest_format import INDEX_TYPES
 from authgate.resources import Resources
 from authgate.storage.base import ManifestStore
 
 #: The repository list is walked from disk at most this often; pushes show within it.
 LIST_TTL = 2.0
-_CACHE_KEY = "console_repository_cache"
+#: (when walked, names) per store: one store per running app.
+LISTED: WeakKeyDictionary[ManifestStore, tuple[float, list[str]]] = WeakKeyDictionary()
 
 
 @dataclass
@@ -47,19 +49,19 @@ class ReferrerView:
 
 def manifest_store(resources: Resources) -> ManifestStore | None:
     """The embedded store's manifests, or None in gateway mode."""
-    stores = getattr(resources.extras.get(BACKEND_KEY), "stores", None)
-    return getattr(stores, "manifests", None)
+    backend = resources.backend
+    return backend.stores.manifests if isinstance(backend, EmbeddedBackend) else None
 
 
-async def repositories(resources: Resources, store: ManifestStore) -> list[str]:
+async def repositories(store: ManifestStore) -> list[str]:
     """Every repository name, sorted; cached for `LIST_TTL` seconds (a page of 10,000 names
     should not walk the disk on every keystroke of a search)."""
-    cached: tuple[float, list[str]] | None = resources.extras.get(_CACHE_KEY)
+    cached = LISTED.get(store)
     now = time.monotonic()
     if cached is not None and now - cached[0] < LIST_TTL:
         return cached[1]
     names = await store.repositories()
-    resources.extras[_CACHE_KEY] = (now, names)
+    LISTED[store] = (now, names)
     return names
 
 

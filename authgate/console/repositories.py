@@ -46,7 +46,7 @@ def _page_number(raw: str | None) -> int:
 async def visible_page(resources: Resources, subject: Subject, address: str | None, query: str,
                        number: int) -> tuple[list[str], int, int]:
     """(names on page `number`, total matching, last page number): search, then policy, then slice."""
-    names = await registry_view.repositories(resources, _store(resources))
+    names = await registry_view.repositories(_store(resources))
     if query:
         names = [n for n in names if query in n]
     visible = filter_pullable(resources.policy, subject, names, address)

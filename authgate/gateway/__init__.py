@@ -3,5 +3,5 @@
 `client` holds the pooled connection to the upstream and maps its failures to OCI errors;
 `credentials` says who authgate is to the upstream; `uploads` tracks the digest of every upload
 session as its bytes pass; `catalog` filters the upstream's catalog by the caller's permissions.
-The `/v2/` handlers that use them live in `authgate/storage/upstream.py`.
+`backend` is the `routes.Backend` that uses them, opened by `authgate.backends`.
 """

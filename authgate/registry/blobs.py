@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
-from authgate.registry.context import Handler, Stores, audit, empty
+from authgate.registry.context import Stores, audit, empty
 from authgate.registry.numbers import BYTE_RANGE_RE
 from authgate.registry.routes import Target
+from authgate.subject import Identity
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
@@ -66,6 +66,3 @@ async def blob_delete(stores: Stores, request: Request, target: Target, identity
                             detail={"digest": str(target.digest)})
     await audit(request, identity, target, "blob:delete", digest=str(target.digest))
     return empty(202, {"Docker-Content-Digest": str(target.digest)})
-
-
-HANDLERS: dict[str, Handler] = {"blob_get": blob_get, "blob_delete": blob_delete}

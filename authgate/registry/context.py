@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,6 @@ from starlette.responses import Response
 
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName
 from authgate.registry import numbers
@@ -20,6 +18,7 @@ from authgate.registry.routes import Target
 from authgate.resources import resources_of
 from authgate.settings import Settings
 from authgate.storage.base import BlobStore, ManifestStore
+from authgate.subject import Identity
 
 
 
@@ -28,9 +27,6 @@ class Stores:
     settings: Settings
     blobs: BlobStore
     manifests: ManifestStore
-
-
-Handler = Callable[[Stores, Request, Target, Identity], Awaitable[Response]]
 
 
 async def audit(request: Request, identity: Identity, target: Target, action: str, **fields: Any) -> None:

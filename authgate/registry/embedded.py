@@ -11,32 +11,67 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authgate.auth.identity import Identity
 from authgate.registry import blobs, listing, manifests, uploads
-from authgate.registry.context import Handler, Stores
+from authgate.registry.context import Stores
 from authgate.registry.routes import Target
 from authgate.settings import Settings
 from authgate.storage.filesystem import FilesystemBlobStore
 from authgate.storage.layout import Layout
 from authgate.storage.manifests import FilesystemManifestStore
 from authgate.storage.recovery import recover
+from authgate.subject import Identity
 
 log = logging.getLogger(__name__)
 
 
-async def _base(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
-    return JSONResponse({})
-
-
 class EmbeddedBackend:
+    """`routes.Backend` over the filesystem store; each operation is a function of `Stores` in the
+    module named after what it handles (blobs, uploads, manifests, listing)."""
+
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
-        self._handlers: dict[str, Handler] = {
-            "base": _base, **blobs.HANDLERS, **uploads.HANDLERS, **manifests.HANDLERS, **listing.HANDLERS,
-        }
 
-    async def handle(self, request: Request, target: Target, identity: Identity) -> Response:
-        return await self._handlers[target.route.handler](self.stores, request, target, identity)
+    async def base(self, request: Request, target: Target, identity: Identity) -> Response:
+        return JSONResponse({})
+
+    async def catalog(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await listing.catalog(self.stores, request, target, identity)
+
+    async def tags_list(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await listing.tags_list(self.stores, request, target, identity)
+
+    async def referrers(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await listing.referrers(self.stores, request, target, identity)
+
+    async def manifest_get(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await manifests.manifest_get(self.stores, request, target, identity)
+
+    async def manifest_put(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await manifests.manifest_put(self.stores, request, target, identity)
+
+    async def manifest_delete(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await manifests.manifest_delete(self.stores, request, target, identity)
+
+    async def blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await blobs.blob_get(self.stores, request, target, identity)
+
+    async def blob_delete(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await blobs.blob_delete(self.stores, request, target, identity)
+
+    async def upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await uploads.upload_start(self.stores, request, target, identity)
+
+    async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await uploads.upload_status(self.stores, request, target, identity)
+
+    async def upload_patch(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await uploads.upload_patch(self.stores, request, target, identity)
+
+    async def upload_put(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await uploads.upload_put(self.stores, request, target, identity)
+
+    async def upload_cancel(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await uploads.upload_cancel(self.stores, request, target, identity)
 
 
 def store_layout(settings: Settings) -> Layout:

@@ -17,10 +17,10 @@ from authgate.audit import context as audit_context
 from authgate.audit.events import AuditEvent
 from authgate.auth import identity as identity_module
 from authgate.auth.challenge import unauthorized
-from authgate.auth.identity import Identity
 from authgate.registry.routes import Kind, Target
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, satisfies
+from authgate.subject import Identity
 
 log = logging.getLogger(__name__)
 

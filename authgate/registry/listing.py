@@ -13,15 +13,15 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import filter_pullable
-from authgate.registry.context import Handler, Stores
+from authgate.registry.context import Stores
 from authgate.registry.guard import client_address
 from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
 from authgate.registry.numbers import page_size
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
+from authgate.subject import Identity
 
 
 def paginate(items: Sequence[str], query: Mapping[str, str], path: str) -> tuple[list[str], dict[str, str]]:
@@ -69,6 +69,3 @@ async def referrers(stores: Stores, request: Request, target: Target, identity: 
     headers = {"OCI-Filters-Applied": "artifactType"} if wanted is not None else {}
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}).encode()
     return Response(body, headers=headers, media_type=OCI_INDEX)
-
-
-HANDLERS: dict[str, Handler] = {"catalog": catalog, "tags_list": tags_list, "referrers": referrers}

@@ -5,15 +5,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.context import Handler, Stores, audit, declared_length, empty
+from authgate.registry.context import Stores, audit, declared_length, empty
 from authgate.registry.manifest_format import parse_manifest
 from authgate.registry.routes import Target
 from authgate.resources import resources_of
 from authgate.storage.base import StoredManifest
+from authgate.subject import Identity
 
 
 def _unknown(target: Target) -> RegistryError:
@@ -141,10 +141,3 @@ async def manifest_delete(stores: Stores, request: Request, target: Target, iden
     await audit(request, identity, target, "manifest:delete", reference=str(reference), digest=str(digest),
                 details={"tags": [str(t) for t in tags]} if tags else None)
     return empty(202, {})
-
-
-HANDLERS: dict[str, Handler] = {
-    "manifest_get": manifest_get,
-    "manifest_put": manifest_put,
-    "manifest_delete": manifest_delete,
-}

@@ -1,4 +1,6 @@
-"""The whole `/v2/` surface as one table: method, path pattern, handler name and the actions it needs.
+"""The whole `/v2/` surface as one table: method, path pattern, the `Backend` method that answers and
+the actions it needs. Both backends (embedded, gateway) implement `Backend`, so mypy proves every
+route has an answer in every mode.
 
 The actions follow distribution's `appendAccessRecords` (docs/client-compat.md §6): GET/HEAD need
 `pull`; POST/PUT/PATCH need `pull` and `push`; DELETE needs `delete`; a cross-repository mount
@@ -10,12 +12,17 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName, Tag, parse_reference
 from authgate.scope import Scope
+from authgate.subject import Identity
 
 PULL = frozenset({"pull"})
 PUSH = frozenset({"pull", "push"})
@@ -53,35 +60,62 @@ _PATTERNS: list[tuple[Kind, re.Pattern[str]]] = [
 ]
 
 
+class Backend(Protocol):
+    """One method per registry operation; each answers a request the guard already allowed.
+
+    The registry's rules (audit events, immutable tags, pagination, bounded reads) are applied
+    around or inside these; a backend's own business is where the bytes go.
+    """
+
+    async def base(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def catalog(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def tags_list(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def referrers(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def manifest_get(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def manifest_put(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def manifest_delete(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def blob_get(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def blob_delete(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def upload_start(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def upload_patch(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def upload_put(self, request: Request, target: Target, identity: Identity) -> Response: ...
+    async def upload_cancel(self, request: Request, target: Target, identity: Identity) -> Response: ...
+
+
+#: A backend's bound method for one route.
+Operation = Callable[[Request, "Target", Identity], Awaitable[Response]]
+
+
 @dataclass(frozen=True, slots=True)
 class RouteEntry:
     method: str
     kind: Kind
-    #: The name of the backend operation that answers (see `backend.Backend`).
-    handler: str
+    #: The `Backend` method that answers (a function of the backend, so mypy checks the name).
+    operation: Callable[[Backend], Operation]
     #: Actions needed on the repository in the path (`registry:catalog:*` for the catalog).
     needs: frozenset[str]
 
 
 #: THE table. A method missing for a kind answers 405 UNSUPPORTED.
 ROUTES: tuple[RouteEntry, ...] = (
-    RouteEntry("GET", Kind.BASE, "base", NOTHING),
-    RouteEntry("HEAD", Kind.BASE, "base", NOTHING),
-    RouteEntry("GET", Kind.CATALOG, "catalog", frozenset({"*"})),
-    RouteEntry("GET", Kind.TAGS, "tags_list", PULL),
-    RouteEntry("GET", Kind.MANIFEST, "manifest_get", PULL),
-    RouteEntry("HEAD", Kind.MANIFEST, "manifest_get", PULL),
-    RouteEntry("PUT", Kind.MANIFEST, "manifest_put", PUSH),
-    RouteEntry("DELETE", Kind.MANIFEST, "manifest_delete", DELETE),
-    RouteEntry("GET", Kind.BLOB, "blob_get", PULL),
-    RouteEntry("HEAD", Kind.BLOB, "blob_get", PULL),
-    RouteEntry("DELETE", Kind.BLOB, "blob_delete", DELETE),
-    RouteEntry("POST", Kind.UPLOADS, "upload_start", PUSH),
-    RouteEntry("GET", Kind.UPLOAD, "upload_status", PULL),
-    RouteEntry("PATCH", Kind.UPLOAD, "upload_patch", PUSH),
-    RouteEntry("PUT", Kind.UPLOAD, "upload_put", PUSH),
-    RouteEntry("DELETE", Kind.UPLOAD, "upload_cancel", DELETE),
-    RouteEntry("GET", Kind.REFERRERS, "referrers", PULL),
+    RouteEntry("GET", Kind.BASE, lambda b: b.base, NOTHING),
+    RouteEntry("HEAD", Kind.BASE, lambda b: b.base, NOTHING),
+    RouteEntry("GET", Kind.CATALOG, lambda b: b.catalog, frozenset({"*"})),
+    RouteEntry("GET", Kind.TAGS, lambda b: b.tags_list, PULL),
+    RouteEntry("GET", Kind.MANIFEST, lambda b: b.manifest_get, PULL),
+    RouteEntry("HEAD", Kind.MANIFEST, lambda b: b.manifest_get, PULL),
+    RouteEntry("PUT", Kind.MANIFEST, lambda b: b.manifest_put, PUSH),
+    RouteEntry("DELETE", Kind.MANIFEST, lambda b: b.manifest_delete, DELETE),
+    RouteEntry("GET", Kind.BLOB, lambda b: b.blob_get, PULL),
+    RouteEntry("HEAD", Kind.BLOB, lambda b: b.blob_get, PULL),
+    RouteEntry("DELETE", Kind.BLOB, lambda b: b.blob_delete, DELETE),
+    RouteEntry("POST", Kind.UPLOADS, lambda b: b.upload_start, PUSH),
+    RouteEntry("GET", Kind.UPLOAD, lambda b: b.upload_status, PULL),
+    RouteEntry("PATCH", Kind.UPLOAD, lambda b: b.upload_patch, PUSH),
+    RouteEntry("PUT", Kind.UPLOAD, lambda b: b.upload_put, PUSH),
+    RouteEntry("DELETE", Kind.UPLOAD, lambda b: b.upload_cancel, DELETE),
+    RouteEntry("GET", Kind.REFERRERS, lambda b: b.referrers, PULL),
 )
 
 _BY_KEY: dict[tuple[str, Kind], RouteEntry] = {(r.method, r.kind): r for r in ROUTES}
@@ -115,6 +149,14 @@ class Target:
         if self.mount_from is not None and self.mount_from != self.repository:
             scopes.append(Scope("repository", str(self.mount_from), PULL))
         return scopes
+
+
+def path_kind(path: str) -> Kind | None:
+    """What `path` (below `/v2/`) addresses, whatever the method: the metrics' route label."""
+    for kind, pattern in _PATTERNS:
+        if pattern.fullmatch(path):
+            return kind
+    return None
 
 
 def match(method: str, path: str, query: Mapping[str, str] | None = None) -> Target:
@@ -154,7 +196,7 @@ def _target(entry: RouteEntry, groups: dict[str, str], query: Mapping[str, str],
     if upload_id is not None and not _UPLOAD_ID_RE.fullmatch(upload_id):
         raise RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, "malformed upload id")
     mount_from = mount_digest = None
-    if entry.handler == "upload_start" and query.get("mount") and query.get("from"):
+    if entry.kind is Kind.UPLOADS and query.get("mount") and query.get("from"):
         # An unparseable mount source is not an error: the spec lets the registry fall back to
         # an ordinary upload session, which is what clients then use.
         try:

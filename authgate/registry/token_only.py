@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
-from authgate.registry.routes import Target
 from authgate.settings import Settings
 
 
@@ -26,12 +21,3 @@ def not_served_here(settings: Settings) -> RegistryError:
         status=404,
     )
 
-
-class TokenOnlyBackend:
-    """The backend of token-server mode: nothing is stored here, every `/v2/` call is refused."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    async def handle(self, request: Request, target: Target, identity: Identity) -> Response:
-        raise not_served_here(self.settings)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest
-from authgate.registry.context import Handler, Stores, audit, blob_location, declared_length, empty, upload_headers
+from authgate.registry.context import Stores, audit, blob_location, declared_length, empty, upload_headers
 from authgate.registry.numbers import content_range
 from authgate.registry.routes import Target
+from authgate.subject import Identity
 
 
 def _check_declared_size(stores: Stores, request: Request, already: int = 0) -> None:
@@ -122,12 +122,3 @@ async def upload_cancel(stores: Stores, request: Request, target: Target, identi
     assert target.repository and target.upload_id
     await stores.blobs.cancel(target.repository, target.upload_id)
     return empty(204, {})
-
-
-HANDLERS: dict[str, Handler] = {
-    "upload_start": upload_start,
-    "upload_status": upload_status,
-    "upload_patch": upload_patch,
-    "upload_put": upload_put,
-    "upload_cancel": upload_cancel,
-}

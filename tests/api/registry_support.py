@@ -19,9 +19,8 @@ from authgate.app import create_app
 from authgate.audit.events import AuditEvent
 from authgate.auth import identity as identity_module
 from authgate.auth.challenge import unauthorized
-from authgate.auth.identity import Identity
 from authgate.settings import Settings
-from authgate.subject import ANONYMOUS, Subject
+from authgate.subject import ANONYMOUS, Identity, Subject
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 #: token -> (subject, access); access maps (type, name) to granted actions.

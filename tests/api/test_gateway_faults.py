@@ -15,9 +15,8 @@ import pytest
 
 from authgate.app import create_app
 from authgate.auth import identity as identity_module
-from authgate.registry.backend import BACKEND_KEY
 from authgate.settings import Settings
-from authgate.storage.upstream import UpstreamBackend, open_upstream
+from authgate.gateway.backend import GatewayBackend, open_upstream
 from tests.api.registry_support import basic, fake_identify
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +33,7 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str = "http://127.0.0.1:9",
                   handler: Handler | None = None, **settings: object
-                  ) -> AsyncIterator[tuple[httpx.AsyncClient, UpstreamBackend]]:
+                  ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayBackend]]:
     """The app in gateway mode; with `handler`, its upstream is an httpx MockTransport."""
     monkeypatch.setattr(identity_module, "identify", fake_identify, raising=False)
     app = create_app(Settings(data=tmp_path / "data", upstream=upstream,  # type: ignore[arg-type]
@@ -43,7 +42,7 @@ async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str
         resources = app.state.resources
         transport = httpx.MockTransport(handler) if handler else None
         async with open_upstream(resources, transport=transport) as backend:
-            resources.extras[BACKEND_KEY] = backend
+            resources.backend = backend
             asgi = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
             async with httpx.AsyncClient(transport=asgi, base_url="http://localhost:5000") as client:
                 yield client, backend

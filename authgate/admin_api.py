@@ -1,5 +1,8 @@
 """The admin HTTP API for the audit log (`GET /admin/audit`) and its OpenAPI document.
 
+Above both `audit/` and `auth/` (it asks auth who is calling, then reads the audit log), so
+neither package imports the other's HTTP side.
+
 Admin users only: the caller authenticates as on `/v2/` (a bearer token from `/token`, or Basic)
 through `authgate.auth.identity.identify`; `Subject.admin` (the `users.admin` flag) decides.
 Anonymous callers get the 401 challenge that says how to log in; others get 403.

@@ -1,5 +1,5 @@
-"""The gateway backend: answers the `/v2/` operations the guard allowed by streaming them to the
-upstream registry (`settings.upstream`).
+"""The gateway backend (`routes.Backend`): answers the `/v2/` operations the guard allowed by
+streaming them to the upstream registry (`settings.upstream`).
 
 Same route table, guard and audit events as the embedded store; what differs is only where bytes
 go. Bodies stream both ways in chunks (memory flat whatever the size); uploads pass the checksum
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import wraps
+from typing import Any
 from contextlib import asynccontextmanager
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from authgate.auth.identity import Identity
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.catalog import filtered_catalog, tag_list
 from authgate.gateway.client import Upstream
@@ -30,22 +31,43 @@ from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.context import audit
 from authgate.registry.guard import client_address
+from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.routes import Target
 from authgate.resources import Resources
 from authgate.scope import Scope
+from authgate.subject import Identity
 from authgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Request, Target, Identity], Awaitable[Response]]
+Method = Callable[["GatewayBackend", Request, Target, Identity], Coroutine[Any, Any, Response]]
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-class UpstreamBackend:
+def _in_slot(method: Method) -> Method:
+    """Hold the caller's upstream slot until the response is over (a streamed body too)."""
+
+    @wraps(method)
+    async def held(self: GatewayBackend, request: Request, target: Target, identity: Identity) -> Response:
+        release = await self.slots.acquire(_user_key(request, identity))
+        try:
+            response = await method(self, request, target, identity)
+        except BaseException:
+            release()
+            raise
+        if isinstance(response, ProxiedBody):
+            response.on_close.append(release)
+        else:
+            release()
+        return response
+
+    return held
+
+
+class GatewayBackend:
     def __init__(self, resources: Resources, upstream: Upstream) -> None:
         settings = resources.settings
         self.resources = resources
@@ -56,63 +78,38 @@ class UpstreamBackend:
         self.idle = settings.upstream_timeout
         self.max_manifest_size = settings.max_manifest_size
         self.audit_pulls = settings.audit_pulls
-        self._handlers: dict[str, Handler] = {
-            "base": self._base,
-            "catalog": self._catalog,
-            "tags_list": self._tags_list,
-            "referrers": self._passthrough,
-            "manifest_get": self._passthrough,
-            "manifest_put": self._manifest_put,
-            "manifest_delete": self._delete,
-            "blob_get": self._blob_get,
-            "blob_delete": self._delete,
-            "upload_start": self._upload_start,
-            "upload_status": self._upload_status,
-            "upload_patch": self._upload_patch,
-            "upload_put": self._upload_put,
-            "upload_cancel": self._upload_cancel,
-        }
-
-    async def handle(self, request: Request, target: Target, identity: Identity) -> Response:
-        handler = self._handlers.get(target.route.handler)
-        if handler is None:
-            raise RegistryError(ErrorCode.UNSUPPORTED, f"{target.route.handler} is not supported in gateway mode")
-        if target.route.handler == "base":
-            return await handler(request, target, identity)
-        # The caller's upstream slot, held until the response is over (a streamed body too).
-        release = await self.slots.acquire(_user_key(request, identity))
-        try:
-            response = await handler(request, target, identity)
-        except BaseException:
-            release()
-            raise
-        if isinstance(response, ProxiedBody):
-            response.on_close.append(release)
-        else:
-            release()
-        return response
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def _base(self, request: Request, target: Target, identity: Identity) -> Response:
+    async def base(self, request: Request, target: Target, identity: Identity) -> Response:
         return JSONResponse({})
 
-    async def _passthrough(self, request: Request, target: Target, identity: Identity) -> Response:
-        """Manifests, referrers: the same request upstream, the answer streamed back."""
-        headers = [(name, value) for name, value in request.headers.items()
-                   if name in ("accept", "if-none-match", "user-agent")]
-        response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
-                                            headers=headers)
-        if (target.route.handler == "manifest_get" and request.method == "GET" and response.status_code == 200
-                and self.audit_pulls in ("manifests", "all")):
+    @_in_slot
+    async def manifest_get(self, request: Request, target: Target, identity: Identity) -> Response:
+        response = await self._passthrough(request, target)
+        if request.method == "GET" and response.status_code == 200 and self.audit_pulls in ("manifests", "all"):
             await audit(request, identity, target, "manifest:pull", reference=str(target.reference),
                         digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
-    async def _tags_list(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def referrers(self, request: Request, target: Target, identity: Identity) -> Response:
+        return await relay(self.upstream, await self._passthrough(request, target))
+
+    async def _passthrough(self, request: Request, target: Target) -> httpx.Response:
+        """Manifests, referrers: the same request upstream, its answer to stream back."""
+        headers = [(name, value) for name, value in request.headers.items()
+                   if name in ("accept", "if-none-match", "user-agent")]
+        response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
+                                            headers=headers)
+        return response
+
+    @_in_slot
+    async def tags_list(self, request: Request, target: Target, identity: Identity) -> Response:
         return await tag_list(self.upstream, request, str(target.repository), target.needed_scopes())
 
-    async def _blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def blob_get(self, request: Request, target: Target, identity: Identity) -> Response:
         """Blobs, with `Range`; an upstream redirect (object storage) is followed or passed on."""
         headers = {}
         if "range" in request.headers:
@@ -137,7 +134,8 @@ class UpstreamBackend:
         named = {"docker-content-digest": str(target.digest)} if response.status_code in (200, 206) else None
         return await relay(self.upstream, response, headers=named)
 
-    async def _catalog(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def catalog(self, request: Request, target: Target, identity: Identity) -> Response:
         address = client_address(request)
         policy = self.resources.policy
 
@@ -148,7 +146,8 @@ class UpstreamBackend:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def _manifest_put(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def manifest_put(self, request: Request, target: Target, identity: Identity) -> Response:
         """Read whole (bounded) so authgate knows the digest it audits; the upstream checks references."""
         reference = target.reference
         tag = target.tag
@@ -186,17 +185,21 @@ class UpstreamBackend:
             await audit(request, identity, target, "tag:move", **fields, details={"from": previous})
         return await empty(self.upstream, response)
 
-    async def _delete(self, request: Request, target: Target, identity: Identity) -> Response:
-        if target.route.handler == "manifest_delete":
-            await self._check_deletable(request, target, identity)
+    @_in_slot
+    async def manifest_delete(self, request: Request, target: Target, identity: Identity) -> Response:
+        await self._check_deletable(request, target, identity)
         response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
         if response.status_code == 202:
-            if target.route.handler == "manifest_delete":
-                await audit(request, identity, target, "manifest:delete", reference=str(target.reference),
-                            digest=response.headers.get("docker-content-digest")
-                            or (str(target.reference) if isinstance(target.reference, Digest) else None))
-            else:
-                await audit(request, identity, target, "blob:delete", digest=str(target.digest))
+            await audit(request, identity, target, "manifest:delete", reference=str(target.reference),
+                        digest=response.headers.get("docker-content-digest")
+                        or (str(target.reference) if isinstance(target.reference, Digest) else None))
+        return await relay(self.upstream, response)
+
+    @_in_slot
+    async def blob_delete(self, request: Request, target: Target, identity: Identity) -> Response:
+        response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
+        if response.status_code == 202:
+            await audit(request, identity, target, "blob:delete", digest=str(target.digest))
         return await relay(self.upstream, response)
 
     async def _check_deletable(self, request: Request, target: Target, identity: Identity) -> None:
@@ -212,7 +215,8 @@ class UpstreamBackend:
                         reason="immutable tag")
             raise denied_immutable(*found)
 
-    async def _upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def upload_start(self, request: Request, target: Target, identity: Identity) -> Response:
         try:
             mount = ((str(target.mount_digest), str(target.mount_from))
                      if target.mount_digest and target.mount_from else None)
@@ -228,11 +232,13 @@ class UpstreamBackend:
             await audit(request, identity, target, "blob:push", digest=digest, size=size)
         return result.response
 
-    async def _upload_patch(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def upload_patch(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
         return await self.uploads.patch(request, str(target.repository), target.upload_id, target.needed_scopes())
 
-    async def _upload_put(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def upload_put(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
         try:
             result = await self.uploads.put(request, str(target.repository), target.upload_id,
@@ -252,11 +258,13 @@ class UpstreamBackend:
             reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
             await audit(request, identity, target, "blob:push:failure", digest=digest, reason=reason)
 
-    async def _upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
         return await self.uploads.status(request, str(target.repository), target.upload_id, target.needed_scopes())
 
-    async def _upload_cancel(self, request: Request, target: Target, identity: Identity) -> Response:
+    @_in_slot
+    async def upload_cancel(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
         return await self.uploads.cancel(request, str(target.repository), target.upload_id, target.needed_scopes())
 
@@ -295,7 +303,7 @@ async def _read_manifest(request: Request, limit: int, idle: float) -> bytes:
     return b"".join(chunks)
 
 
-async def _maintain(backend: UpstreamBackend) -> None:
+async def _maintain(backend: GatewayBackend) -> None:
     while True:
         try:
             await backend.upstream.check()
@@ -308,7 +316,7 @@ async def _maintain(backend: UpstreamBackend) -> None:
 @asynccontextmanager
 async def open_upstream(
     resources: Resources, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncIterator[UpstreamBackend]:
+) -> AsyncIterator[GatewayBackend]:
     """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping.
 
     `transport` replaces the network (httpx MockTransport) in fault tests.
@@ -320,7 +328,7 @@ async def open_upstream(
                                           if settings.upstream_auth_mode == "token" else "")
     log.info("gateway mode: /v2/ goes to the upstream registry %s (upstream_auth %s)", upstream.describe(), auth,
              extra={"upstream": upstream.describe()})
-    backend = UpstreamBackend(resources, upstream)
+    backend = GatewayBackend(resources, upstream)
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:
         yield backend
