@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
+from authgate.audit.events import AuditSink
 from authgate.audit.service import audit_routes, open_audit
 from authgate.backends import open_backend
 from authgate.auth.endpoints import token_routes
@@ -24,6 +25,7 @@ from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy import OwnNamespacePolicy
 from authgate.policy.store import PolicyStore
+from authgate.readiness import Readiness
 from authgate.registry.backend import registry_routes
 from authgate.resources import Resources, resources_of
 from authgate.settings import Settings
@@ -32,14 +34,14 @@ log = logging.getLogger(__name__)
 
 
 async def _healthz(request: Request) -> Response:
-    degraded = resources_of(request).degraded
+    degraded = dict(resources_of(request).readiness.degraded)
     return JSONResponse({"status": "ok", "degraded": degraded} if degraded else {"status": "ok"})
 
 
 async def _readyz(request: Request) -> Response:
-    resources = resources_of(request)
-    if resources.not_ready:
-        return JSONResponse({"status": "not ready", "reasons": resources.not_ready}, status_code=503)
+    not_ready = resources_of(request).readiness.not_ready
+    if not_ready:
+        return JSONResponse({"status": "not ready", "reasons": dict(not_ready)}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
@@ -81,7 +83,9 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starlette:
+    """The app for `settings`; `audit_sink` replaces the audit log in the database (API tests keep
+    the events in a list to assert on them)."""
     metrics = Metrics()
 
     @asynccontextmanager
@@ -92,19 +96,22 @@ def create_app(settings: Settings) -> Starlette:
             db = Database(settings.database)
             stack.push_async_callback(db.close)
             await db.upgrade()
-            audit = await open_audit(settings, db, stack)
-            policy_store = PolicyStore(settings.policies) if settings.policies is not None else None
+            audit = audit_sink if audit_sink is not None else await open_audit(settings, db, stack)
+            readiness = Readiness()
+            policy_store = (PolicyStore(settings.policies, audit, readiness)
+                            if settings.policies is not None else None)
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
                 policy=policy_store or OwnNamespacePolicy(),
                 audit=audit,
                 auth=build_auth(settings, db),
+                readiness=readiness,
             )
-            metrics.watch_policy(app.state.resources.degraded)
+            metrics.watch_policy(readiness)
             await announce_first_steps(settings, db)
             if policy_store is not None:
-                await policy_store.start(app.state.resources)
+                await policy_store.start()
                 stack.push_async_callback(policy_store.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             yield

@@ -23,8 +23,9 @@ async def open_backend(resources: Resources) -> AsyncIterator[Backend | None]:
     if settings.token_server_only:
         yield None
     elif settings.gateway:
-        async with open_upstream(resources) as gateway:
+        async with open_upstream(settings, resources.auth.tokens, resources.readiness, resources.policy,
+                                 resources.audit) as gateway:
             yield gateway
     else:
-        async with open_embedded(settings) as embedded:
+        async with open_embedded(settings, resources.policy, resources.audit) as embedded:
             yield embedded

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authgate.readiness import Readiness
 from authgate.registry.routes import Kind, path_kind
 
 #: Route labels of the paths outside `/v2/` (those are labelled by `routes.path_kind`).
@@ -59,11 +59,11 @@ class Metrics:
         self.bytes_in = Counter("authgate_http_received_bytes", "Request body bytes", ["route"], registry=self.registry)
         self.bytes_out = Counter("authgate_http_sent_bytes", "Response body bytes", ["route"], registry=self.registry)
 
-    def watch_policy(self, degraded: Mapping[str, str]) -> None:
+    def watch_policy(self, readiness: Readiness) -> None:
         """`authgate_policy_stale`: 1 while broken policy files leave the last good policy deciding."""
         gauge = Gauge("authgate_policy_stale", "1 while the policy files are broken and the last good policy "
                       "keeps deciding", registry=self.registry)
-        gauge.set_function(lambda: 1.0 if "policy" in degraded else 0.0)
+        gauge.set_function(lambda: 1.0 if "policy" in readiness.degraded else 0.0)
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from authgate.audit.events import AuditSink
+from authgate.auth.services import AuthServices
 from authgate.db.session import Database
 from authgate.policy import Authorizer
+from authgate.readiness import Readiness
 from authgate.registry.routes import Backend
 from authgate.settings import Settings
-
-if TYPE_CHECKING:
-    from authgate.auth.services import AuthServices
 
 
 @dataclass
@@ -24,14 +22,11 @@ class Resources:
     policy: Authorizer
     audit: AuditSink
     #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
-    auth: AuthServices | None = None
+    auth: AuthServices
+    #: What `/readyz` and `/healthz` report; the policy store and the gateway write to it.
+    readiness: Readiness
     #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.
     backend: Backend | None = None
-    #: Reasons the process is not ready (e.g. "policy invalid at start"); `/readyz` fails while any is set.
-    not_ready: dict[str, str] = field(default_factory=dict)
-    #: Problems that do not stop serving (e.g. a stale policy: the last good one decides); shown by
-    #: `/healthz` and metrics. Not a `/readyz` failure: one typo would take every replica out of a balancer.
-    degraded: dict[str, str] = field(default_factory=dict)
 
 
 def resources_of(request: Request) -> Resources:

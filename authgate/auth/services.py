@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from authgate.auth.accounts import count_users
 from authgate.auth.authn import Authenticator
@@ -13,7 +14,6 @@ from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
 from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
-from authgate.resources import Resources
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,14 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
     return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
 
 
-def auth_of(resources: Resources) -> AuthServices:
-    if resources.auth is None:
-        raise RuntimeError("auth services are not wired: create_app's lifespan builds them")
+class HoldsAuth(Protocol):
+    """What `auth_of` reads (`Resources`), named here so auth/ does not import the app's locator."""
+
+    @property
+    def auth(self) -> AuthServices: ...
+
+
+def auth_of(resources: HoldsAuth) -> AuthServices:
     return resources.auth
 
 

@@ -31,11 +31,14 @@ from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.context import audit
-from authgate.registry.guard import client_address
+from authgate.registry.context import Auditor
 from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.routes import Target
-from authgate.resources import Resources
+from authgate.audit.events import AuditSink
+from authgate.auth.tokens import TokenService
+from authgate.policy import Authorizer
+from authgate.readiness import Readiness
+from authgate.settings import Settings
 from authgate.scope import Scope
 from authgate.subject import Identity
 from authgate.tasks import cancel_and_wait
@@ -52,7 +55,7 @@ def _in_slot(method: Method) -> Method:
 
     @wraps(method)
     async def held(self: GatewayBackend, request: Request, target: Target, identity: Identity) -> Response:
-        release = await self.slots.acquire(_user_key(request, identity))
+        release = await self.slots.acquire(_user_key(self.audit.address(request), identity))
         try:
             response = await method(self, request, target, identity)
         except BaseException:
@@ -68,10 +71,10 @@ def _in_slot(method: Method) -> Method:
 
 
 class GatewayBackend:
-    def __init__(self, resources: Resources, upstream: Upstream) -> None:
-        settings = resources.settings
-        self.resources = resources
+    def __init__(self, settings: Settings, upstream: Upstream, policy: Authorizer, audit: Auditor) -> None:
         self.upstream = upstream
+        self.policy = policy
+        self.audit = audit
         self.sessions = UploadSessions(settings.upload_max_age)
         self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size, settings.upstream_timeout)
         self.slots = PerUserSlots(settings.upstream_max_per_user, settings.upstream_connect_timeout)
@@ -88,7 +91,7 @@ class GatewayBackend:
     async def manifest_get(self, request: Request, target: Target, identity: Identity) -> Response:
         response = await self._passthrough(request, target)
         if request.method == "GET" and response.status_code == 200 and self.audit_pulls in ("manifests", "all"):
-            await audit(request, identity, target, "manifest:pull", reference=str(target.reference),
+            await self.audit(request, identity, target, "manifest:pull", reference=str(target.reference),
                         digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
@@ -118,7 +121,7 @@ class GatewayBackend:
         scopes = target.needed_scopes()
         response = await self.upstream.send(request.method, _path(request), scopes=scopes, headers=headers)
         if request.method == "GET" and response.status_code in (200, 206, *_REDIRECTS) and self.audit_pulls == "all":
-            await audit(request, identity, target, "blob:pull", digest=str(target.digest), size=_length(response))
+            await self.audit(request, identity, target, "blob:pull", digest=str(target.digest), size=_length(response))
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or not location:
@@ -136,8 +139,8 @@ class GatewayBackend:
 
     @_in_slot
     async def catalog(self, request: Request, target: Target, identity: Identity) -> Response:
-        address = client_address(request)
-        policy = self.resources.policy
+        address = self.audit.address(request)
+        policy = self.policy
 
         def visible(names: list[str]) -> list[str]:
             return filter_pullable(policy, identity.subject, names, address)
@@ -164,25 +167,25 @@ class GatewayBackend:
             if tag is not None:
                 previous = await current_digest(self.upstream, str(target.repository), str(tag),
                                                 target.needed_scopes())
-                rule = immutable_tag_rule(self.resources.policy, str(target.repository), str(tag))
+                rule = immutable_tag_rule(self.policy, str(target.repository), str(tag))
                 if rule and previous not in (None, str(digest)):
                     raise denied_immutable(str(tag), rule)
         except RegistryError as error:
             reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
                 error.code, error.message)
-            await audit(request, identity, target, "manifest:push:failure", reference=str(reference), reason=reason)
+            await self.audit(request, identity, target, "manifest:push:failure", reference=str(reference), reason=reason)
             raise
         headers = {"Content-Type": request.headers.get("content-type", "application/octet-stream")}
         response = await self.upstream.send("PUT", _path(request), scopes=target.needed_scopes(),
                                             headers=headers, content=body)
         if response.status_code != 201:
-            await audit(request, identity, target, "manifest:push:failure", reference=str(reference),
+            await self.audit(request, identity, target, "manifest:push:failure", reference=str(reference),
                         reason=f"upstream answered {response.status_code}")
             return await relay(self.upstream, response)
         fields = {"reference": str(tag) if tag else None, "digest": str(digest), "size": len(body)}
-        await audit(request, identity, target, "manifest:push", **fields)
+        await self.audit(request, identity, target, "manifest:push", **fields)
         if previous not in (None, str(digest)):
-            await audit(request, identity, target, "tag:move", **fields, details={"from": previous})
+            await self.audit(request, identity, target, "tag:move", **fields, details={"from": previous})
         return await empty(self.upstream, response)
 
     @_in_slot
@@ -190,7 +193,7 @@ class GatewayBackend:
         await self._check_deletable(request, target, identity)
         response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
         if response.status_code == 202:
-            await audit(request, identity, target, "manifest:delete", reference=str(target.reference),
+            await self.audit(request, identity, target, "manifest:delete", reference=str(target.reference),
                         digest=response.headers.get("docker-content-digest")
                         or (str(target.reference) if isinstance(target.reference, Digest) else None))
         return await relay(self.upstream, response)
@@ -199,19 +202,19 @@ class GatewayBackend:
     async def blob_delete(self, request: Request, target: Target, identity: Identity) -> Response:
         response = await self.upstream.send("DELETE", _path(request), scopes=target.needed_scopes())
         if response.status_code == 202:
-            await audit(request, identity, target, "blob:delete", digest=str(target.digest))
+            await self.audit(request, identity, target, "blob:delete", digest=str(target.digest))
         return await relay(self.upstream, response)
 
     async def _check_deletable(self, request: Request, target: Target, identity: Identity) -> None:
         """A manifest an immutable tag points at (or that tag itself) may not be deleted."""
         repository, reference = str(target.repository), target.reference
         if isinstance(reference, Tag):
-            rule = immutable_tag_rule(self.resources.policy, repository, str(reference))
+            rule = immutable_tag_rule(self.policy, repository, str(reference))
             found = (str(reference), rule) if rule else None
         else:
-            found = await immutable_tags_on(self.upstream, self.resources.policy, repository, str(reference))
+            found = await immutable_tags_on(self.upstream, self.policy, repository, str(reference))
         if found:
-            await audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
+            await self.audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
                         reason="immutable tag")
             raise denied_immutable(*found)
 
@@ -225,11 +228,11 @@ class GatewayBackend:
             await self._refused(request, identity, target, request.query_params.get("digest"), error)
             raise
         if result.mounted and target.mount_digest:
-            await audit(request, identity, target, "blob:mount", digest=str(target.mount_digest),
+            await self.audit(request, identity, target, "blob:mount", digest=str(target.mount_digest),
                         details={"from": str(target.mount_from)})
         if result.committed:
             digest, size = result.committed
-            await audit(request, identity, target, "blob:push", digest=digest, size=size)
+            await self.audit(request, identity, target, "blob:push", digest=digest, size=size)
         return result.response
 
     @_in_slot
@@ -248,7 +251,7 @@ class GatewayBackend:
             raise
         if result.committed:
             digest, size = result.committed
-            await audit(request, identity, target, "blob:push", digest=digest, size=size)
+            await self.audit(request, identity, target, "blob:push", digest=digest, size=size)
         return result.response
 
     async def _refused(self, request: Request, identity: Identity, target: Target, digest: str | None,
@@ -256,7 +259,7 @@ class GatewayBackend:
         """A push authgate refused (digest mismatch, too large): audited as the embedded store does."""
         if error.code in (ErrorCode.DIGEST_INVALID, ErrorCode.TOO_LARGE, ErrorCode.BLOB_UPLOAD_INVALID):
             reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
-            await audit(request, identity, target, "blob:push:failure", digest=digest, reason=reason)
+            await self.audit(request, identity, target, "blob:push:failure", digest=digest, reason=reason)
 
     @_in_slot
     async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
@@ -281,10 +284,10 @@ def _length(response: httpx.Response) -> int | None:
     return decimal(response.headers.get("content-length", "").strip())
 
 
-def _user_key(request: Request, identity: Identity) -> str:
+def _user_key(address: str | None, identity: Identity) -> str:
     """Whose slots a request uses: the subject, or the address for anonymous callers."""
     if identity.subject.is_anonymous:
-        return f"anonymous@{client_address(request)}"
+        return f"anonymous@{address}"
     return str(identity.subject)
 
 
@@ -315,20 +318,20 @@ async def _maintain(backend: GatewayBackend) -> None:
 
 @asynccontextmanager
 async def open_upstream(
-    resources: Resources, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, tokens: TokenService, readiness: Readiness, policy: Authorizer, audit: AuditSink,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[GatewayBackend]:
     """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping.
 
-    `transport` replaces the network (httpx MockTransport) in fault tests.
+    `readiness` hears whether the upstream answers; `transport` replaces the network (httpx
+    MockTransport) in fault tests.
     """
-    settings = resources.settings
-    tokens = resources.auth.tokens if resources.auth else None
-    upstream = Upstream(settings, upstream_auth(settings, tokens), resources.not_ready, transport)
+    upstream = Upstream(settings, upstream_auth(settings, tokens), readiness, transport)
     auth = settings.upstream_auth_mode + (f", audience {settings.upstream_audience}"
                                           if settings.upstream_auth_mode == "token" else "")
     log.info("gateway mode: /v2/ goes to the upstream registry %s (upstream_auth %s)", upstream.describe(), auth,
              extra={"upstream": upstream.describe()})
-    backend = GatewayBackend(resources, upstream)
+    backend = GatewayBackend(settings, upstream, policy, Auditor(audit, settings))
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:
         yield backend

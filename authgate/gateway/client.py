@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,12 +22,13 @@ from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.blobwire import BlobTransport
 from authgate.gateway.credentials import UpstreamAuth
 from authgate.gateway.failures import MAX_ERROR_BODY, relayed_failure
+from authgate.readiness import Readiness
 from authgate.scope import Scope
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: The `Resources.not_ready` key the gateway owns.
+#: The name the gateway reports under in `Readiness`.
 NOT_READY_KEY = "upstream"
 #: Request headers a client may send through to the upstream (never `Authorization`, cookies or
 #: `X-Forwarded-*`: the upstream must see authgate's credentials and nothing a client can forge).
@@ -55,7 +56,7 @@ class Upstream:
         self,
         settings: Settings,
         auth: UpstreamAuth,
-        not_ready: MutableMapping[str, str],
+        readiness: Readiness,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base = settings.upstream.rstrip("/")
@@ -67,7 +68,7 @@ class Upstream:
         # client that reached authgate as 127.0.0.1 is not sent to "localhost" without credentials.
         self.public = settings.public_url.rstrip("/")
         self.auth = auth
-        self.not_ready = not_ready
+        self.readiness = readiness
         self.redirects = settings.upstream_redirects
         self.health_interval = settings.upstream_health_interval
         httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = max(httpcore.AsyncHTTP11Connection.READ_NUM_BYTES, _READ_SIZE)
@@ -177,12 +178,12 @@ class Upstream:
         if status != 401:
             raise relayed_failure(status, body, self.base)
         reason = "the upstream registry refused authgate's credentials (check upstream_auth)"
-        self.not_ready[NOT_READY_KEY] = reason
+        self.readiness.block(NOT_READY_KEY, reason)
         raise RegistryError(ErrorCode.UNAVAILABLE, f"{reason}; try again later", headers=_RETRY_AFTER)
 
     def failure(self, method: str, what: str, exc: Exception) -> RegistryError:
         """Map a transport failure to the OCI error the client gets, and log it naming the upstream."""
-        if isinstance(exc, httpx.PoolTimeout) and NOT_READY_KEY in self.not_ready:
+        if isinstance(exc, httpx.PoolTimeout) and NOT_READY_KEY in self.readiness.not_ready:
             # Waiting for a connection because connecting fails: say what the operator must fix.
             message, code, down = "the upstream registry is unreachable", ErrorCode.UNAVAILABLE, False
         elif isinstance(exc, httpx.PoolTimeout):
@@ -202,7 +203,7 @@ class Upstream:
             extra={"upstream": self.base},
         )
         if down:
-            self.not_ready[NOT_READY_KEY] = f"{message} ({self.base})"
+            self.readiness.block(NOT_READY_KEY, f"{message} ({self.base})")
         return RegistryError(code, f"{message}; try again later", headers=_RETRY_AFTER)
 
     async def read_json(self, response: httpx.Response, limit: int = 16 * 1024**2) -> Any:
@@ -271,14 +272,15 @@ class Upstream:
             response = await self.send("GET", "/v2/", health=True)
             await response.aclose()
         except RegistryError as exc:
-            self.not_ready.setdefault(NOT_READY_KEY, exc.message)
+            if NOT_READY_KEY not in self.readiness.not_ready:
+                self.readiness.block(NOT_READY_KEY, exc.message)
             return False
         if response.status_code != 200:
-            self.not_ready[NOT_READY_KEY] = f"the upstream registry answered {response.status_code} to GET /v2/"
+            self.readiness.block(NOT_READY_KEY, f"the upstream registry answered {response.status_code} to GET /v2/")
             log.warning("upstream %s answered %s to GET /v2/", self.base, response.status_code,
                         extra={"upstream": self.base})
             return False
-        if self.not_ready.pop(NOT_READY_KEY, None) is not None:
+        if self.readiness.unblock(NOT_READY_KEY):
             log.info("upstream %s is answering again", self.base, extra={"upstream": self.base})
         return True
 

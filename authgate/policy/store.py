@@ -17,17 +17,13 @@ import os
 import socket
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from authgate.audit.events import AuditEvent
+from authgate.audit.events import AuditEvent, AuditSink
 from authgate.policy.engine import Explanation, PolicyEngine
 from authgate.policy.load import PolicyIssue, PolicyLoadError, builtin_policy, load_policy, policy_files
 from authgate.policy.model import ACTIONS, Policy, Rule
+from authgate.readiness import Readiness
 from authgate.subject import Subject
 from authgate.tasks import cancel_and_wait
-
-if TYPE_CHECKING:
-    from authgate.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +36,13 @@ _Fingerprint = tuple[tuple[str, int, int, int], ...]
 class PolicyStore:
     """Implements `Authorizer` (and the catalog/immutable-tag queries) by delegating to the current engine."""
 
-    def __init__(self, path: Path | None, interval: float = 0.5) -> None:
+    def __init__(self, path: Path | None, audit: AuditSink | None = None, readiness: Readiness | None = None,
+                 interval: float = 0.5) -> None:
+        """`audit` records each reload and failure; `readiness` hears of a policy broken at start
+        (unready) or since (degraded). Without them (a CLI's one-off load) only the log hears."""
         self.path = path
+        self.audit = audit
+        self.readiness = readiness
         self.interval = interval
         self.engine = PolicyEngine(builtin_policy() if path is None else Policy(rules=()))
         self.problems: list[PolicyIssue] = []
@@ -75,7 +76,7 @@ class PolicyStore:
             entries.append((str(file), st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(entries)
 
-    async def reload_if_changed(self, resources: Resources | None = None) -> bool | None:
+    async def reload_if_changed(self) -> bool | None:
         """Reload when the files changed: True if a new policy is live, False if the new version is
         broken (the last good one stays), None if nothing changed."""
         path = self.path
@@ -92,10 +93,10 @@ class PolicyStore:
         try:
             engine = await asyncio.to_thread(_compile, path)
         except PolicyLoadError as exc:
-            await self._failed(exc.issues, first, resources)
+            await self._failed(exc.issues, first)
             return False
         except OSError as exc:
-            await self._failed([PolicyIssue(str(self.path), 0, f"cannot read: {exc}")], first, resources)
+            await self._failed([PolicyIssue(str(self.path), 0, f"cannot read: {exc}")], first)
             return False
         self.engine = engine
         self.problems = []
@@ -103,44 +104,51 @@ class PolicyStore:
         log.info("policy %s: %d rules, %d teams declared in the files (teams from the database apply too) from %s",
                  "loaded" if first else "reloaded",
                  len(policy.rules), len(policy.teams), ", ".join(policy.files))
-        if resources is not None:
-            resources.not_ready.pop(NOT_READY_KEY, None)
-            resources.degraded.pop(NOT_READY_KEY, None)
-            await _audit(resources, AuditEvent(
-                action="policy:reload", actor=_SERVER, actor_type="server",
-                details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams)},
-            ))
+        if self.readiness is not None:
+            self.readiness.recover(NOT_READY_KEY)
+        await self._audit(AuditEvent(
+            action="policy:reload", actor=_SERVER, actor_type="server",
+            details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams)},
+        ))
         return True
 
-    async def _failed(self, issues: list[PolicyIssue], first: bool, resources: Resources | None) -> None:
+    async def _failed(self, issues: list[PolicyIssue], first: bool) -> None:
         self.problems = issues
         for issue in issues:
             log.error("policy %s: %s", "not loaded" if first else "not reloaded, keeping the last good one", issue,
                       extra={"file": issue.file, "line": issue.line})
         state = "invalid (denying everything)" if first else "stale"
-        if resources is not None:
+        if self.readiness is not None:
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-            (resources.not_ready if first else resources.degraded)[NOT_READY_KEY] = f"{state}: {issues[0]}{more}"
-            await _audit(resources, AuditEvent(
-                action="policy:reload:failure", actor=_SERVER, actor_type="server", outcome="failure", reason=str(issues[0]),
-                details={"problems": [str(i) for i in issues[:20]]},
-            ))
+            (self.readiness.block if first else self.readiness.degrade)(NOT_READY_KEY, f"{state}: {issues[0]}{more}")
+        await self._audit(AuditEvent(
+            action="policy:reload:failure", actor=_SERVER, actor_type="server", outcome="failure",
+            reason=str(issues[0]), details={"problems": [str(i) for i in issues[:20]]},
+        ))
 
     # -- lifecycle --------------------------------------------------------------------------------
-    async def start(self, resources: Resources) -> None:
+    async def start(self) -> None:
         """Load now, then watch the files in a background task until `stop()`."""
         if self.path is None:
             return
-        await self.reload_if_changed(resources)
-        self._task = asyncio.create_task(self._watch(resources), name="policy-watch")
+        await self.reload_if_changed()
+        self._task = asyncio.create_task(self._watch(), name="policy-watch")
 
-    async def _watch(self, resources: Resources) -> None:
+    async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.reload_if_changed(resources)
+                await self.reload_if_changed()
             except Exception:  # keep watching: a bug here must not freeze the policy silently
                 log.exception("policy watcher failed; retrying")
+
+    async def _audit(self, event: AuditEvent) -> None:
+        if self.audit is None:
+            return
+        try:
+            await self.audit.record(event)
+        except Exception:
+            log.exception("could not record audit event %s", event.action)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -151,9 +159,3 @@ class PolicyStore:
 def _compile(path: Path) -> PolicyEngine:
     return PolicyEngine(load_policy(path))
 
-
-async def _audit(resources: Resources, event: AuditEvent) -> None:
-    try:
-        await resources.audit.record(event)
-    except Exception:
-        log.exception("could not record audit event %s", event.action)

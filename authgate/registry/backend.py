@@ -24,7 +24,7 @@ async def _v2(request: Request) -> Response:
     if backend is None:  # token-server mode; before the guard: a 401 would send docker to log in here
         raise not_served_here(resources.settings)
     target = match(request.method, request.path_params["rest"], request.query_params)
-    identity = await guard(request, target)
+    identity = await guard(request, target, resources)
     try:
         response = await target.route.operation(backend)(request, target, identity)
     except ClientDisconnect:

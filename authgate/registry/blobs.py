@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from authgate.errors import ErrorCode, RegistryError
-from authgate.registry.context import Stores, audit, empty
+from authgate.registry.context import Stores, empty
 from authgate.registry.numbers import BYTE_RANGE_RE
 from authgate.registry.routes import Target
 from authgate.subject import Identity
@@ -54,7 +54,7 @@ async def blob_get(stores: Stores, request: Request, target: Target, identity: I
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     if stores.settings.audit_pulls == "all":
-        await audit(request, identity, target, "blob:pull", digest=str(target.digest), size=size)
+        await stores.audit(request, identity, target, "blob:pull", digest=str(target.digest), size=size)
     return StreamingResponse(stores.blobs.read_blob(target.digest, start, length), status_code=status,
                              headers=headers)
 
@@ -64,5 +64,5 @@ async def blob_delete(stores: Stores, request: Request, target: Target, identity
     if not await stores.blobs.unlink_blob(target.repository, target.digest):
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, f"blob {target.digest} is not in {target.repository}",
                             detail={"digest": str(target.digest)})
-    await audit(request, identity, target, "blob:delete", digest=str(target.digest))
+    await stores.audit(request, identity, target, "blob:delete", digest=str(target.digest))
     return empty(202, {"Docker-Content-Digest": str(target.digest)})

@@ -1,25 +1,57 @@
-"""What every embedded handler shares: the stores, the audit call, and the spec's response headers."""
+"""What every embedded handler shares: the stores, the policy, the audit call, and the spec's response headers."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authgate.audit.context import request_context
-from authgate.audit.events import AuditEvent
+from authgate.audit.context import client_address, request_context
+from authgate.audit.events import AuditEvent, AuditSink
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName
 from authgate.registry import numbers
-from authgate.registry.guard import record_audit
 from authgate.registry.routes import Target
-from authgate.resources import resources_of
+from authgate.policy import Authorizer
 from authgate.settings import Settings
 from authgate.storage.base import BlobStore, ManifestStore
+
+log = logging.getLogger(__name__)
 from authgate.subject import Identity
 
+
+
+@dataclass(frozen=True, slots=True)
+class Auditor:
+    """Records the registry's audit events (both modes): the action, who, where from, and the
+    repository of the request; an audit failure is logged, never allowed to fail the request."""
+
+    sink: AuditSink
+    settings: Settings
+
+    async def __call__(self, request: Request, identity: Identity, target: Target, action: str,
+                       **fields: Any) -> None:
+        if action.endswith(":failure"):
+            fields.setdefault("outcome", "failure")
+        event = AuditEvent(
+            action=action, actor=identity.subject,
+            repository=str(target.repository) if target.repository else None,
+            **request_context(request, self.settings), **fields,
+        )
+        await self.record(event)
+
+    async def record(self, event: AuditEvent) -> None:
+        try:
+            await self.sink.record(event)
+        except Exception:  # noqa: BLE001 - the push already happened; losing the request would be worse
+            log.exception("audit record failed for %s", event.action)
+
+    def address(self, request: Request) -> str | None:
+        """The client's address as policies and the audit log see it (trusted proxies honoured)."""
+        return client_address(request, self.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +59,9 @@ class Stores:
     settings: Settings
     blobs: BlobStore
     manifests: ManifestStore
-
-
-async def audit(request: Request, identity: Identity, target: Target, action: str, **fields: Any) -> None:
-    """Record `action` for this request; never fails the request (see `record_audit`)."""
-    if action.endswith(":failure"):
-        fields.setdefault("outcome", "failure")
-    resources = resources_of(request)
-    event = AuditEvent(
-        action=action, actor=identity.subject,
-        repository=str(target.repository) if target.repository else None,
-        **request_context(request, resources.settings), **fields,
-    )
-    await record_audit(resources, event)
+    #: The live policy: the catalog filter and immutable tags ask it.
+    policy: Authorizer
+    audit: Auditor
 
 
 def blob_location(name: RepositoryName, digest: Digest) -> str:

@@ -11,9 +11,11 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authgate.audit.events import AuditSink
 from authgate.registry import blobs, listing, manifests, uploads
-from authgate.registry.context import Stores
+from authgate.registry.context import Auditor, Stores
 from authgate.registry.routes import Target
+from authgate.policy import Authorizer
 from authgate.settings import Settings
 from authgate.storage.filesystem import FilesystemBlobStore
 from authgate.storage.layout import Layout
@@ -88,13 +90,14 @@ async def _expire_forever(store: FilesystemBlobStore, every: float) -> None:
 
 
 @asynccontextmanager
-async def open_embedded(settings: Settings) -> AsyncIterator[EmbeddedBackend]:
+async def open_embedded(settings: Settings, policy: Authorizer, audit: AuditSink) -> AsyncIterator[EmbeddedBackend]:
     """Recover the store (see `storage.recovery`), then serve it; abandoned uploads expire meanwhile."""
     layout = store_layout(settings)
     await anyio.to_thread.run_sync(recover, layout)
     blob_store = FilesystemBlobStore(layout, max_blob_size=settings.max_blob_size,
                                      upload_max_age=settings.upload_max_age)
-    stores = Stores(settings, blob_store, FilesystemManifestStore(layout, settings.max_manifest_size))
+    stores = Stores(settings, blob_store, FilesystemManifestStore(layout, settings.max_manifest_size), policy,
+                    Auditor(audit, settings))
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(_expire_forever, blob_store, max(1.0, min(settings.upload_max_age / 4, 3600)))
         yield EmbeddedBackend(stores)

@@ -18,16 +18,11 @@ from authgate.audit.events import AuditEvent
 from authgate.auth import identity as identity_module
 from authgate.auth.challenge import unauthorized
 from authgate.registry.routes import Kind, Target
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.scope import Scope, satisfies
 from authgate.subject import Identity
 
 log = logging.getLogger(__name__)
-
-
-def client_address(request: Request) -> str | None:
-    """The client's address as policies and the audit log see it (trusted proxies honoured)."""
-    return audit_context.client_address(request, resources_of(request).settings)
 
 
 def _has_token(request: Request) -> bool:
@@ -79,12 +74,10 @@ def refusal_message(resources: Resources, identity: Identity, missing: Sequence[
     return "; ".join(parts) or "requested access to the resource is denied"
 
 
-async def guard(request: Request, target: Target) -> Identity:
+async def guard(request: Request, target: Target, resources: Resources) -> Identity:
     """Return the caller's identity if the route's needed actions are allowed, else raise the 401."""
-    resources = resources_of(request)
     settings = resources.settings
     identity = await _identify(request)
-    request.state.identity = identity
     anonymous_without_token = identity.subject.is_anonymous and not _has_token(request)
     if target.route.kind is Kind.BASE:
         # Docker's login pings `/v2/` and needs 200 for any valid credential; no scope here (zot#1125).
@@ -92,7 +85,7 @@ async def guard(request: Request, target: Target) -> Identity:
             raise unauthorized(settings.realm, settings.service)
         return identity
     needed = target.needed_scopes()
-    address = client_address(request)
+    address = audit_context.client_address(request, settings)
     if target.route.kind is Kind.CATALOG:
         # The listing is filtered by the live policy, so any valid identity may ask; the token's
         # `registry:catalog:*` is kept for stock registries (admins only, see auth/grants.py).

@@ -16,11 +16,9 @@ from starlette.responses import JSONResponse, Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import filter_pullable
 from authgate.registry.context import Stores
-from authgate.registry.guard import client_address
 from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
 from authgate.registry.numbers import page_size
 from authgate.registry.routes import Target
-from authgate.resources import resources_of
 from authgate.subject import Identity
 
 
@@ -38,9 +36,8 @@ def paginate(items: Sequence[str], query: Mapping[str, str], path: str) -> tuple
 
 
 async def catalog(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
-    policy = resources_of(request).policy
-    address = client_address(request)
-    visible = filter_pullable(policy, identity.subject, await stores.manifests.repositories(), address)
+    address = stores.audit.address(request)
+    visible = filter_pullable(stores.policy, identity.subject, await stores.manifests.repositories(), address)
     page, headers = paginate(visible, request.query_params, "/v2/_catalog")
     return JSONResponse({"repositories": page}, headers=headers)
 

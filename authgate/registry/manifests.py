@@ -8,10 +8,9 @@ from starlette.responses import Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.context import Stores, audit, declared_length, empty
+from authgate.registry.context import Stores, declared_length, empty
 from authgate.registry.manifest_format import parse_manifest
 from authgate.registry.routes import Target
-from authgate.resources import resources_of
 from authgate.storage.base import StoredManifest
 from authgate.subject import Identity
 
@@ -35,7 +34,7 @@ async def manifest_get(stores: Stores, request: Request, target: Target, identit
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     if stores.settings.audit_pulls in ("manifests", "all"):
-        await audit(request, identity, target, "manifest:pull", reference=str(target.reference),
+        await stores.audit(request, identity, target, "manifest:pull", reference=str(target.reference),
                     digest=str(manifest.digest), size=len(manifest.body))
     return Response(manifest.body, headers=headers)
 
@@ -53,9 +52,9 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _immutable_rule(request: Request, target: Target, tag: Tag) -> str | None:
+def _immutable_rule(stores: Stores, target: Target, tag: Tag) -> str | None:
     """The name of the policy rule that makes `tag` immutable, if any."""
-    return immutable_tag_rule(resources_of(request).policy, str(target.repository), str(tag))
+    return immutable_tag_rule(stores.policy, str(target.repository), str(tag))
 
 
 def _denied_immutable(tag: Tag, rule: str) -> RegistryError:
@@ -96,7 +95,7 @@ async def manifest_put(stores: Stores, request: Request, target: Target, identit
         media_type, subject = await _check_references(stores, target, body, request.headers.get("content-type"))
         if tag is not None:
             current = await stores.manifests.resolve(target.repository, tag)
-            rule = _immutable_rule(request, target, tag) if current not in (None, digest) else None
+            rule = _immutable_rule(stores, target, tag) if current not in (None, digest) else None
             if rule:
                 raise _denied_immutable(tag, rule)
         previous = await stores.manifests.put_manifest(
@@ -104,13 +103,13 @@ async def manifest_put(stores: Stores, request: Request, target: Target, identit
     except RegistryError as error:
         reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
             error.code, error.message)
-        await audit(request, identity, target, "manifest:push:failure", reference=str(target.reference),
+        await stores.audit(request, identity, target, "manifest:push:failure", reference=str(target.reference),
                     reason=reason)
         raise
     fields = {"reference": str(tag) if tag else None, "digest": str(digest), "size": len(body)}
-    await audit(request, identity, target, "manifest:push", **fields)
+    await stores.audit(request, identity, target, "manifest:push", **fields)
     if tag is not None and previous is not None and previous != digest:
-        await audit(request, identity, target, "tag:move", **fields, details={"from": str(previous)})
+        await stores.audit(request, identity, target, "tag:move", **fields, details={"from": str(previous)})
     headers = {"Location": f"/v2/{target.repository}/manifests/{digest}", "Docker-Content-Digest": str(digest)}
     if subject is not None:
         headers["OCI-Subject"] = str(subject)
@@ -125,9 +124,9 @@ async def manifest_delete(stores: Stores, request: Request, target: Target, iden
     else:
         tags = await stores.manifests.tags_pointing_at(name, reference)
     for tag in tags:
-        rule = _immutable_rule(request, target, tag)
+        rule = _immutable_rule(stores, target, tag)
         if rule:
-            await audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
+            await stores.audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
                         reason="immutable tag")
             raise _denied_immutable(tag, rule)
     if isinstance(reference, Tag):
@@ -138,6 +137,6 @@ async def manifest_delete(stores: Stores, request: Request, target: Target, iden
         digest = reference
         if await stores.manifests.delete_manifest(name, reference) is None:
             raise _unknown(target)
-    await audit(request, identity, target, "manifest:delete", reference=str(reference), digest=str(digest),
+    await stores.audit(request, identity, target, "manifest:delete", reference=str(reference), digest=str(digest),
                 details={"tags": [str(t) for t in tags]} if tags else None)
     return empty(202, {})

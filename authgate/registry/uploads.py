@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest
-from authgate.registry.context import Stores, audit, blob_location, declared_length, empty, upload_headers
+from authgate.registry.context import Stores, blob_location, declared_length, empty, upload_headers
 from authgate.registry.numbers import content_range
 from authgate.registry.routes import Target
 from authgate.subject import Identity
@@ -36,15 +36,16 @@ def _blob_created(target: Target, digest: Digest) -> Response:
     return empty(201, {"Location": blob_location(target.repository, digest), "Docker-Content-Digest": str(digest)})
 
 
-async def _pushed(request: Request, identity: Identity, target: Target, digest: Digest, size: int) -> None:
-    await audit(request, identity, target, "blob:push", digest=str(digest), size=size)
+async def _pushed(stores: Stores, request: Request, identity: Identity, target: Target, digest: Digest,
+                  size: int) -> None:
+    await stores.audit(request, identity, target, "blob:push", digest=str(digest), size=size)
 
 
-async def _refused(request: Request, identity: Identity, target: Target, digest: Digest | None,
+async def _refused(stores: Stores, request: Request, identity: Identity, target: Target, digest: Digest | None,
                    error: RegistryError) -> None:
     reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
-    await audit(request, identity, target, "blob:push:failure", digest=str(digest) if digest else None,
-                reason=reason)
+    await stores.audit(request, identity, target, "blob:push:failure", digest=str(digest) if digest else None,
+                       reason=reason)
 
 
 async def upload_start(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
@@ -53,7 +54,7 @@ async def upload_start(stores: Stores, request: Request, target: Target, identit
     if target.mount_from and target.mount_digest:
         size = await stores.blobs.mount(name, target.mount_from, target.mount_digest)
         if size is not None:
-            await audit(request, identity, target, "blob:mount", digest=str(target.mount_digest), size=size,
+            await stores.audit(request, identity, target, "blob:mount", digest=str(target.mount_digest), size=size,
                         details={"from": str(target.mount_from)})
             return _blob_created(target, target.mount_digest)
     if "digest" in request.query_params:
@@ -62,9 +63,9 @@ async def upload_start(stores: Stores, request: Request, target: Target, identit
             _check_declared_size(stores, request)
             size = await stores.blobs.put_blob(name, digest, request.stream())
         except RegistryError as error:
-            await _refused(request, identity, target, digest, error)
+            await _refused(stores, request, identity, target, digest, error)
             raise
-        await _pushed(request, identity, target, digest, size)
+        await _pushed(stores, request, identity, target, digest, size)
         return _blob_created(target, digest)
     upload_id = await stores.blobs.start_upload(name)
     return empty(202, upload_headers(name, upload_id, 0))
@@ -99,7 +100,7 @@ async def upload_patch(stores: Stores, request: Request, target: Target, identit
         size = await _append(stores, request, target)
     except RegistryError as error:
         if error.code is ErrorCode.TOO_LARGE:
-            await _refused(request, identity, target, None, error)
+            await _refused(stores, request, identity, target, None, error)
         raise
     return empty(202, upload_headers(target.repository, target.upload_id, size))
 
@@ -112,9 +113,9 @@ async def upload_put(stores: Stores, request: Request, target: Target, identity:
         size = await stores.blobs.commit(target.repository, target.upload_id, digest)
     except RegistryError as error:
         if error.code in (ErrorCode.DIGEST_INVALID, ErrorCode.TOO_LARGE):
-            await _refused(request, identity, target, digest, error)
+            await _refused(stores, request, identity, target, digest, error)
         raise
-    await _pushed(request, identity, target, digest, size)
+    await _pushed(stores, request, identity, target, digest, size)
     return _blob_created(target, digest)
 
 

@@ -77,10 +77,9 @@ async def registry_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **set
                           ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
     """The whole app in-process (lifespan included) behind an httpx client, audit recorded."""
     monkeypatch.setattr(identity_module, "identify", fake_identify)
-    app = create_app(Settings(data=tmp_path / "data", **settings))  # type: ignore[arg-type]
     audit = RecordingAudit()
+    app = create_app(Settings(data=tmp_path / "data", **settings), audit)  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
-        app.state.resources.audit = audit
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as client:
             yield client, audit

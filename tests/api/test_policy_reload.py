@@ -59,9 +59,9 @@ def test_edits_apply_and_broken_edits_keep_the_last_good_policy(client: TestClie
             async def record(self, event: AuditEvent) -> None:
                 recorded.append(event)
 
-        resources.audit = Capture()
         policy = resources.policy
         assert isinstance(policy, PolicyStore)
+        policy.audit = Capture()
         assert policy.allowed_actions(ALICE, "backend/api") == {"pull"}
         assert client.get("/readyz").status_code == 200
 

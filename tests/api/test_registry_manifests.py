@@ -18,17 +18,6 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
-class ImmutableReleases:
-    """A policy with an immutable-tag rule, as the policy engine exposes it."""
-
-    def allowed_actions(self, subject: object, repository: str, address: str | None = None) -> frozenset[str]:
-        name = getattr(subject, "name", "")
-        return frozenset({"pull", "push", "delete"}) if repository.startswith(f"{name}/") else frozenset()
-
-    def immutable_tag_rule(self, repository: str, tag: str) -> str | None:
-        return "releases-are-final" if tag.startswith("release") else None
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -133,9 +122,19 @@ async def test_tag_move_and_delete(client: tuple[httpx.AsyncClient, RecordingAud
     assert "manifest:delete" in audit.actions()
 
 
-async def test_immutable_tags(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
-    http, audit = client
-    http._transport.app.state.resources.policy = ImmutableReleases()  # type: ignore[attr-defined]
+async def test_immutable_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "rules.yaml").write_text(
+        "rules:\n"
+        "  - name: own\n    subjects: ['user:*']\n    repositories: ['${user}/**']\n    allow: ['*']\n"
+        "  - name: releases-are-final\n    repositories: ['**']\n    immutable_tags: ['release*']\n"
+    )
+    async with registry_client(tmp_path, monkeypatch, policies=policies) as (http, audit):
+        await _immutable_tags(http, audit)
+
+
+async def _immutable_tags(http: httpx.AsyncClient, audit: RecordingAudit) -> None:
     await push_image(http, "release-1", layer=b"one")
     await push_image(http, "release-1", layer=b"one")  # same digest again: not a move
     await push_blob(http, b"two")

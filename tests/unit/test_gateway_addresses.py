@@ -7,11 +7,12 @@ import pytest
 
 from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import NoAuth
+from authgate.readiness import Readiness
 from authgate.settings import Settings
 
 
 def _upstream(upstream: str = "http://10.0.0.5:5000", public_url: str = "") -> Upstream:
-    return Upstream(Settings(upstream=upstream, public_url=public_url), NoAuth(), {})
+    return Upstream(Settings(upstream=upstream, public_url=public_url), NoAuth(), Readiness())
 
 
 @pytest.mark.parametrize(("upstream", "public_url", "location", "expected"), [

@@ -85,6 +85,14 @@ def test_no_import_cycle_between_packages() -> None:
         raise AssertionError("import cycle:\n  " + "\n  ".join(steps))
 
 
+def test_only_request_handlers_reach_the_locator() -> None:
+    """Stores, policy and the gateway get their dependencies passed in; only the HTTP entry points
+    (and `backends`, which hands them out) still look them up on the app."""
+    users = {source for source, targets in GRAPH.items() if LOCATOR in targets}
+    assert users <= {"app", "backends", "admin_api", "registry", "auth", "audit", "console", "cli"}
+    assert {"storage", "gateway", "policy"}.isdisjoint(users)
+
+
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
