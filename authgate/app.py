@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> Starlette:
                 db=db,
                 policy=policy_store or OwnNamespacePolicy(),
                 audit=audit,
-                auth=build_auth(settings, db),
+                auth=build_auth(settings, db, metrics.registry),
             )
             await announce_first_steps(settings, db)
             if policy_store is not None:

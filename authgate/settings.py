@@ -49,6 +49,9 @@ class Settings:
     password_cache_ttl: int = 60
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
+    #: YAML file listing the identity sources in order (local database, LDAP; docs/identity.md).
+    #: Empty: the local database only.
+    identity: Path | None = None
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""

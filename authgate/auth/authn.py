@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -30,6 +31,8 @@ class LoginResult:
     subject: Subject | None
     user: User | None = None
     reason: str = ""
+    #: The identity source that decided (`local`, an LDAP source's name); "" when none knew the name.
+    source: str = "local"
 
 
 class Authenticator:
@@ -37,6 +40,9 @@ class Authenticator:
         self.db = db
         self.verifier = verifier
         self.limiter = limiter
+        #: Who checks user names and passwords: the local database, or the identity chain
+        #: (authgate.identity) that wraps it; robots always stay local.
+        self.check_user: Callable[[str, BasicCredentials], Awaitable[LoginResult]] = self._user
 
     async def login(self, credentials: BasicCredentials, address: str | None) -> LoginResult:
         """Raises `TooManyAttempts` when the user or address is locked out."""
@@ -47,7 +53,7 @@ class Authenticator:
         if username.startswith(accounts.ROBOT_LOGIN_PREFIX):
             result = await self._robot(username.removeprefix(accounts.ROBOT_LOGIN_PREFIX), credentials)
         else:
-            result = await self._user(username, credentials)
+            result = await self.check_user(username, credentials)
         if result.subject is None:
             self.limiter.failure(username, address, credentials.password.reveal())
         else:

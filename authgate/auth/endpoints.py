@@ -34,6 +34,7 @@ from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.services import AuthServices, auth_of
 from authgate.db.models import User
+from authgate.identity.base import IdentityUnavailable
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
 from authgate.subject import ANONYMOUS, Subject
@@ -57,7 +58,7 @@ class TokenRequestError(Exception):
         self.headers = headers or {}
 
     def response(self) -> Response:
-        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS"}.get(self.status, "INVALID_REQUEST")
+        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(self.status, "INVALID_REQUEST")
         body = {
             "errors": [{"code": code, "message": self.message, "detail": None}],
             "error": self.oauth_error,
@@ -85,6 +86,8 @@ class _Outcome:
     client_id: str = ""
     grant_type: str = "basic"
     refresh_token: Secret | None = None
+    #: The identity source that decided the login (`local`, an LDAP source's name), for the audit log.
+    source: str = ""
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -130,6 +133,12 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
                          reason="locked out after repeated failures")
         raise TokenRequestError(429, "slow_down", "too many failed logins; try again later",
                                 {"Retry-After": str(exc.retry_after)}) from None
+    except IdentityUnavailable as exc:
+        log.warning("login for %r from %s not checked: %s", creds.username[:100], client_address(request), exc)
+        await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
+                     reason=str(exc))
+        raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
+    outcome.source = result.source
     if result.subject is None:
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
@@ -141,6 +150,8 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
 async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
                  reason: str | None = None, granted: Sequence[Scope] = ()) -> None:
     details: dict[str, object] = {"grant_type": outcome.grant_type, "client_id": outcome.client_id}
+    if outcome.source:
+        details["source"] = outcome.source
     if action == "token:issue":
         details.update(requested=format_scopes(outcome.requested), granted=format_scopes(granted))
     await resources.audit.record(
@@ -215,6 +226,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
         raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")
     outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    outcome.source = "local"  # refresh tokens belong to local accounts
     return outcome
 
 

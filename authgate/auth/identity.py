@@ -19,6 +19,7 @@ from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
 from authgate.errors import ErrorCode, RegistryError
+from authgate.identity.base import IdentityUnavailable
 from authgate.resources import resources_of
 from authgate.subject import ANONYMOUS, Subject
 
@@ -56,7 +57,14 @@ async def subject_for_token(request: Request, sub: str) -> Subject | None:
         robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
         return Subject("robot", robot.name) if robot is not None and accounts.robot_usable(robot) else None
     user = await accounts.find_user(db, sub)
+    if user is None and auth_of(resources_of(request)).identity.external:
+        return await auth_of(resources_of(request)).identity.resolve(sub)  # a directory user
     return accounts.user_subject(user) if user is not None and not user.disabled else None
+
+
+def unavailable(exc: IdentityUnavailable) -> RegistryError:
+    """A directory that is down is a 503 "try again later", never "wrong password"."""
+    return RegistryError(ErrorCode.UNAVAILABLE, str(exc), headers={"Retry-After": "30"})
 
 
 async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:
@@ -91,6 +99,9 @@ async def identify(request: Request) -> Identity:
             if exc.first:
                 await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
             raise too_many(exc) from None
+        except IdentityUnavailable as exc:
+            await _record_basic_failure(request, credentials.username, str(exc))
+            raise unavailable(exc) from None
         if result.subject is None:
             await _record_basic_failure(request, credentials.username, result.reason)
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
@@ -99,7 +110,10 @@ async def identify(request: Request) -> Identity:
         verified = auth.tokens.verify(credentials.token.reveal())
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
-    subject = await subject_for_token(request, verified.subject)
+    try:
+        subject = await subject_for_token(request, verified.subject)
+    except IdentityUnavailable as exc:
+        raise unavailable(exc) from None
     if subject is None:
         raise unauthorized(settings.realm, settings.service, error="invalid_token",
                            message="the token's account is disabled or gone; log in again")

@@ -1,0 +1,40 @@
+"""Identity sources: who may log in, and which teams they are in.
+
+An ordered chain (chain.py) asks each configured source (the local database, LDAP directories)
+in turn; each answers yes, no or not mine (base.py); the chain ends in deny. The identity file
+(config.py, the `identity` setting) lists the sources; docs/identity.md shows working configs.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from authgate.auth.authn import Authenticator
+from authgate.db.session import Database
+from authgate.identity.base import IdentityConfigError, IdentitySource
+from authgate.identity.chain import IdentityChain
+from authgate.identity.config import LdapConfig, load_identity
+from authgate.identity.local import LocalSource
+from authgate.settings import Settings
+
+
+def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
+                registry: CollectorRegistry | None = None) -> IdentityChain:
+    """The chain from the `identity` setting, wired into `authenticator` (its robots stay local).
+
+    Raises `IdentityConfigError` naming the setting when the file is wrong."""
+    sources: list[IdentitySource] = []
+    for config in load_identity(settings.identity):
+        if isinstance(config, LdapConfig):
+            try:  # python-ldap (the `ldap` extra) is needed only when LDAP is configured
+                from authgate.identity.ldap_source import LdapSource
+            except ImportError:
+                raise IdentityConfigError(
+                    f"identity source {config.name}: LDAP needs python-ldap: pip install 'authgate[ldap]' "
+                    "(building it needs libldap-dev and libsasl2-dev)") from None
+            sources.append(LdapSource(config, settings.token_ttl))
+        else:
+            sources.append(LocalSource(db, authenticator._user))
+    chain = IdentityChain(sources, registry)
+    authenticator.check_user = chain.authenticate_user
+    return chain
