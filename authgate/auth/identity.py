@@ -57,8 +57,9 @@ async def subject_for_token(request: Request, sub: str) -> Subject | None:
         robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
         return Subject("robot", robot.name) if robot is not None and accounts.robot_usable(robot) else None
     user = await accounts.find_user(db, sub)
-    if user is None and auth_of(resources_of(request)).identity.external:
-        return await auth_of(resources_of(request)).identity.resolve(sub)  # a directory user
+    if user is None:
+        chain = auth_of(resources_of(request)).identity
+        return await chain.resolve(sub) if chain.external else None  # a directory user, re-checked
     return accounts.user_subject(user) if user is not None and not user.disabled else None
 
 

@@ -13,6 +13,8 @@ from authgate.app import create_app
 from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
 from authgate.cli.common import fail, settings_from
 from authgate.http_protocol import protocol_class
+from authgate.identity.base import IdentityConfigError
+from authgate.identity.report import check_sources
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning, with_data_dir_tls
 
@@ -48,6 +50,12 @@ def _serve(args: argparse.Namespace) -> int:
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     except SigningKeyError as exc:
         return fail(str(exc))
+    try:
+        # An unreachable directory or a refused service account is one line naming the setting.
+        sources = check_sources(settings)
+    except IdentityConfigError as exc:
+        return fail(f"configuration error: {exc}")
+    log.info("identity sources, in order: %s", "; ".join(sources))
     settings = with_data_dir_tls(settings)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)

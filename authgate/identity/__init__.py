@@ -26,15 +26,19 @@ def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
     sources: list[IdentitySource] = []
     for config in load_identity(settings.identity):
         if isinstance(config, LdapConfig):
-            try:  # python-ldap (the `ldap` extra) is needed only when LDAP is configured
-                from authgate.identity.ldap_source import LdapSource
-            except ImportError:
-                raise IdentityConfigError(
-                    f"identity source {config.name}: LDAP needs python-ldap: pip install 'authgate[ldap]' "
-                    "(building it needs libldap-dev and libsasl2-dev)") from None
-            sources.append(LdapSource(config, settings.token_ttl))
+            sources.append(ldap_source_for(config, settings.token_ttl))
         else:
             sources.append(LocalSource(db, authenticator._user))
     chain = IdentityChain(sources, registry)
     authenticator.check_user = chain.authenticate_user
     return chain
+
+
+def ldap_source_for(config: LdapConfig, token_ttl: int) -> IdentitySource:
+    try:  # python-ldap (the `ldap` extra) is needed only when LDAP is configured
+        from authgate.identity.ldap_source import LdapSource
+    except ImportError:
+        raise IdentityConfigError(
+            f"identity source {config.name}: LDAP needs python-ldap: pip install 'authgate[ldap]' "
+            "(building it needs libldap-dev and libsasl2-dev)") from None
+    return LdapSource(config, token_ttl)

@@ -25,6 +25,7 @@ LOCAL: Final = "local"
 class LocalSource:
     name = LOCAL
     kind = LOCAL
+    DESCRIPTION = "local: users and robots in authgate's database"
 
     def __init__(self, db: Database, check_user: CheckUser) -> None:
         self.db = db
@@ -51,7 +52,7 @@ class LocalSource:
         return None
 
     def describe(self) -> str:
-        return "local: users and robots in authgate's database"
+        return self.DESCRIPTION
 
 
 def _origins(teams: frozenset[str]) -> tuple[TeamOrigin, ...]:
