@@ -68,12 +68,13 @@ def create_app(settings: Settings) -> Starlette:
             await db.upgrade()
             audit = await open_audit(settings, db, stack)
             policy_store = PolicyStore(settings.policies) if settings.policies is not None else None
+            policy = policy_store or OwnNamespacePolicy()
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
-                policy=policy_store or OwnNamespacePolicy(),
+                policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db, metrics.registry),
+                auth=build_auth(settings, db, metrics.registry, policy),
             )
             await announce_first_steps(settings, db)
             if policy_store is not None:

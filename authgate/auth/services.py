@@ -33,7 +33,8 @@ class AuthServices:
     identity: IdentityChain
 
 
-def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None) -> AuthServices:
+def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
+               policy: object = None) -> AuthServices:
     """Load (or create on first start) the signing keys and wire the authenticators."""
     keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     for key in keys.expiring():
@@ -45,7 +46,7 @@ def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | N
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter()
     authenticator = Authenticator(db, verifier, limiter)
-    identity = build_chain(settings, db, authenticator, registry)
+    identity = build_chain(settings, db, authenticator, registry, policy)
     return AuthServices(keys, tokens, verifier, limiter, authenticator, identity)
 
 

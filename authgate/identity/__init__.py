@@ -13,13 +13,26 @@ from authgate.auth.authn import Authenticator
 from authgate.db.session import Database
 from authgate.identity.base import IdentityConfigError, IdentitySource
 from authgate.identity.chain import IdentityChain
-from authgate.identity.config import LdapConfig, load_identity
+from authgate.identity.config import LdapConfig, WorkloadConfig, load_identity
 from authgate.identity.local import LocalSource
+from authgate.identity.workload import Workloads, WorkloadSource
+from authgate.policy.model import Policy
+from authgate.policy.workloads import WorkloadRule
 from authgate.settings import Settings
 
 
+def workloads_of(policy: object) -> Workloads:
+    """The live policy's `workloads:` (re-read at every login, so a policy reload applies at once)."""
+
+    def current() -> tuple[WorkloadRule, ...]:
+        loaded = getattr(getattr(policy, "engine", None), "policy", None)
+        return loaded.workloads if isinstance(loaded, Policy) else ()
+
+    return current
+
+
 def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
-                registry: CollectorRegistry | None = None) -> IdentityChain:
+                registry: CollectorRegistry | None = None, policy: object = None) -> IdentityChain:
     """The chain from the `identity` setting, wired into `authenticator` (its robots stay local).
 
     Raises `IdentityConfigError` naming the setting when the file is wrong."""
@@ -27,6 +40,10 @@ def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
     for config in load_identity(settings.identity):
         if isinstance(config, LdapConfig):
             sources.append(ldap_source_for(config, settings.token_ttl))
+        elif isinstance(config, WorkloadConfig):
+            sources.append(WorkloadSource(config, db, workloads_of(policy)))
+            # Every CI job logs in with this one name: count failures per address, not per name.
+            authenticator.shared_logins |= {config.username}
         else:
             sources.append(LocalSource(db, authenticator._user))
     chain = IdentityChain(sources, registry)

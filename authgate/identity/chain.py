@@ -52,6 +52,7 @@ class IdentityChain:
         Raises `IdentityUnavailable` when nothing answered and a source was down.
         """
         down: list[str] = []
+        last = Answer.not_mine("unknown user")
         for source in self.sources:
             try:
                 if credentials is None:
@@ -64,9 +65,10 @@ class IdentityChain:
                 continue
             if answer.verdict != "not_mine":
                 return answer, source.name
+            last = answer
         if down:
             raise IdentityUnavailable(down)
-        return Answer.not_mine("unknown user"), ""
+        return last, ""
 
     async def authenticate_user(self, username: str, credentials: BasicCredentials) -> LoginResult:
         """`Authenticator`'s user check: the login limiter around it is unchanged, and a source being
@@ -82,6 +84,16 @@ class IdentityChain:
         account is gone, disabled, or can no longer be checked (the client logs in again)."""
         answer, _ = await self.ask(username, None)
         return answer.subject if answer.verdict == "yes" else None
+
+    def robot(self, name: str) -> Subject | None:
+        """The live subject behind a `robot:NAME` token that no stored robot has: a CI workload
+        while the policy still declares it."""
+        for source in self.sources:
+            vouch = getattr(source, "robot", None)
+            subject = vouch(name) if vouch is not None else None
+            if isinstance(subject, Subject):
+                return subject
+        return None
 
     def describe(self) -> list[str]:
         return [source.describe() for source in self.sources]

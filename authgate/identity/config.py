@@ -58,7 +58,25 @@ class LdapConfig:
         return bool(self.bind_dn)
 
 
-SourceConfig = LdapConfig | Literal["local"]
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """An OpenID issuer whose tokens CI jobs present (`docker login -u oidc`, password = the JWT)."""
+
+    name: str
+    #: Exactly the token's `iss`; discovery is fetched from `<issuer>/.well-known/openid-configuration`.
+    issuer: str
+    #: The `aud` the job requests for authgate (GitHub Actions: `audience` of `getIDToken`).
+    audience: str
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    ca_file: Path | None = None
+    leeway: int = 30
+    timeout: float = 5.0
+    #: The docker login name that means "the password is a workload token".
+    username: str = "oidc"
+
+
+SourceConfig = LdapConfig | WorkloadConfig | Literal["local"]
+_WORKLOAD_KEYS = {"name", "type", "issuer", "audience", "algorithms", "ca_file", "leeway", "timeout", "username"}
 
 _LDAP_KEYS = {
     "name", "type", "url", "bind_dn", "bind_password", "bind_password_file", "user_dn_template", "user_base",
@@ -172,6 +190,49 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
     return LdapConfig(**values)
 
 
+def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig:
+    from authgate.identity.jwks import ALLOWED_ALGORITHMS
+
+    unknown = sorted(set(raw) - _WORKLOAD_KEYS)
+    if unknown:
+        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_WORKLOAD_KEYS))})")
+    name = _text(f"{where}.name", raw.get("name", "oidc"))
+    if not NAME_RE.fullmatch(name) or name == LOCAL:
+        raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
+    where = name
+    issuer = _text(f"{where}.issuer", raw.get("issuer", ""))
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise _fail(f"{where}.issuer", f"{issuer!r}: must be an https:// URL (its keys must come over TLS)")
+    audience = _text(f"{where}.audience", raw.get("audience", ""))
+    if not audience:
+        raise _fail(f"{where}.audience", "set the audience the CI job requests its token for (e.g. the registry URL)")
+    algorithms = raw.get("algorithms", ["RS256", "ES256"])
+    if not isinstance(algorithms, list) or not algorithms or any(a not in ALLOWED_ALGORITHMS for a in algorithms):
+        raise _fail(f"{where}.algorithms", f"a list among {', '.join(ALLOWED_ALGORITHMS)} (never none or HS*)")
+    values: dict[str, Any] = {"name": name, "issuer": issuer.rstrip("/"), "audience": audience,
+                              "algorithms": tuple(algorithms)}
+    if raw.get("ca_file"):
+        ca = file_dir / Path(_text(f"{where}.ca_file", raw["ca_file"])).expanduser()
+        if not ca.is_file():
+            raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
+        values["ca_file"] = ca
+    leeway = raw.get("leeway", 30)
+    if not isinstance(leeway, int) or isinstance(leeway, bool) or not 0 <= leeway <= 300:
+        raise _fail(f"{where}.leeway", "must be whole seconds from 0 to 300")
+    values["leeway"] = leeway
+    timeout = raw.get("timeout", 5)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
+        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
+    values["timeout"] = float(timeout)
+    username = _text(f"{where}.username", raw.get("username", "oidc"))
+    if not NAME_RE.fullmatch(username):
+        raise _fail(f"{where}.username", f"{username!r} is not a valid login name")
+    values["username"] = username
+    return WorkloadConfig(**values)
+
+
 def parse_identity(data: Any, origin: str = "identity", file_dir: Path = Path(".")) -> list[SourceConfig]:
     """The sources, in order. `local` must come first when present: a name in the local database
     is always that local account, for logins and for the tokens it was given."""
@@ -190,10 +251,11 @@ def parse_identity(data: Any, origin: str = "identity", file_dir: Path = Path(".
             sources.append(LOCAL)
             names.add(LOCAL)
             continue
-        if not isinstance(entry, dict) or entry.get("type") != "ldap":
-            raise _fail(f"{where}.type", "each source is `local` or a mapping with `type: ldap`")
+        if not isinstance(entry, dict) or entry.get("type") not in ("ldap", "oidc_workload"):
+            raise _fail(f"{where}.type", "each source is `local` or a mapping with `type: ldap` or `type: oidc_workload`")
+        parse = _ldap if entry["type"] == "ldap" else _workload
         try:
-            config = _ldap(f"sources[{index}]", entry, file_dir)
+            config: LdapConfig | WorkloadConfig = parse(f"sources[{index}]", entry, file_dir)
         except IdentityConfigError as exc:
             raise IdentityConfigError(f"{origin}: {exc}") from None
         if config.name in names:

@@ -16,9 +16,10 @@ from authgate.auth.credentials import BasicCredentials, Secret
 from authgate.auth.limiter import LoginLimiter
 from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.db.session import Database
-from authgate.identity.base import IdentityUnavailable, TeamOrigin
-from authgate.identity.config import LdapConfig, load_identity
+from authgate.identity.base import IdentityConfigError, IdentityUnavailable, TeamOrigin
+from authgate.identity.config import LdapConfig, WorkloadConfig, load_identity
 from authgate.identity.local import LocalSource
+from authgate.policy.workloads import WorkloadRule
 from authgate.settings import Settings
 
 
@@ -79,16 +80,42 @@ def check_sources(settings: Settings) -> list[str]:
 
     Raises `IdentityConfigError` naming the setting."""
     from authgate.identity import ldap_source_for
+    from authgate.identity.workload import WorkloadSource
+
+    workloads = _policy_workloads(settings)
 
     async def run() -> list[str]:
         lines = []
-        for config in load_identity(settings.identity):
+        configs = load_identity(settings.identity)
+        issuers = {c.name for c in configs if isinstance(c, WorkloadConfig)}
+        for rule in workloads:
+            if rule.issuer not in issuers:
+                raise IdentityConfigError(
+                    f"{rule.origin}: workload {rule.name} issuer: {rule.issuer!r} is not an oidc_workload source "
+                    f"in the identity file (configured: {', '.join(sorted(issuers)) or 'none'})")
+        for config in configs:
             if isinstance(config, LdapConfig):
                 source = ldap_source_for(config, settings.token_ttl)
-                await source.check()
-                lines.append(source.describe())
+            elif isinstance(config, WorkloadConfig):
+                source = WorkloadSource(config, None, lambda: workloads)
             else:
                 lines.append(LocalSource.DESCRIPTION)
+                continue
+            await source.check()
+            lines.append(source.describe())
         return lines
 
     return asyncio.run(run())
+
+
+def _policy_workloads(settings: Settings) -> tuple[WorkloadRule, ...]:
+    """The `workloads:` of the policy files; a policy that does not load is reported by the policy
+    store itself (serve keeps the last good one), so here it only means "no workloads to check"."""
+    if settings.policies is None:
+        return ()
+    from authgate.policy.load import PolicyLoadError, load_policy
+
+    try:
+        return load_policy(settings.policies).workloads
+    except PolicyLoadError:
+        return ()
