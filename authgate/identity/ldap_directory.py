@@ -14,6 +14,9 @@ servers accept as anonymous success.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import socket
+from urllib.parse import urlsplit
+
 import ldap
 import ldap.dn
 import ldap.filter
@@ -70,13 +73,34 @@ class Directory:
             if config.ca_file is not None:
                 conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(config.ca_file))
             conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # must come last: applies the TLS options above
-            if config.start_tls:
-                conn.start_tls_s()
-        except _DOWN as exc:
-            raise SourceUnavailable(f"cannot reach {config.url}: {_describe(exc)}") from None
         except ldap.LDAPError as exc:
             raise SourceUnavailable(f"{config.url}: {_describe(exc)}") from None
+        if config.start_tls:
+            try:
+                conn.start_tls_s()
+            except ldap.LDAPError as exc:
+                if not self._tcp_reachable():
+                    raise SourceUnavailable(f"cannot reach {config.url}: {_describe(exc)}") from None
+                raise SourceUnavailable(
+                    f"StartTLS with {config.url} failed: the server's certificate is not signed by ca_file "
+                    "(or not for this host name), or it offers no StartTLS") from None
         return conn
+
+    def _tcp_reachable(self) -> bool:
+        """Whether the server accepts TCP at all: tells "down" from "TLS refused" (libldap says neither)."""
+        parts = urlsplit(self.config.url)
+        port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=self.config.timeout).close()
+        except OSError:
+            return False
+        return True
+
+    def _unreachable(self, exc: ldap.LDAPError) -> str:
+        if self.config.url.startswith("ldaps:") and self._tcp_reachable():
+            return (f"TLS with {self.config.url} failed: the server's certificate is not signed by ca_file "
+                    "(or not for this host name)")
+        return f"cannot reach {self.config.url}: {_describe(exc)}"
 
     def _service_bind(self, conn: LDAPObject) -> None:
         try:
@@ -164,7 +188,7 @@ class Directory:
                 return None
             return DirectoryUser(dn, self._groups(conn, dn, username))
         except _DOWN as exc:
-            raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
+            raise SourceUnavailable(self._unreachable(exc)) from None
         except ldap.LDAPError as exc:
             raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
         finally:
@@ -177,6 +201,8 @@ class Directory:
             self._service_bind(conn)
             dn = self._find_user(conn, username)
             return None if dn is None else DirectoryUser(dn, self._groups(conn, dn, username))
+        except _DOWN as exc:
+            raise SourceUnavailable(self._unreachable(exc)) from None
         except ldap.LDAPError as exc:
             raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
         finally:
@@ -188,8 +214,7 @@ class Directory:
         try:
             conn = self.connect()
         except SourceUnavailable as exc:
-            setting = "start_tls" if config.start_tls and "reach" not in str(exc) else "url"
-            return [f"{setting}: {exc}"]
+            return [f"{'start_tls' if str(exc).startswith('StartTLS') else 'url'}: {exc}"]
         problems: list[str] = []
         try:
             if config.search_then_bind:
@@ -197,6 +222,8 @@ class Directory:
                     self._service_bind(conn)
                 except SourceUnavailable as exc:
                     return [f"bind_password: {exc}"]
+                except _DOWN as exc:
+                    return [f"{'ca_file' if 'TLS' in self._unreachable(exc) else 'url'}: {self._unreachable(exc)}"]
                 for key in ("user_base", "group_base"):
                     base = getattr(config, key)
                     if base and not self._search(conn, base, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"]):
@@ -204,7 +231,8 @@ class Directory:
             else:
                 conn.search_ext_s("", ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])  # the root DSE: is it talking?
         except _DOWN as exc:
-            problems.append(f"url: cannot reach {config.url}: {_describe(exc)}")
+            message = self._unreachable(exc)
+            problems.append(f"{'ca_file' if message.startswith('TLS') else 'url'}: {message}")
         except ldap.LDAPError:
             pass  # reachable; an anonymous read of the root DSE may be refused, which is fine
         finally:

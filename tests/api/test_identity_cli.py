@@ -56,6 +56,22 @@ def test_policy_explain_shows_where_a_membership_came_from(tmp_path: Path, slapd
     assert "team backend: ldap corp: group cn=backend" in out and "through backend-oncall" in out
 
 
+def test_a_directory_whose_certificate_is_not_from_the_configured_ca_is_refused(tmp_path: Path, slapd: Slapd) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from authgate.tls.certs import issue_ca
+
+    other_ca = tmp_path / "other-ca.crt"
+    other_ca.write_bytes(issue_ca("not the directory's").certificate.public_bytes(serialization.Encoding.PEM))
+    for mode, setting in (("search", "corp.start_tls: StartTLS with"), ("bind", "corp.ca_file: TLS with")):
+        env = _env(tmp_path, slapd.identity_file(tmp_path / f"identity-{mode}.yaml", mode, ca_file=str(other_ca)))
+        result = run_cli(env, "identity", "sources", check=False)
+        assert result.returncode == 1 and setting in result.stderr, result.stderr
+        login = run_cli(env, "identity", "test", "alice", "--password-stdin", input="alice-pw\n", check=False)
+        assert login.returncode == 1 and "cannot be reached; try again later" in login.stdout, login.stdout
+        assert "not signed by ca_file" in login.stderr + result.stderr
+
+
 @pytest.mark.parametrize(("change", "setting"), [
     ({"bind_password": "wrong"}, "corp.bind_password"),
     ({"user_base": "ou=nobody,dc=example,dc=test"}, "corp.user_base"),
