@@ -16,6 +16,7 @@ from authgate.audit.context import RequestIdMiddleware
 from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
+from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -50,6 +51,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *token_routes(),
+        *device_routes(),
         *registry_routes(),
         *audit_routes(),
     ]

@@ -222,6 +222,11 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     if not raw or len(raw) > 512:
         raise _bad("refresh_token is required for grant_type=refresh_token")
     user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
+    if user is not None:  # a device-login user: still vouched for by their provider?
+        try:
+            user = await auth.identity.recheck(user)
+        except IdentityUnavailable as exc:
+            raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
     if user is None:
         await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
         raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")

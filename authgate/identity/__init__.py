@@ -10,11 +10,15 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from authgate.auth.authn import Authenticator
+from authgate.auth.keys import keys_dir
 from authgate.db.session import Database
 from authgate.identity.base import IdentityConfigError, IdentitySource
 from authgate.identity.chain import IdentityChain
 from authgate.identity.config import LdapConfig, WorkloadConfig, load_identity
 from authgate.identity.local import LocalSource
+from authgate.identity.people import PeopleSource
+from authgate.identity.people_config import PeopleConfig
+from authgate.identity.sealed import Sealer
 from authgate.identity.workload import Workloads, WorkloadSource
 from authgate.policy.model import Policy
 from authgate.policy.workloads import WorkloadRule
@@ -40,6 +44,8 @@ def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
     for config in load_identity(settings.identity):
         if isinstance(config, LdapConfig):
             sources.append(ldap_source_for(config, settings.token_ttl))
+        elif isinstance(config, PeopleConfig):
+            sources.append(PeopleSource(config, db, Sealer(keys_dir(settings.data) / "identity.key")))
         elif isinstance(config, WorkloadConfig):
             sources.append(WorkloadSource(config, db, workloads_of(policy)))
             # Every CI job logs in with this one name: count failures per address, not per name.

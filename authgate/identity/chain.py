@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from authgate.auth.authn import LoginResult
 from authgate.auth.credentials import BasicCredentials
+from authgate.db.models import User
 from authgate.identity.base import Answer, IdentitySource, IdentityUnavailable, SourceUnavailable
 from authgate.identity.local import LOCAL
 from authgate.subject import Subject
@@ -94,6 +95,24 @@ class IdentityChain:
             if isinstance(subject, Subject):
                 return subject
         return None
+
+    async def recheck(self, user: User) -> User | None:
+        """At a refresh grant: ask the source that vouches for a provider-linked user (device login)
+        whether it still does. The user (perhaps with synced teams), or None when it does not.
+        Raises `IdentityUnavailable` when that source cannot answer."""
+        for source in self.sources:
+            recheck = getattr(source, "recheck", None)
+            if recheck is None:
+                continue
+            try:
+                checked: User | None = await recheck(user)
+            except SourceUnavailable as exc:
+                self._skip(source, exc)
+                raise IdentityUnavailable([source.name]) from None
+            if checked is None:
+                return None
+            user = checked
+        return user
 
     def describe(self) -> list[str]:
         return [source.describe() for source in self.sources]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ import yaml
 from authgate.auth.accounts import NAME_RE
 from authgate.identity.base import IdentityConfigError
 from authgate.identity.local import LOCAL
+from authgate.identity.people_config import PeopleConfig, parse_people
 
 _DURATION = re.compile(r"^(\d+)\s*([smh]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -75,7 +77,7 @@ class WorkloadConfig:
     username: str = "oidc"
 
 
-SourceConfig = LdapConfig | WorkloadConfig | Literal["local"]
+SourceConfig = LdapConfig | WorkloadConfig | PeopleConfig | Literal["local"]
 _WORKLOAD_KEYS = {"name", "type", "issuer", "audience", "algorithms", "ca_file", "leeway", "timeout", "username"}
 
 _LDAP_KEYS = {
@@ -111,13 +113,13 @@ def _filter(where: str, value: str, needs: str) -> str:
 
 
 def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
-    unknown = sorted(set(raw) - _LDAP_KEYS)
-    if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_LDAP_KEYS))})")
     name = _text(f"{where}.name", raw.get("name", "ldap"))
     if not NAME_RE.fullmatch(name) or name == LOCAL:
         raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
     where = name
+    unknown = sorted(set(raw) - _LDAP_KEYS)
+    if unknown:
+        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_LDAP_KEYS))})")
     url = _text(f"{where}.url", raw.get("url", ""))
     parts = urlsplit(url)
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
@@ -193,13 +195,13 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
 def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig:
     from authgate.identity.jwks import ALLOWED_ALGORITHMS
 
-    unknown = sorted(set(raw) - _WORKLOAD_KEYS)
-    if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_WORKLOAD_KEYS))})")
     name = _text(f"{where}.name", raw.get("name", "oidc"))
     if not NAME_RE.fullmatch(name) or name == LOCAL:
         raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
     where = name
+    unknown = sorted(set(raw) - _WORKLOAD_KEYS)
+    if unknown:
+        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_WORKLOAD_KEYS))})")
     issuer = _text(f"{where}.issuer", raw.get("issuer", ""))
     parts = urlsplit(issuer)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
@@ -251,11 +253,13 @@ def parse_identity(data: Any, origin: str = "identity", file_dir: Path = Path(".
             sources.append(LOCAL)
             names.add(LOCAL)
             continue
-        if not isinstance(entry, dict) or entry.get("type") not in ("ldap", "oidc_workload"):
-            raise _fail(f"{where}.type", "each source is `local` or a mapping with `type: ldap` or `type: oidc_workload`")
-        parse = _ldap if entry["type"] == "ldap" else _workload
+        parsers: dict[str, Callable[[str, dict[str, Any], Path], LdapConfig | WorkloadConfig | PeopleConfig]] = {
+            "ldap": _ldap, "oidc_workload": _workload, "oidc": parse_people}
+        if not isinstance(entry, dict) or entry.get("type") not in parsers:
+            raise _fail(f"{where}.type", "each source is `local` or a mapping with `type:` ldap, oidc_workload or oidc")
         try:
-            config: LdapConfig | WorkloadConfig = parse(f"sources[{index}]", entry, file_dir)
+            config: LdapConfig | WorkloadConfig | PeopleConfig = parsers[entry["type"]](
+                f"sources[{index}]", entry, file_dir)
         except IdentityConfigError as exc:
             raise IdentityConfigError(f"{origin}: {exc}") from None
         if config.name in names:

@@ -80,6 +80,8 @@ def check_sources(settings: Settings) -> list[str]:
 
     Raises `IdentityConfigError` naming the setting."""
     from authgate.identity import ldap_source_for
+    from authgate.identity.people import PeopleSource
+    from authgate.identity.people_config import PeopleConfig
     from authgate.identity.workload import WorkloadSource
 
     workloads = _policy_workloads(settings)
@@ -98,6 +100,8 @@ def check_sources(settings: Settings) -> list[str]:
                 source = ldap_source_for(config, settings.token_ttl)
             elif isinstance(config, WorkloadConfig):
                 source = WorkloadSource(config, None, lambda: workloads)
+            elif isinstance(config, PeopleConfig):
+                source = PeopleSource(config, None, None)
             else:
                 lines.append(LocalSource.DESCRIPTION)
                 continue

@@ -79,3 +79,20 @@ def test_the_bind_password_can_come_from_a_file_or_the_environment(tmp_path: Pat
     monkeypatch.setenv("AUTHGATE_IDENTITY_CORP_BIND_PASSWORD", "from-env")
     ldap = load_identity(tmp_path / "identity.yaml")[1]
     assert isinstance(ldap, LdapConfig) and ldap.bind_password == "from-env"
+
+
+@pytest.mark.parametrize(("source", "setting"), [
+    ({"type": "oidc", "name": "sso", "issuer": "https://idp.example.com"}, "sso.client_id"),
+    ({"type": "oidc", "name": "sso", "issuer": "http://idp.example.com", "client_id": "a"}, "sso.issuer"),
+    ({"type": "oidc", "name": "sso", "issuer": "https://idp.example.com", "client_id": "a", "scopes": ["groups"]},
+     "sso.scopes"),
+    ({"type": "oidc_workload", "name": "gh", "issuer": "https://t.example.com"}, "gh.audience"),
+    ({"type": "oidc_workload", "name": "gh", "issuer": "https://t.example.com", "audience": "r",
+      "algorithms": ["HS256"]}, "gh.algorithms"),
+    ({"type": "oidc_workload", "name": "gh", "issuer": "https://t.example.com", "audience": "r", "aud": "x"},
+     "gh.aud"),
+    ({"type": "saml"}, "sources[1].type"),
+])
+def test_bad_openid_sources_are_refused_naming_the_setting(source: dict[str, Any], setting: str) -> None:
+    with pytest.raises(IdentityConfigError, match=setting.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):
+        parse_identity({"sources": ["local", source]})
