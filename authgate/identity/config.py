@@ -109,6 +109,10 @@ def _filter(where: str, value: str, needs: str) -> str:
         raise _fail(where, f"{value!r} is not an LDAP filter: it must be in parentheses, balanced")
     if needs not in value:
         raise _fail(where, f"must contain {needs}, replaced by the escaped value at login")
+    try:
+        value.format(username="x", dn="x")
+    except (KeyError, IndexError, ValueError):
+        raise _fail(where, "only {username} and {dn} may appear in braces") from None
     return value
 
 
@@ -147,8 +151,14 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
         if not values.get("user_base"):
             raise _fail(f"{where}.user_base", "search-then-bind (bind_dn) needs the base DN to search users under")
     elif values.get("user_dn_template"):
-        if "{username}" not in values["user_dn_template"]:
-            raise _fail(f"{where}.user_dn_template", "must contain {username}, e.g. uid={username},ou=people,…")
+        template = values["user_dn_template"]
+        try:
+            template.format(username="x")
+        except (KeyError, IndexError, ValueError):
+            template = ""
+        if "{username}" not in template:
+            raise _fail(f"{where}.user_dn_template", "must contain {username} (and no other braces), e.g. "
+                        "uid={username},ou=people,…")
     else:
         raise _fail(f"{where}.bind_dn", "set bind_dn (a service account: search, then bind as the user) or "
                     "user_dn_template (bind as the user directly)")

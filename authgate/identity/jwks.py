@@ -94,3 +94,15 @@ class IssuerKeys:
         if found is None:
             raise UnknownKey(kid)
         return found
+
+
+_FAMILIES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+def fits(key: jwt.PyJWK, alg: str) -> bool:
+    """Whether `key` may verify `alg`: its own `alg` when the JWK names one, else its key type
+    (an RSA key never checks an ES256 signature, whatever the header says)."""
+    named = getattr(key, "_jwk_data", {}).get("alg")
+    if isinstance(named, str):
+        return named == alg
+    return key.key_type == _FAMILIES.get(alg[:2])

@@ -28,7 +28,7 @@ from authgate.db.base import utcnow
 from authgate.db.models import User
 from authgate.db.session import Database
 from authgate.identity.base import Answer, IdentityConfigError, SourceUnavailable
-from authgate.identity.jwks import IssuerKeys, UnknownKey
+from authgate.identity.jwks import IssuerKeys, UnknownKey, fits
 from authgate.identity.people_accounts import PersonError, find_link, link_person, update_link
 from authgate.identity.people_config import PeopleConfig
 from authgate.identity.sealed import Sealer
@@ -105,6 +105,8 @@ class PeopleSource:
             if alg not in self.config.algorithms or not isinstance(kid, str):
                 raise PersonError(f"the provider's ID token uses {str(alg)[:20]!r}, not one of algorithms")
             key = await self.keys.key(kid)
+            if not fits(key, alg):
+                raise PersonError(f"the provider's ID token key is not a {alg} key")
             claims: dict[str, Any] = jwt.decode(
                 token, key.key, algorithms=[alg], audience=self.config.client_id, issuer=self.config.issuer,
                 leeway=30, options={"require": ["iss", "aud", "exp", "iat", "sub"]})

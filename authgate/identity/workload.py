@@ -20,7 +20,7 @@ from authgate.auth.credentials import Secret
 from authgate.db.session import Database
 from authgate.identity.base import Answer, IdentityConfigError, SourceUnavailable
 from authgate.identity.config import WorkloadConfig
-from authgate.identity.jwks import IssuerKeys, UnknownKey
+from authgate.identity.jwks import IssuerKeys, UnknownKey, fits
 from authgate.policy.workloads import WorkloadRule, match_workload
 from authgate.subject import Subject
 
@@ -70,6 +70,8 @@ class WorkloadSource:
             key = await self.keys.key(kid)
         except UnknownKey:
             raise ValueError("workload token signed by a key the issuer does not publish") from None
+        if not fits(key, alg):
+            raise ValueError(f"workload token's key {kid[:40]!r} is not a {alg} key")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key.key, algorithms=[alg], audience=config.audience, issuer=config.issuer,

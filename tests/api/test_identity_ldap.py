@@ -7,6 +7,7 @@ account, group -> team mapping, the bind cache's revocation promise, and a direc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -164,3 +165,20 @@ async def test_a_directory_that_is_down_is_not_a_wrong_password(
     assert 'authgate_identity_source_unavailable_total{source="corp"}' in metrics
     slapd.start()
     assert await _grants(client, resources, "alice", "alice-pw") == {"pull", "push"}, "back as soon as it is"
+
+
+async def test_failed_directory_logins_log_neither_password_nor_bind_password(
+        search_ctx: Ctx, slapd: Slapd, caplog: pytest.LogCaptureFixture) -> None:
+    from tests.support.slapd import SERVICE_PASSWORD
+
+    client, resources, audit = search_ctx
+    caplog.set_level(logging.DEBUG)
+    password = "Very-Secret-Directory-Password-7"
+    await client.get("/token", headers=basic("alice", password))
+    await client.get("/v2/", headers=basic("carol", password))
+    slapd.stop()
+    await client.get("/token", headers=basic("dave", password))
+    everything = caplog.text + repr(audit.events)
+    assert "login failed for 'alice'" in caplog.text
+    assert password not in everything and SERVICE_PASSWORD not in everything
+    slapd.start()

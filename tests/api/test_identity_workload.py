@@ -199,3 +199,17 @@ def test_serve_refuses_a_workload_configuration_that_cannot_work(
     identity.write_text(json.dumps({"sources": ["local", {
         "type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE}]}))
     assert check_sources(settings)[1].startswith(f"ci: OpenID workload tokens from {provider.issuer}")
+
+
+async def test_a_refused_workload_token_is_not_logged(ctx: Ctx, provider: OidcProvider,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    client, resources, audit = ctx
+    caplog.set_level(logging.DEBUG)
+    token = provider.token("app-feature", AUDIENCE)
+    await _login(client, resources, token)
+    await client.get("/v2/", headers=basic("oidc", token))
+    everything = caplog.text + repr(audit.events)
+    assert "login failed for 'oidc'" in caplog.text
+    assert token not in everything and token.split(".")[2] not in everything

@@ -44,6 +44,7 @@ def test_a_good_ldap_source_parses_with_defaults() -> None:
     ({"user_filter": "uid={username}"}, "corp.user_filter"),
     ({"user_filter": "(uid=alice)"}, "corp.user_filter"),
     ({"group_filter": "(member=x)"}, "corp.group_filter"),
+    ({"user_filter": "(&(uid={username})(o={org}))"}, "corp.user_filter"),
     ({"nested_depth": 11}, "corp.nested_depth"),
     ({"teams": {"Backend": "Not A Team"}}, "corp.teams.Backend"),
     ({"unmapped_groups": "maybe"}, "corp.unmapped_groups"),
