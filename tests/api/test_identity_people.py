@@ -120,3 +120,18 @@ async def test_a_local_name_is_never_taken_over_and_a_down_provider_is_a_503(ctx
                                                  "refresh_token": alice})
     assert response.status_code == 503 and "try again later" in response.json()["error_description"]
     provider.start()
+
+
+def test_start_checks_the_provider_and_lists_it(tmp_path: Path, provider: OidcProvider) -> None:
+    from authgate.identity.base import IdentityConfigError
+    from authgate.identity.report import check_sources
+    from authgate.settings import Settings
+
+    identity = tmp_path / "identity.yaml"
+    source = {"type": "oidc", "name": "sso", "issuer": provider.issuer, "client_id": "authgate"}
+    identity.write_text(json.dumps({"sources": ["local", source]}))
+    settings = Settings(data=tmp_path / "data", identity=identity)
+    assert check_sources(settings)[1].startswith(f"sso: people via OpenID device login at {provider.issuer}")
+    identity.write_text(json.dumps({"sources": ["local", {**source, "issuer": "http://127.0.0.1:1"}]}))
+    with pytest.raises(IdentityConfigError, match=r"identity source sso: sso\.issuer: cannot reach"):
+        check_sources(settings)
