@@ -15,6 +15,7 @@ from authgate.auth.authn import LoginResult
 from authgate.auth.credentials import BasicCredentials, Secret
 from authgate.db.session import Database
 from authgate.identity.base import Answer, TeamOrigin
+from authgate.identity.people_accounts import find_link
 
 #: `Authenticator._user`: the local password check, unchanged.
 CheckUser = Callable[[str, BasicCredentials], Awaitable[LoginResult]]
@@ -46,7 +47,11 @@ class LocalSource:
         if user.disabled:
             return Answer.no("user disabled")
         subject = accounts.user_subject(user)
-        return Answer.yes(subject, user, _origins(subject.teams))
+        link = await find_link(self.db, user.id)  # a device-login user: which teams its provider gave
+        given = frozenset(link.teams or []) if link is not None else frozenset()
+        origins = tuple(TeamOrigin(t, f"oidc {link.source}: groups claim" if link is not None and t in given
+                                   else "database") for t in sorted(subject.teams))
+        return Answer.yes(subject, user, origins)
 
     async def check(self) -> None:
         return None

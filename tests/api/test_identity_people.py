@@ -89,6 +89,9 @@ async def test_device_login_gives_a_refresh_token_with_the_providers_groups_as_t
     assert (login.actor.name, login.details["source"]) == ("alice", "sso")
     assert (await client.get("/token", headers=basic("alice", "anything"))).status_code == 401, \
         "a device-login user has no password"
+    answer, _ = await auth_of(resources).identity.ask("alice", None)  # what `authgate identity test` prints
+    assert [(o.team, o.via) for o in answer.origins] == [("admins", "oidc sso: groups claim"),
+                                                         ("backend", "oidc sso: groups claim")]
     set_account(provider, "alice", ["frontend"])
     assert await _refresh(client, resources, body["refresh_token"]) == set(), \
         "groups are synced from the provider at the next re-check"

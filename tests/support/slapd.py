@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from authgate.tls.certs import issue_ca, issue_server, parse_host
-from tests.support.processes import Daemon, free_port, require, wait_for
+from tests.support.processes import Daemon, free_port, missing_component, require
 
 SUFFIX = "dc=example,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
@@ -38,6 +38,11 @@ _GROUPS = {
     "frontend": ["uid=dave"],
     "Platform Admins": ["uid=zed"],
 }
+
+
+def _tool(name: str) -> str:
+    """slapd and slapadd live in /usr/sbin, which a non-login PATH may lack."""
+    return shutil.which(name) or f"/usr/sbin/{name}"
 
 
 def user_dn(name: str) -> str:
@@ -76,7 +81,9 @@ class Slapd:
     """slapd with `ldap://127.0.0.1:port` (StartTLS offered) and `ldaps://127.0.0.1:tls_port`."""
 
     def __init__(self, workdir: Path) -> None:
-        require("slapd", "slapadd", "ldapmodify")
+        if not all(Path(_tool(c)).exists() for c in ("slapd", "slapadd")):
+            missing_component("slapd not installed (Debian slapd)")
+        require("ldapsearch", "ldapmodify")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -104,7 +111,7 @@ class Slapd:
         ]))
         ldif = workdir / "seed.ldif"
         ldif.write_text(_ldif())
-        subprocess.run(["slapadd", "-f", str(self.config), "-l", str(ldif)], check=True, capture_output=True)
+        subprocess.run([_tool("slapadd"), "-f", str(self.config), "-l", str(ldif)], check=True, capture_output=True)
         self.daemon: Daemon | None = None
         self.start()
 
@@ -119,7 +126,7 @@ class Slapd:
 
     def start(self) -> None:
         urls = f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/"
-        self.daemon = Daemon(["slapd", "-d", "0", "-h", urls, "-f", str(self.config)], self.workdir / "slapd.log")
+        self.daemon = Daemon([_tool("slapd"), "-d", "0", "-h", urls, "-f", str(self.config)], self.workdir / "slapd.log")
         self.daemon.wait_until(lambda: self.search(f"(uid=alice)").returncode == 0, "slapd", 30)
 
     def stop(self) -> None:
@@ -161,10 +168,3 @@ class Slapd:
         source.update(extra)
         path.write_text(yaml.safe_dump({"sources": ["local", source]}, sort_keys=False))
         return path
-
-
-def slapd_available() -> bool:
-    return all(shutil.which(c) for c in ("slapd", "slapadd", "ldapmodify"))
-
-
-__all__ = ["Slapd", "slapd_available", "wait_for"]
