@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
+from authgate.auth.identity import client_address
+from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token
 from authgate.auth.services import auth_of
 from authgate.identity.base import SourceUnavailable
@@ -87,6 +89,11 @@ async def device_token(request: Request) -> Response:
     device_code = form.get("device_code", "")
     if source is None or not device_code or len(device_code) > 512:
         return _error(400, "invalid_request", "source and device_code are required")
+    limiter, address = auth_of(resources).limiter, client_address(request)
+    try:
+        limiter.check("", address)  # guessed device codes are failed logins of this address
+    except TooManyAttempts as exc:
+        return _error(429, "slow_down", f"too many failed sign-ins; try again in {exc.retry_after} s")
     try:
         person = await source.finish(device_code)
     except Pending as exc:
@@ -96,6 +103,7 @@ async def device_token(request: Request) -> Response:
         return _error(503, "temporarily_unavailable", f"the identity provider {source.name} cannot be reached; "
                       "try again later")
     except PersonError as exc:
+        limiter.failure("", address, device_code)
         await _audit(request, "auth:login:failure", Subject("user", "(device login)"), source.name, str(exc))
         return _error(403, "access_denied", str(exc))
     settings = resources.settings

@@ -138,3 +138,15 @@ def test_start_checks_the_provider_and_lists_it(tmp_path: Path, provider: OidcPr
     identity.write_text(json.dumps({"sources": ["local", {**source, "issuer": "http://127.0.0.1:1"}]}))
     with pytest.raises(IdentityConfigError, match=r"identity source sso: sso\.issuer: cannot reach"):
         check_sources(settings)
+
+
+async def test_guessing_device_codes_is_refused_like_guessing_passwords(ctx: Ctx) -> None:
+    client, resources, audit = ctx
+    statuses = []
+    for attempt in range(40):
+        response = await client.post("/auth/oidc/token", data={"device_code": f"guess-{attempt}", "source": "sso"})
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 403 and statuses[-1] == 429, statuses
+    assert [e for e in audit.events if e.action == "auth:login:failure"][0].details["source"] == "sso"
