@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -33,6 +33,8 @@ class LoginResult:
     reason: str = ""
     #: The identity source that decided (`local`, an LDAP source's name); "" when none knew the name.
     source: str = "local"
+    #: For the audit event: what the source said about the identity (a CI job's claims).
+    details: dict[str, str] = field(default_factory=dict)
 
 
 class Authenticator:

@@ -88,6 +88,8 @@ class _Outcome:
     refresh_token: Secret | None = None
     #: The identity source that decided the login (`local`, an LDAP source's name), for the audit log.
     source: str = ""
+    #: What that source said about the identity (a CI job's claims), for the audit log.
+    identity: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -138,7 +140,7 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=str(exc))
         raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
-    outcome.source = result.source
+    outcome.source, outcome.identity = result.source, result.details
     if result.subject is None:
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
@@ -152,6 +154,8 @@ async def _audit(resources: Resources, request: Request, action: str, outcome: _
     details: dict[str, object] = {"grant_type": outcome.grant_type, "client_id": outcome.client_id}
     if outcome.source:
         details["source"] = outcome.source
+    if outcome.identity:
+        details["identity"] = outcome.identity
     if action == "token:issue":
         details.update(requested=format_scopes(outcome.requested), granted=format_scopes(granted))
     await resources.audit.record(

@@ -9,7 +9,7 @@ password (docker_auth `auth_server/api/authn.go` has the same three answers plus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from authgate.auth.credentials import Secret
@@ -58,11 +58,13 @@ class Answer:
     origins: tuple[TeamOrigin, ...] = ()
     #: Directory groups the subject is in (names), including those that map to no team.
     groups: tuple[str, ...] = ()
+    #: What the audit event should say about this identity beyond its name (a CI job's claims).
+    details: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def yes(cls, subject: Subject, user: User | None = None, origins: tuple[TeamOrigin, ...] = (),
-            groups: tuple[str, ...] = ()) -> Answer:
-        return cls("yes", subject, user, "", origins, groups)
+            groups: tuple[str, ...] = (), details: dict[str, str] | None = None) -> Answer:
+        return cls("yes", subject, user, "", origins, groups, details or {})
 
     @classmethod
     def no(cls, reason: str) -> Answer:

@@ -77,7 +77,7 @@ class IdentityChain:
         answer, source = await self.ask(username, credentials)
         self.decided.labels(source or "none", "success" if answer.verdict == "yes" else "failure").inc()
         if answer.verdict == "yes":
-            return LoginResult(answer.subject, answer.user, source=source)
+            return LoginResult(answer.subject, answer.user, source=source, details=answer.details)
         return LoginResult(None, reason=answer.reason or "unknown user", source=source)
 
     async def resolve(self, username: str) -> Subject | None:

@@ -102,7 +102,10 @@ class WorkloadSource:
             return Answer.no(f"no workload in the policy files matches this {self.name} token's claims")
         if self.db is not None and await accounts.find_robot(self.db, rule.name) is not None:
             return Answer.no(f"workload {rule.name} ({rule.origin}) has the name of a stored robot; rename one")
-        return Answer.yes(Subject("robot", rule.name, source=self.name))
+        # Which job this was, for the audit log: its subject and the claims the workload matched on.
+        details = {"workload": rule.name, "sub": str(claims.get("sub", ""))[:255]}
+        details.update({m.claim: str(claims.get(m.claim, ""))[:255] for m in rule.claims})
+        return Answer.yes(Subject("robot", rule.name, source=self.name), details=details)
 
     async def lookup(self, username: str) -> Answer:
         return Answer.not_mine()

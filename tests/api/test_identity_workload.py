@@ -97,6 +97,8 @@ async def test_a_matching_workload_token_pushes_where_its_claims_allow(ctx: Ctx,
     assert await _login(client, resources, token) == {"pull", "push"}
     issued = [e for e in audit.events if e.action == "token:issue"][-1]
     assert (str(issued.actor), issued.details["source"]) == ("robot:app-main", "ci")
+    assert issued.details["identity"] == {"workload": "app-main", "sub": "app-main", "repository": "org/app",
+                                          "ref": "refs/heads/main"}, "the audit log says which job it was"
     assert await _login(client, resources, token, "org/other") == set(), "nothing outside its rule"
     get = await client.get("/token", headers=basic("oidc", token), params={"scope": "repository:org/app/api:push"})
     bearer = get.json()["token"]
