@@ -18,6 +18,7 @@ from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
+from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -72,6 +73,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
         *token_routes(),
+        *device_routes(),
         *registry_routes(),
         *audit_routes(),
         # Last: the web console's paths never shadow the API's.
@@ -92,12 +94,13 @@ def create_app(settings: Settings) -> Starlette:
             await db.upgrade()
             audit = await open_audit(settings, db, stack)
             policy_store = PolicyStore(settings.policies) if settings.policies is not None else None
+            policy = policy_store or OwnNamespacePolicy()
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
-                policy=policy_store or OwnNamespacePolicy(),
+                policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db),
+                auth=build_auth(settings, db, metrics.registry, policy),
             )
             metrics.watch_policy(app.state.resources.degraded)
             await announce_first_steps(settings, db)

@@ -59,6 +59,9 @@ class Settings:
     #: Token-server mode: the URL of the registry (`auth: token`) docker pushes to and pulls from.
     #: authgate then serves `/token` only (no `/v2/` of its own) and points users at this address.
     registry_url: str = ""
+    #: YAML file listing the identity sources in order (local database, LDAP; docs/identity.md).
+    #: Empty: the local database only.
+    identity: Path | None = None
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""

@@ -15,6 +15,8 @@ from authgate.cli.common import fail, settings_from
 from authgate.cli.datadir import DataDirError
 from authgate.cli.serve_checks import prepare_to_serve
 from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
+from authgate.identity.base import IdentityConfigError
+from authgate.identity.report import check_sources
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning
 from authgate.tls_probe import quiet_tls_probes
@@ -51,6 +53,12 @@ def _serve(args: argparse.Namespace) -> int:
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     except (SigningKeyError, DataDirError) as exc:
         return fail(str(exc))
+    try:
+        # An unreachable directory or a refused service account is one line naming the setting.
+        sources = check_sources(settings)
+    except IdentityConfigError as exc:
+        return fail(f"configuration error: {exc}")
+    log.info("identity sources, in order: %s", "; ".join(sources))
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
         warning = expiry_warning(settings.tls_cert)
