@@ -48,6 +48,11 @@ def _serve(args: argparse.Namespace) -> int:
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     except SigningKeyError as exc:
         return fail(str(exc))
+    from authgate.registry.embedded_s3 import check_object_store  # aiobotocore loads only when used
+
+    problem = check_object_store(settings)  # wrong credentials or bucket: one line naming the setting
+    if problem:
+        return fail(problem)
     settings = with_data_dir_tls(settings)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
