@@ -27,6 +27,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--port", type=int, help="port to listen on (default 5000; $AUTHGATE_PORT)")
     parser.add_argument("--public-url", help="URL clients use to reach authgate ($AUTHGATE_PUBLIC_URL)")
     parser.add_argument("--upstream", help="gateway mode: the upstream registry URL ($AUTHGATE_UPSTREAM)")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="processes sharing the port, database and data dir (default 1: the login limiter and the "
+             "credential cache are still per process, see docs/scale-out.md)")
     parser.set_defaults(handler=_serve)
 
 
@@ -65,6 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
             "client\"). Run `authgate tls init --host NAME` and restart to serve HTTPS.",
             settings.host,
         )
+    if args.workers < 1:
+        return fail("--workers must be at least 1", 2)
+    if args.workers > 1:
+        from authgate.cli.workers import export_overrides, run_workers
+
+        export_overrides(args)
+        run_workers(settings, args.workers)
+        return 0
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -22,6 +22,7 @@ from authgate.storage.filesystem import FilesystemBlobStore
 from authgate.storage.layout import Layout
 from authgate.storage.manifests import FilesystemManifestStore
 from authgate.storage.recovery import recover
+from authgate.storage.shared_dir import hold_and_maybe_recover, release
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,15 @@ async def open_embedded(settings: Settings,
                 tasks.cancel_scope.cancel()
         return
     layout = store_layout(settings)
-    await anyio.to_thread.run_sync(recover, layout)
+    lock = await anyio.to_thread.run_sync(hold_and_maybe_recover, layout.root / "serving.lock",
+                                          lambda: recover(layout))
     blob_store = FilesystemBlobStore(layout, max_blob_size=settings.max_blob_size,
                                      upload_max_age=settings.upload_max_age)
     stores = Stores(settings, blob_store, FilesystemManifestStore(layout, settings.max_manifest_size))
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_expire_forever, blob_store, max(1.0, min(settings.upload_max_age / 4, 3600)))
-        yield EmbeddedBackend(stores)
-        tasks.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_expire_forever, blob_store, max(1.0, min(settings.upload_max_age / 4, 3600)))
+            yield EmbeddedBackend(stores)
+            tasks.cancel_scope.cancel()
+    finally:
+        release(lock)
