@@ -1,0 +1,188 @@
+"""Three authgate replicas behind nginx round robin, each its own process with its own empty data
+dir, sharing PostgreSQL and one S3 bucket (a real SeaweedFS): docker through the balancer, a chunked
+upload whose PATCHes land on three different replicas, and a replica killed in the middle of an
+upload whose client then finishes through the others with nothing corrupt stored."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import AuthgateServer, Daemon, Dockerd, Postgres, free_port, require, wait_for
+from tests.support.seaweedfs import SeaweedFS
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "alice-secret-pw"
+AUTH = ("alice", PASSWORD)
+
+NGINX_CONF = """
+daemon off;
+{user}
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  log_format upstream '$request_method $uri $status $upstream_addr';
+  access_log {dir}/access.log upstream;
+  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  upstream authgate {{ {servers} }}
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    location / {{
+      proxy_pass http://authgate;
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_read_timeout 300;
+    }}
+  }}
+}}
+"""
+
+
+class Balancer:
+    def __init__(self, workdir: Path, port: int, upstreams: list[str]) -> None:
+        require("nginx")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.workdir = workdir
+        (workdir / "nginx.conf").write_text(NGINX_CONF.format(
+            dir=workdir, port=self.port, servers=" ".join(f"server {u} max_fails=1 fail_timeout=5s;" for u in upstreams),
+            user="user root;" if os.geteuid() == 0 else ""))
+        self.daemon = Daemon(["nginx", "-c", str(workdir / "nginx.conf"), "-p", str(workdir)], workdir / "nginx.out")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.daemon.wait_until(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, "nginx")
+
+    def upstreams_of(self, method: str) -> list[str]:
+        """The replica that answered each logged request with `method`, in order."""
+        lines = (self.workdir / "access.log").read_text().splitlines()
+        return [line.split()[3] for line in lines if line.startswith(method + " ")]
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, postgres: Postgres
+            ) -> Iterator[tuple[Balancer, list[AuthgateServer]]]:
+    ports = [free_port() for _ in range(3)]
+    balancer_port = free_port()
+    settings = {**seaweedfs.settings(seaweedfs.new_prefix()), "database_url": postgres.create_database(),
+                "public_url": f"http://127.0.0.1:{balancer_port}", "trusted_proxies": "127.0.0.1/32",
+                "bcrypt_rounds": "4"}
+    replicas: list[AuthgateServer] = []
+    for n, port in enumerate(ports):
+        server = AuthgateServer(tmp_path_factory.mktemp(f"replica-{n}"), port=port, **settings)
+        server.env.update(seaweedfs.env())
+        if replicas:
+            server.data.mkdir(mode=0o700)
+            shutil.copytree(replicas[0].data / "keys", server.data / "keys")  # the same signing keys everywhere
+        server._public_url = None  # health checks go to the replica itself
+        replicas.append(server.start())
+        if n == 0:
+            server.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    balancer = Balancer(tmp_path_factory.mktemp("nginx"), balancer_port, [f"127.0.0.1:{p}" for p in ports])
+    yield balancer, replicas
+    balancer.stop()
+    for server in replicas:
+        server.stop()
+
+
+def test_docker_through_the_balancer(cluster: tuple[Balancer, list[AuthgateServer]], dockerd: Dockerd) -> None:
+    balancer, _ = cluster
+    registry = f"127.0.0.1:{balancer.port}"
+    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
+    image = f"{registry}/alice/balanced"
+    dockerd.build_busybox(image, message="hello through three replicas", extra_layers=3)
+    dockerd.run("push", image)
+    dockerd.run("rmi", image)
+    dockerd.run("pull", image)
+    assert dockerd.run("run", "--rm", "--network", "none", image).stdout.strip() == "hello through three replicas"
+    assert len(set(balancer.upstreams_of("PUT")) | set(balancer.upstreams_of("GET"))) == 3
+
+
+def _next(balancer: Balancer, location: str) -> str:
+    return f"{balancer.url}{httpx.URL(location).raw_path.decode()}"
+
+
+def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    balancer, _ = cluster
+    chunks = [bytes([n]) * (5 * 1024 * 1024 + 333 * n) for n in range(1, 4)]
+    whole = b"".join(chunks)
+    digest = f"sha256:{hashlib.sha256(whole).hexdigest()}"
+    before = len(balancer.upstreams_of("PATCH"))
+    location = httpx.post(f"{balancer.url}/v2/alice/spread/blobs/uploads/", auth=AUTH).headers["location"]
+    offset = 0
+    for chunk in chunks:  # a new connection each: nginx hands each to the next replica
+        response = httpx.patch(_next(balancer, location), content=chunk, auth=AUTH, timeout=60,
+                               headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+        assert response.status_code == 202, response.text
+        offset += len(chunk)
+        location = response.headers["location"]
+    assert len(set(balancer.upstreams_of("PATCH")[before:])) == 3
+    done = httpx.put(_next(balancer, location), params={"digest": digest}, auth=AUTH, timeout=60)
+    assert done.status_code == 201, done.text
+    pulled = httpx.get(f"{balancer.url}/v2/alice/spread/blobs/{digest}", auth=AUTH, timeout=60)
+    assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
+
+
+def test_replica_killed_mid_upload(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    """kill -9 of the replica receiving a chunk: the client asks the balancer where the session stands
+    (nginx skips the dead replica), resends from there, and the blob is whole."""
+    balancer, replicas = cluster
+    first = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    second = os.urandom(12 * 1024 * 1024)
+    digest = f"sha256:{hashlib.sha256(first + second).hexdigest()}"
+    location = httpx.post(f"{balancer.url}/v2/alice/crash/blobs/uploads/", auth=AUTH).headers["location"]
+    response = httpx.patch(_next(balancer, location), content=first, auth=AUTH, timeout=60)
+    location = response.headers["location"]
+    victim = replicas[2]  # the replica the balancer handed the next chunk to
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for n in range(0, len(second), 1024 * 1024):
+            yield second[n:n + 1024 * 1024]
+            if n >= 4 * 1024 * 1024:
+                sent.set()
+                time.sleep(0.5)
+
+    def kill_victim() -> None:
+        sent.wait(60)
+        assert victim.daemon is not None
+        victim.daemon.kill()
+
+    killer = threading.Thread(target=kill_victim)
+    killer.start()
+    with pytest.raises(httpx.HTTPError):
+        httpx.patch(f"{victim.url}{httpx.URL(location).raw_path.decode()}", content=slow_body(), auth=AUTH,
+                    timeout=60).raise_for_status()
+    killer.join()
+    status = httpx.get(_next(balancer, location), auth=AUTH, timeout=30)
+    assert status.status_code == 204, status.text
+    assert status.headers["range"] == f"0-{len(first) - 1}"  # the interrupted chunk left nothing behind
+    resumed = httpx.patch(_next(balancer, status.headers["location"]), content=second, auth=AUTH, timeout=60,
+                          headers={"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})
+    assert resumed.status_code == 202, resumed.text
+    done = httpx.put(_next(balancer, resumed.headers["location"]), params={"digest": digest}, auth=AUTH, timeout=60)
+    assert done.status_code == 201, done.text
+    pulled = httpx.get(f"{balancer.url}/v2/alice/crash/blobs/{digest}", auth=AUTH, timeout=60)
+    assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
+
+
+def test_audit_chain_of_all_replicas_verifies(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    _, replicas = cluster
+    verify = replicas[0].cli("audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
