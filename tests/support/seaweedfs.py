@@ -8,16 +8,31 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.support.processes import Daemon, free_port, missing_component
+from tests.support.processes import Daemon, missing_component
 
 ACCESS_KEY = "authgate-test"
 SECRET_KEY = "authgate-test-secret-0123456789"
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different (each socket stays bound until all are chosen)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def weed_binary() -> str | None:
@@ -36,8 +51,9 @@ class SeaweedFS:
             "name": "authgate", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))
-        ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-        grpc = {name: free_port() for name in ports}
+        numbers = distinct_ports(8)
+        ports = dict(zip(("master", "volume", "filer", "s3"), numbers[:4]))
+        grpc = dict(zip(ports, numbers[4:]))
         self.port = ports["s3"]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
