@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from tests.support.processes import AuthgateServer, Daemon, Dockerd, Postgres, free_port, require, wait_for
@@ -53,6 +54,15 @@ http {{
 """
 
 
+OWN_NAMESPACE = """\
+rules:
+  - name: own-namespace
+    subjects: ["*"]
+    repositories: ["${user}/**"]
+    allow: ["*"]
+"""
+
+
 class Balancer:
     def __init__(self, workdir: Path, port: int, upstreams: list[str]) -> None:
         require("nginx")
@@ -80,7 +90,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, post
             ) -> Iterator[tuple[Balancer, list[AuthgateServer]]]:
     ports = [free_port() for _ in range(3)]
     balancer_port = free_port()
-    settings = {**seaweedfs.settings(seaweedfs.new_prefix()), "database_url": postgres.create_database(),
+    policies = tmp_path_factory.mktemp("policies")  # one directory every replica reads (a shared volume)
+    (policies / "registry.yaml").write_text(OWN_NAMESPACE)
+    settings = {"policies": str(policies), **seaweedfs.settings(seaweedfs.new_prefix()), "database_url": postgres.create_database(),
                 "public_url": f"http://127.0.0.1:{balancer_port}", "trusted_proxies": "127.0.0.1/32",
                 "bcrypt_rounds": "4"}
     replicas: list[AuthgateServer] = []
@@ -93,7 +105,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, post
         server._public_url = None  # health checks go to the replica itself
         replicas.append(server.start())
         if n == 0:
-            server.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+            for user in ("alice", "bob"):
+                server.cli("user", "add", user, "--password-stdin", input=PASSWORD + "\n")
     balancer = Balancer(tmp_path_factory.mktemp("nginx"), balancer_port, [f"127.0.0.1:{p}" for p in ports])
     yield balancer, replicas
     balancer.stop()
@@ -186,3 +199,22 @@ def test_audit_chain_of_all_replicas_verifies(cluster: tuple[Balancer, list[Auth
     _, replicas = cluster
     verify = replicas[0].cli("audit", "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    _, replicas = cluster
+    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
+    policies = Path(alive[0].env["AUTHGATE_POLICIES"])
+
+    def granted(server: AuthgateServer) -> list[str]:
+        response = httpx.get(f"{server.url}/token", auth=("bob", PASSWORD),
+                             params={"service": "authgate", "scope": "repository:alice/balanced:pull"})
+        claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
+        return list(claims["access"][0]["actions"]) if claims["access"] else []
+
+    assert [granted(server) for server in alive] == [[]] * len(alive)
+    (policies / "bob.yaml").write_text(
+        'rules:\n  - name: bob-reads-alice\n    subjects: ["user:bob"]\n    repositories: ["alice/**"]\n'
+        '    allow: [pull]\n')
+    for server in alive:
+        wait_for(lambda: granted(server) == ["pull"], f"the policy change on {server.url}", 10)
