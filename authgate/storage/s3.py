@@ -108,11 +108,12 @@ class S3BlobStore:
         return self._locks.setdefault(upload_id, anyio.Lock())
 
     def _valid(self, upload_id: str) -> None:
+        """Ours are canonical UUIDs; anything else never reaches a key name."""
         try:
-            uuid.UUID(upload_id)
+            canonical = str(uuid.UUID(upload_id))
         except ValueError:
             raise unknown_upload() from None
-        if upload_id != str(uuid.UUID(upload_id)):
+        if upload_id != canonical:
             raise unknown_upload()
 
     async def upload_size(self, name: RepositoryName, upload_id: str) -> int:

@@ -34,6 +34,9 @@ from authgate.storage.digesting import SizeLimitExceeded
 from authgate.storage.s3_client import S3
 
 _HASH_BATCH = 4 * 1024 * 1024
+#: Hash states kept at once: a session finished or expired by another replica leaves its entry here,
+#: so the oldest go first; a session whose state was dropped is verified by reading it back.
+MAX_HASHERS = 10_000
 
 
 def unknown_upload() -> RegistryError:
@@ -148,6 +151,8 @@ class Sessions:
             await self.s3.delete(state.tail)
         if hasher is not None:
             self.hashers[upload_id] = (hasher, generation)
+            while len(self.hashers) > MAX_HASHERS:
+                del self.hashers[next(iter(self.hashers))]
         if failure is not None:
             raise failure
         return updated

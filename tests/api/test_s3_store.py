@@ -89,3 +89,26 @@ def test_a_ca_bundle_that_is_not_there_is_named(seaweedfs: SeaweedFS, bucket: st
 def test_settings_that_cannot_work_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(environ=environ)
+
+
+async def test_hash_states_are_bounded_and_a_dropped_one_is_verified_by_reading_back(
+        seaweedfs: SeaweedFS, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from authgate.storage import s3_uploads
+
+    monkeypatch.setattr(s3_uploads, "MAX_HASHERS", 2)
+    async with S3(settings(seaweedfs, bucket)) as s3:
+        store = s3_blob_store(s3, settings(seaweedfs, bucket))
+        uploads = []
+        for n in range(3):
+            upload = await store.start_upload(NAME)
+
+            async def body(n: int = n) -> AsyncIterator[bytes]:
+                yield f"blob {n}".encode()
+
+            await store.append(NAME, upload, body())
+            uploads.append(upload)
+        assert len(store.sessions.hashers) == 2 and uploads[0] not in store.sessions.hashers
+        for n, upload in enumerate(uploads):
+            digest = Digest("sha256", hashlib.sha256(f"blob {n}".encode()).hexdigest())
+            assert await store.commit(NAME, upload, digest) == 6
+            assert await store.read_blob_bytes(digest, 100) == f"blob {n}".encode()
