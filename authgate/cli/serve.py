@@ -29,8 +29,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--upstream", help="gateway mode: the upstream registry URL ($AUTHGATE_UPSTREAM)")
     parser.add_argument(
         "--workers", type=int, default=1, metavar="N",
-        help="processes sharing the port, database and data dir (default 1: the login limiter and the "
-             "credential cache are still per process, see docs/scale-out.md)")
+        help="processes sharing the port, database and data dir (default 1: the login limiter's counters "
+             "are still per process, see docs/scale-out.md)")
     parser.set_defaults(handler=_serve)
 
 

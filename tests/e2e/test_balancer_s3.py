@@ -145,6 +145,8 @@ def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[Au
         assert response.status_code == 202, response.text
         offset += len(chunk)
         location = response.headers["location"]
+    # nginx logs a request after answering it: wait for the three lines, then look at them.
+    wait_for(lambda: len(balancer.upstreams_of("PATCH")) >= before + 3, "nginx's log lines", 10)
     assert len(set(balancer.upstreams_of("PATCH")[before:])) == 3
     done = httpx.put(_next(balancer, location), params={"digest": digest}, auth=AUTH, timeout=60)
     assert done.status_code == 201, done.text
@@ -218,3 +220,18 @@ def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[Aut
         '    allow: [pull]\n')
     for server in alive:
         wait_for(lambda: granted(server) == ["pull"], f"the policy change on {server.url}", 10)
+
+
+def test_user_disable_on_one_replica_is_refused_by_every_replica(
+        cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    _, replicas = cluster
+    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
+
+    def login(server: AuthgateServer) -> int:
+        return httpx.get(f"{server.url}/token", auth=("bob", PASSWORD), params={"service": "authgate"}).status_code
+
+    assert [login(server) for server in alive] == [200] * len(alive)  # every replica has bob's password cached
+    alive[0].cli("user", "disable", "bob")
+    assert [login(server) for server in alive] == [401] * len(alive)
+    alive[-1].cli("user", "enable", "bob")
+    assert [login(server) for server in alive] == [200] * len(alive)
