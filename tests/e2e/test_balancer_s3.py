@@ -235,3 +235,39 @@ def test_user_disable_on_one_replica_is_refused_by_every_replica(
     assert [login(server) for server in alive] == [401] * len(alive)
     alive[-1].cli("user", "enable", "bob")
     assert [login(server) for server in alive] == [200] * len(alive)
+
+
+def test_docker_push_survives_a_replica_killed_in_the_middle(
+        cluster: tuple[Balancer, list[AuthgateServer]], dockerd: Dockerd, tmp_path: Path) -> None:
+    """kill -9 of a replica while docker pushes through the balancer: docker's own retries (or the
+    user's second `docker push`) finish through the replicas left, and what is pulled back is whole."""
+    balancer, replicas = cluster
+    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
+    assert len(alive) >= 2
+    registry = f"127.0.0.1:{balancer.port}"
+    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
+    context = tmp_path / "context"
+    context.mkdir()
+    payload = os.urandom(48 * 1024 * 1024)
+    (context / "payload.bin").write_bytes(payload)
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload.bin /payload.bin\n")
+    image = f"{registry}/alice/crash-push"
+    dockerd.run("build", "-q", "-t", image, str(context))
+    pushing = threading.Thread(target=lambda: dockerd.run("push", image, check=False))
+    pushing.start()
+    wait_for(lambda: "/alice/crash-push/blobs/uploads" in (balancer.workdir / "access.log").read_text(),
+             "the push to start", 60)
+    victim = alive[0]
+    assert victim.daemon is not None
+    victim.daemon.kill()
+    pushing.join(300)
+    dockerd.run("push", image)  # the client's retry (a no-op when docker's own retries already finished it)
+    dockerd.run("rmi", image)
+    dockerd.run("pull", image)
+    exported = dockerd.run("create", image, "/payload.bin").stdout.strip()
+    try:
+        copied = tmp_path / "copied.bin"
+        dockerd.run("cp", f"{exported}:/payload.bin", str(copied))
+        assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(payload).digest()
+    finally:
+        dockerd.run("rm", exported, check=False)
