@@ -70,5 +70,5 @@ async def open_backend(resources: Resources) -> AsyncIterator[Backend]:
         return
     from authgate.registry.embedded import open_embedded
 
-    async with open_embedded(settings) as backend:
+    async with open_embedded(settings, resources.not_ready) as backend:
         yield backend
