@@ -68,6 +68,9 @@ def _create(args: argparse.Namespace) -> int:
               "now:\n")
         print(f"    {secret}\n")
         print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
+        if _this_machine_only(host):
+            print(f"({host} reaches this machine only; CI elsewhere logs in to this machine's name or address: "
+                  "set public_url to have it printed here)")
 
     return run_account_command(args, work)
 
@@ -84,6 +87,13 @@ def _expire(args: argparse.Namespace) -> int:
         print(f"robot {args.name}: expires {when} (in {location(settings)})")
 
     return run_account_command(args, work)
+
+
+def _this_machine_only(host: str) -> bool:
+    """`settings.url` says localhost for a server on every interface (0.0.0.0): right for `docker login`
+    on this machine, wrong for the CI runners a robot is made for."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in ("localhost", "127.0.0.1", "[::1]")
 
 
 def _change(args: argparse.Namespace) -> int:

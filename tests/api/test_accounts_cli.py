@@ -109,3 +109,13 @@ def test_robot_expire_changes_an_existing_robots_lifetime(cli: Cli) -> None:
     events = [json.loads(line) for line in cli("audit", "list", "--json", "--action", "robot:expire")[0].splitlines()]
     done = [(e["reference"], e["details"]["expires"]) for e in events if e["outcome"] == "success"]
     assert done == [("ci", "never"), ("ci", "365d")]
+
+
+def test_robot_create_says_when_its_login_line_only_works_here(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_HOST", "0.0.0.0")
+    out = cli("robot", "create", "ci")[0]
+    assert "docker login localhost:5000 -u robot+ci --password-stdin" in out
+    assert "localhost:5000 reaches this machine only" in out and "set public_url" in out
+    monkeypatch.setenv("AUTHGATE_PUBLIC_URL", "https://registry.example.com")
+    out = cli("robot", "create", "deploy")[0]
+    assert "docker login registry.example.com -u robot+deploy" in out and "this machine only" not in out
