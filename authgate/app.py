@@ -18,6 +18,7 @@ from authgate.audit.service import audit_routes, open_audit
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
+from authgate.console.repository_list import stop_refreshing
 from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> Starlette:
                 stack.push_async_callback(policy_store.stop)
             backend = await stack.enter_async_context(open_backend(app.state.resources))
             app.state.resources.extras[BACKEND_KEY] = backend
+            stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
             yield
 
     return Starlette(

@@ -60,6 +60,9 @@ class Robot(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Bumped when the robot is disabled (or brought back after it expired): part of its tokens'
+    #: epoch, so tokens issued before stay dead when it is enabled again (migration 0005).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RefreshToken(Base):
