@@ -20,6 +20,8 @@ from authgate.backends import open_backend
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
+from authgate.console.repository_list import stop_refreshing
+from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
@@ -75,6 +77,7 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
         *token_routes(),
+        *device_routes(),
         *registry_routes(),
         *admin_routes(),
         *audit_routes(),
@@ -100,12 +103,13 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             readiness = Readiness()
             policy_store = (PolicyStore(settings.policies, audit, readiness)
                             if settings.policies is not None else None)
+            policy = policy_store or OwnNamespacePolicy()
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
-                policy=policy_store or OwnNamespacePolicy(),
+                policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db),
+                auth=build_auth(settings, db, metrics.registry, policy),
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)
@@ -114,6 +118,7 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
                 await policy_store.start()
                 stack.push_async_callback(policy_store.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
+            stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
             yield
 
     return Starlette(

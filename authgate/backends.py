@@ -27,5 +27,5 @@ async def open_backend(resources: Resources) -> AsyncIterator[Backend | None]:
                                  resources.audit) as gateway:
             yield gateway
     else:
-        async with open_embedded(settings, resources.policy, resources.audit) as embedded:
+        async with open_embedded(settings, resources.policy, resources.audit, resources.readiness) as embedded:
             yield embedded

@@ -59,6 +59,9 @@ class Settings:
     #: Token-server mode: the URL of the registry (`auth: token`) docker pushes to and pulls from.
     #: authgate then serves `/token` only (no `/v2/` of its own) and points users at this address.
     registry_url: str = ""
+    #: YAML file listing the identity sources in order (local database, LDAP; docs/identity.md).
+    #: Empty: the local database only.
+    identity: Path | None = None
     #: Gateway mode: the upstream registry URL. Empty means the embedded store.
     upstream: str = ""
     upstream_username: str = ""
@@ -87,6 +90,25 @@ class Settings:
     upstream_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: Where the embedded registry keeps blobs, manifests and tags: `filesystem` (the data dir) or
+    #: `s3` (a bucket every replica shares; see docs/scale-out.md). Credentials come the usual AWS way:
+    #: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile (`s3_profile`), or an instance role.
+    storage: Literal["filesystem", "s3"] = "filesystem"
+    #: S3 endpoint URL (SeaweedFS, MinIO, Ceph...); empty means AWS itself.
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    #: Prefix of every key authgate writes, e.g. `registry/` to share a bucket.
+    s3_prefix: str = ""
+    #: A named profile from ~/.aws/credentials and ~/.aws/config; empty uses the default chain.
+    s3_profile: str = ""
+    #: Blob pulls answer 307 to a presigned URL (valid `s3_redirect_ttl`), so the bytes skip authgate.
+    s3_redirect: bool = False
+    s3_redirect_ttl: int = 1200
+    #: Size of each multipart-upload part: the memory one upload holds (twice this, at most).
+    s3_part_size: int = 8 * 1024**2
+    #: Seconds to connect to the object store, and to wait for each of its answers.
+    s3_timeout: float = 30.0
     max_blob_size: int = 64 * 1024**3
     max_manifest_size: int = 4 * 1024**2
     upload_max_age: int = 86400
@@ -284,6 +306,7 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(f"upstream_service must differ from service ({settings.service!r}): the upstream "
                             "would accept the token any user gets from /token; leave it empty for "
                             f"{settings.service}-upstream")
+    _validate_s3(settings)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key must be set together")
     for proxy in settings.trusted_proxies:
@@ -291,3 +314,21 @@ def _validate(settings: Settings) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError as exc:
             raise SettingsError(f"trusted_proxies: {exc}") from exc
+
+
+def _validate_s3(settings: Settings) -> None:
+    if settings.storage != "s3":
+        return
+    if settings.gateway:
+        raise SettingsError("storage s3 is for the embedded registry; in gateway mode the upstream stores the blobs")
+    if not settings.s3_bucket:
+        raise SettingsError("storage s3 needs s3_bucket (AUTHGATE_S3_BUCKET)")
+    if settings.s3_endpoint and urlsplit(settings.s3_endpoint).scheme not in ("http", "https"):
+        raise SettingsError(f"s3_endpoint must be an http:// or https:// URL, got {settings.s3_endpoint!r}")
+    if not 5 * 1024**2 <= settings.s3_part_size <= 1024**3:
+        raise SettingsError("s3_part_size must be between 5M (the S3 minimum) and 1G")
+    if settings.max_blob_size > 10_000 * settings.s3_part_size:
+        raise SettingsError(f"max_blob_size exceeds 10,000 parts of s3_part_size ({settings.s3_part_size} bytes),"
+                            " the S3 limit of a multipart upload: raise s3_part_size")
+    if settings.s3_timeout <= 0:
+        raise SettingsError("s3_timeout must be a positive number of seconds")

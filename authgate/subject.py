@@ -15,6 +15,9 @@ class Subject:
     name: str = ""
     teams: frozenset[str] = field(default_factory=frozenset)
     admin: bool = False
+    #: The identity source that vouched for this subject (`local`, or an LDAP source's name); for
+    #: the audit log and `authgate identity test`. Never consulted for permissions.
+    source: str = field(default="local", compare=False)
 
     @property
     def is_anonymous(self) -> bool:

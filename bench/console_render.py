@@ -7,8 +7,10 @@ The real app in-process (create_app, lifespan, a signed-in session cookie, httpx
 so no sockets): an embedded store holding `--repositories` repositories (a third the user's own,
 a third `shared/**` everyone may pull, a third another user's, hidden), and a policy file saying so.
 Timed: `GET /repositories` (first page), a search with paging (`?q=lib&page=10`) and the htmx
-fragment of a search; the median and the 95th percentile of `--runs` requests each, after one
-warm-up. Also the first request after the list cache expires (walks the store on disk).
+fragment of a search; the median, 95th percentile and maximum of `--runs` requests each, after one
+warm-up. The repository list is walked on disk by a background task (console/repository_list.py), so
+the timed requests include refreshes happening beside them but never wait for one; the walk itself
+is timed separately.
 Target (issue #16): under 100 ms for the repository list with 10,000 repositories.
 Everything is bounded by the counts given; nothing leaves this machine.
 """
@@ -31,7 +33,7 @@ import httpx  # noqa: E402
 from authgate.app import create_app  # noqa: E402
 from authgate.auth import accounts  # noqa: E402
 from authgate.auth.services import auth_of  # noqa: E402
-from authgate.console import registry_view  # noqa: E402
+from authgate.console import registry_view, repository_list  # noqa: E402
 from authgate.console.sessions import start_session  # noqa: E402
 from authgate.settings import Settings  # noqa: E402
 
@@ -57,7 +59,7 @@ def _make_store(data: Path, count: int) -> None:
 
 
 async def _time(client: httpx.AsyncClient, url: str, runs: int, headers: dict[str, str] | None = None
-                ) -> tuple[float, float, str]:
+                ) -> tuple[float, float, float, str]:
     response = await client.get(url, headers=headers)
     assert response.status_code == 200, response.text[:500]
     samples = []
@@ -68,7 +70,7 @@ async def _time(client: httpx.AsyncClient, url: str, runs: int, headers: dict[st
         assert response.status_code == 200
     samples.sort()
     count_line = next((line for line in response.text.splitlines() if "you may pull" in line), "").strip()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1], count_line
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1], samples[-1], count_line
 
 
 async def main() -> None:
@@ -100,15 +102,14 @@ async def main() -> None:
                     ("search + page 10", "/repositories?q=lib&page=10", None),
                     ("htmx search fragment", "/repositories?q=lib-05", {"HX-Request": "true"}),
                 ):
-                    median, p95, count = await _time(client, url, args.runs, headers)
-                    print(f"  {label:24s} median {median:6.1f} ms   p95 {p95:6.1f} ms   ({count})")
+                    median, p95, worst, count = await _time(client, url, args.runs, headers)
+                    print(f"  {label:24s} median {median:6.1f} ms   p95 {p95:6.1f} ms   max {worst:6.1f} ms   ({count})")
                 store = registry_view.manifest_store(resources)
                 assert store is not None
-                registry_view.LISTED.pop(store, None)
                 start = time.perf_counter()
-                await registry_view.repositories(store)
-                print(f"  walking the store (every {registry_view.LIST_TTL:.0f} s at most): "
-                      f"{(time.perf_counter() - start) * 1000:.1f} ms")
+                await store.repositories()
+                print(f"  walking the store (in the background, every {repository_list.LIST_TTL:.0f} s while the "
+                      f"console is in use; no request waits for it): {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import Daemon, Dockerd, Postgres
+from tests.support.seaweedfs import SeaweedFS
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -36,3 +37,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'authgate.db'}"
     server: Postgres = request.getfixturevalue("postgres")
     return server.create_database()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 server for the session; each test makes its own bucket."""
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()

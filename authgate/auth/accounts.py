@@ -150,10 +150,11 @@ def account_epoch(account: User | Robot) -> str:
     """Names one incarnation of an account, for the tokens issued to it (tokens.EPOCH_CLAIM).
 
     It changes when the account is removed and created again under the same name (a new row: new
-    creation time; a user's generation starts at random), and when a user is disabled or changes
-    password (the generation is bumped), so tokens issued before stay dead whatever happens next.
+    creation time; a user's generation starts at random), when a user is disabled or changes
+    password, and when a robot is disabled or brought back after it expired (the generation is
+    bumped), so tokens issued before stay dead whatever happens next.
     """
-    generation = account.generation if isinstance(account, User) else 0
+    generation = account.generation
     kind = "user" if isinstance(account, User) else "robot"
     text = f"{kind}:{account.id}:{account.created_at.timestamp():.6f}:{generation}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -270,7 +271,26 @@ async def _robot(session: AsyncSession, name: str) -> Robot:
 
 async def set_robot_disabled(db: Database, name: str, disabled: bool) -> None:
     async with db.session() as session:
-        (await _robot(session, name)).disabled = disabled
+        robot = await _robot(session, name)
+        if disabled and not robot.disabled:
+            robot.generation += 1  # access tokens issued until now stay dead after `robot enable`
+        robot.disabled = disabled
+
+
+async def set_robot_expiry(db: Database, name: str, expires_in: timedelta | None) -> datetime | None:
+    """A new lifetime counted from now (None: never expires); returns the new expiry time.
+
+    A robot that had already expired gets a new generation, as one disabled does: tokens issued
+    before it expired stay dead. Extending a live robot keeps its tokens (a CI job keeps running).
+    """
+    async with db.session() as session:
+        robot = await _robot(session, name)
+        now = utcnow()
+        if robot.expires_at is not None and robot.expires_at <= now:
+            robot.generation += 1
+        expires_at = now + expires_in if expires_in else None
+        robot.expires_at = expires_at
+    return expires_at
 
 
 async def remove_robot(db: Database, name: str) -> None:

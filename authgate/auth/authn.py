@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from authgate.auth import accounts
 from authgate.auth.credentials import BasicCredentials
@@ -20,6 +23,10 @@ from authgate.subject import Subject
 
 log = logging.getLogger(__name__)
 
+#: The login in progress, so the local password check (reached directly or through the identity
+#: chain) takes its hash slot from the limiter's attempt.
+_attempt: ContextVar[Attempt | None] = ContextVar("authgate_login_attempt", default=None)
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -30,6 +37,10 @@ class LoginResult:
     reason: str = ""
     #: `accounts.account_epoch` of the account, for the token's epoch claim.
     epoch: str = ""
+    #: The identity source that decided (`local`, an LDAP source's name); "" when none knew the name.
+    source: str = "local"
+    #: For the audit event: what the source said about the identity (a CI job's claims).
+    details: dict[str, str] = field(default_factory=dict)
 
 
 class Authenticator:
@@ -37,29 +48,44 @@ class Authenticator:
         self.db = db
         self.verifier = verifier
         self.limiter = limiter
+        #: Who checks user names and passwords: the local database, or the identity chain
+        #: (authgate.identity) that wraps it; robots always stay local.
+        self.check_user: Callable[[str, BasicCredentials], Awaitable[LoginResult]] = self._user
+        #: Login names many clients share (CI workload tokens: `oidc`): the limiter counts their
+        #: failures per address only, so one bad job cannot lock every job out.
+        self.shared_logins: frozenset[str] = frozenset()
 
     async def login(self, credentials: BasicCredentials, address: str | None) -> LoginResult:
         """Raises `TooManyAttempts` when the pair or address is locked out, or hashing is saturated."""
         username = credentials.username
-        robot = username.startswith(accounts.ROBOT_LOGIN_PREFIX)
-        async with self.limiter.attempt(username, address, credentials.password.reveal(), robot=robot) as attempt:
-            if robot:
-                async with attempt.hashing():
-                    result = await self._robot(username.removeprefix(accounts.ROBOT_LOGIN_PREFIX), credentials)
-            else:
-                result = await self._user(username, credentials, attempt)
+        # Robots and shared logins (CI workload tokens) are counted per address only: a robot's
+        # secret cannot be guessed, and one bad job must not lock every job out.
+        per_address_only = username.startswith(accounts.ROBOT_LOGIN_PREFIX) or username in self.shared_logins
+        async with self.limiter.attempt(username, address, credentials.password.reveal(),
+                                        robot=per_address_only) as attempt:
+            current = _attempt.set(attempt)
+            try:
+                if username.startswith(accounts.ROBOT_LOGIN_PREFIX):
+                    async with attempt.hashing():
+                        result = await self._robot(username.removeprefix(accounts.ROBOT_LOGIN_PREFIX), credentials)
+                else:
+                    result = await self.check_user(username, credentials)
+            finally:
+                _attempt.reset(current)
             if result.subject is not None:
                 attempt.succeeded()
         return result
 
-    async def _user(self, name: str, credentials: BasicCredentials, attempt: Attempt) -> LoginResult:
+    async def _user(self, name: str, credentials: BasicCredentials) -> LoginResult:
         user = await accounts.find_user(self.db, name)
         stored = user.password_hash if user is not None else None
         password = credentials.password.reveal()
         if self.verifier.remembered(name, stored, password):
             ok, new_hash = await self.verifier.verify(name, stored, password)
         else:
-            async with attempt.hashing():
+            attempt = _attempt.get()
+            slot: AbstractAsyncContextManager[None] = attempt.hashing() if attempt is not None else nullcontext()
+            async with slot:
                 ok, new_hash = await self.verifier.verify(name, stored, password)
         if user is None:
             return LoginResult(None, reason="unknown user")

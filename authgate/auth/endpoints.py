@@ -36,6 +36,7 @@ from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.db.models import User
+from authgate.identity.base import IdentityUnavailable
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
 from authgate.subject import ANONYMOUS, Subject
@@ -60,7 +61,7 @@ class TokenRequestError(Exception):
         self.headers = headers or {}
 
     def response(self) -> Response:
-        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS"}.get(self.status, "INVALID_REQUEST")
+        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(self.status, "INVALID_REQUEST")
         body = {
             "errors": [{"code": code, "message": self.message, "detail": None}],
             "error": self.oauth_error,
@@ -89,6 +90,10 @@ class _Outcome:
     grant_type: str = "basic"
     refresh_token: Secret | None = None
     epoch: str = ""
+    #: The identity source that decided the login (`local`, an LDAP source's name), for the audit log.
+    source: str = ""
+    #: What that source said about the identity (a CI job's claims), for the audit log.
+    identity: dict[str, str] = field(default_factory=dict)
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -134,6 +139,12 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
                          reason="locked out after repeated failures")
         raise TokenRequestError(429, "slow_down", exc.message,
                                 {"Retry-After": str(exc.retry_after)}) from None
+    except IdentityUnavailable as exc:
+        log.warning("login for %r from %s not checked: %s", creds.username[:100], client_address(request), exc)
+        await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
+                     reason=str(exc))
+        raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
+    outcome.source, outcome.identity = result.source, result.details
     if result.subject is None:
         log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
@@ -145,6 +156,10 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
 async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
                  reason: str | None = None, granted: Sequence[Scope] = ()) -> None:
     details: dict[str, object] = {"grant_type": outcome.grant_type, "client_id": outcome.client_id}
+    if outcome.source:
+        details["source"] = outcome.source
+    if outcome.identity:
+        details["identity"] = outcome.identity
     if action == "token:issue":
         details.update(requested=format_scopes(outcome.requested), granted=format_scopes(granted))
     await resources.audit.record(
@@ -220,6 +235,11 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     if not raw or len(raw) > 512:
         raise _bad("refresh_token is required for grant_type=refresh_token")
     user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
+    if user is not None:  # a device-login user: still vouched for by their provider?
+        try:
+            user = await auth.identity.recheck(user)
+        except IdentityUnavailable as exc:
+            raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
     if user is None:
         refusal = await refresh_refusal(resources.db, raw, resources.settings.service)
         actor = ANONYMOUS if refusal.owner is None else Subject("user", refusal.owner)
@@ -227,6 +247,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         raise _denied(refusal.message)
     outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
     outcome.epoch = accounts.account_epoch(user)
+    outcome.source = "local"  # refresh tokens belong to local accounts
     return outcome
 
 

@@ -17,6 +17,7 @@ from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
 from authgate.errors import ErrorCode, RegistryError
+from authgate.identity.base import IdentityUnavailable
 from authgate.resources import resources_of
 from authgate.subject import ANONYMOUS, Identity, Subject
 
@@ -39,13 +40,23 @@ async def subject_for_token(request: Request, sub: str, epoch: str | None) -> Su
         return ANONYMOUS
     if sub.startswith("robot:"):
         robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
-        if robot is None or not accounts.robot_usable(robot) or epoch != accounts.account_epoch(robot):
+        if robot is None:  # a CI workload (authgate.identity.workload), while the policy declares it
+            return auth_of(resources_of(request)).identity.robot(sub.removeprefix("robot:"))
+        if not accounts.robot_usable(robot) or epoch != accounts.account_epoch(robot):
             return None
         return Subject("robot", robot.name)
     user = await accounts.find_user(db, sub)
-    if user is None or user.disabled or epoch != accounts.account_epoch(user):
+    if user is None:
+        chain = auth_of(resources_of(request)).identity
+        return await chain.resolve(sub) if chain.external else None  # a directory user, re-checked
+    if user.disabled or epoch != accounts.account_epoch(user):
         return None
     return accounts.user_subject(user)
+
+
+def unavailable(exc: IdentityUnavailable) -> RegistryError:
+    """A directory that is down is a 503 "try again later", never "wrong password"."""
+    return RegistryError(ErrorCode.UNAVAILABLE, str(exc), headers={"Retry-After": "30"})
 
 
 async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:
@@ -80,6 +91,9 @@ async def identify(request: Request) -> Identity:
             if exc.first:
                 await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
             raise too_many(exc) from None
+        except IdentityUnavailable as exc:
+            await _record_basic_failure(request, credentials.username, str(exc))
+            raise unavailable(exc) from None
         if result.subject is None:
             await _record_basic_failure(request, credentials.username, result.reason)
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
@@ -88,7 +102,10 @@ async def identify(request: Request) -> Identity:
         verified = auth.tokens.verify(credentials.token.reveal())
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
-    subject = await subject_for_token(request, verified.subject, verified.epoch)
+    try:
+        subject = await subject_for_token(request, verified.subject, verified.epoch)
+    except IdentityUnavailable as exc:
+        raise unavailable(exc) from None
     if subject is None:
         raise unauthorized(settings.realm, settings.service, error="invalid_token",
                            message="the token's account is disabled, gone or changed since; log in again")

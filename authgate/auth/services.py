@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
+
 from authgate.auth.accounts import count_users
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
@@ -14,6 +16,8 @@ from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
 from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
+from authgate.identity import build_chain
+from authgate.identity.chain import IdentityChain
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +30,12 @@ class AuthServices:
     verifier: PasswordVerifier
     limiter: LoginLimiter
     authenticator: Authenticator
+    #: The ordered identity sources behind `authenticator`'s user logins (authgate.identity).
+    identity: IdentityChain
 
 
-def build_auth(settings: Settings, db: Database) -> AuthServices:
+def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
+               policy: object = None) -> AuthServices:
     """Load (or create on first start) the signing keys and wire the authenticators."""
     keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     for key in keys.expiring():
@@ -39,7 +46,9 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter(unlocks=unlock_source(db))
-    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
+    authenticator = Authenticator(db, verifier, limiter)
+    identity = build_chain(settings, db, authenticator, registry, policy)
+    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity)
 
 
 class HoldsAuth(Protocol):

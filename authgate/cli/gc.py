@@ -28,11 +28,19 @@ def _gc(args: argparse.Namespace) -> int:
         grace = _duration(args.grace)
     except ValueError:
         return fail(f"--grace {args.grace!r} is not a duration (e.g. 3600, 30m, 1h)", 2)
-    layout = Layout(settings.data / "registry")
-    if not layout.blobs.is_dir():
-        print(f"no embedded store in {settings.data}: nothing to do")
-        return 0
-    report = collect(layout, grace=grace, dry_run=args.dry_run)
+    if settings.storage == "s3":
+        from authgate.storage.s3_gc import collect_s3
+
+        try:
+            report = collect_s3(settings, grace=grace, dry_run=args.dry_run)
+        except Exception as exc:  # noqa: BLE001 - the store's answer, one line, not a traceback
+            return fail(f"gc on s3_bucket {settings.s3_bucket!r}: {exc}")
+    else:
+        layout = Layout(settings.data / "registry")
+        if not layout.blobs.is_dir():
+            print(f"no embedded store in {settings.data}: nothing to do")
+            return 0
+        report = collect(layout, grace=grace, dry_run=args.dry_run)
     verb = "would free" if args.dry_run else "freed"
     for digest, size in report.freed:
         print(f"{verb} {digest} ({size} bytes)")

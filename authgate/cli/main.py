@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from authgate.cli import audit as audit_commands
 from authgate.cli import db as db_commands
 from authgate.cli import gc as gc_commands
+from authgate.cli import identity as identity_commands
+from authgate.cli import login as login_commands
 from authgate.cli import policy as policy_commands
 from authgate.cli import keys as keys_commands
 from authgate.cli import robots as robot_commands
@@ -25,7 +27,7 @@ from authgate.settings import SettingsError
 #: Modules with `register(subparsers)`; each adds one command group.
 COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands, user_commands, team_commands,
                    robot_commands, keys_commands, token_commands, audit_commands,
-                   gc_commands]
+                   gc_commands, identity_commands, login_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,24 +94,27 @@ def _explain(args: argparse.Namespace) -> int:
     except SubjectSyntaxError as exc:
         print(f"authgate: {exc}", file=sys.stderr)
         return 2
+    origins = [(team, "given with --team") for team in sorted(args.team)]
     if subject.kind == "user" and not args.no_db:
-        known, teams = _database_teams(settings, subject.name)
-        if known is False:
-            print(f"authgate: warning: no user named {subject.name!r} in the database ({location(settings)}): "
-                  "explaining as if it existed", file=sys.stderr)
+        teams, found = _source_teams(settings, subject.name)
         subject = Subject(subject.kind, subject.name, subject.teams | teams)
+        origins += found
     explanation = engine.explain(subject, args.repository, args.actions or ACTIONS, args.address)
+    origins += [(team, "policy file teams:") for team in sorted(explanation.teams - subject.teams)]
     immutable = engine.immutable_tag_rule(args.repository, args.tag) if args.tag else None
     if args.json:
         data = explanation.as_dict()
         if args.tag:
             data["tag"] = {"tag": args.tag, "immutable": immutable is not None,
                            "rule": None if immutable is None else immutable.ref}
+        data["team_origins"] = [{"team": team, "via": via} for team, via in origins]
         print(json.dumps(data, indent=2))
     else:
         _print_explanation(explanation)
         if args.tag:
             print(f"  tag {args.tag}: " + (f"immutable by {immutable.ref}" if immutable else "not immutable"))
+        for team, via in origins:
+            print(f"  team {team}: {via}")
     return 0
 
 
@@ -122,6 +125,29 @@ def _print_explanation(explanation: Explanation) -> None:
     width = max(len(d.action) for d in explanation.decisions)
     for decision in explanation.decisions:
         print(f"  {decision.action.ljust(width)}  {decision.reason}")
+
+
+def _source_teams(settings: Settings, user: str) -> tuple[frozenset[str], list[tuple[str, str]]]:
+    """The user's teams and where each came from: through the identity sources when an identity
+    file is configured (LDAP groups, nested or mapped), else from the database."""
+    if settings.identity is None:
+        known, teams = _database_teams(settings, user)
+        if known is False:
+            print(f"authgate: warning: no user named {user!r} in the database ({location(settings)}): "
+                  "explaining as if it existed", file=sys.stderr)
+        return teams, [(team, "database") for team in sorted(teams)]
+    from authgate.identity.base import IdentityConfigError
+    from authgate.identity.report import report_user
+
+    try:
+        report = report_user(settings, user)
+    except IdentityConfigError as exc:
+        print(f"authgate: warning: teams not read from the identity sources ({exc}); use --team", file=sys.stderr)
+        return frozenset(), []
+    if report.verdict != "yes":
+        print(f"authgate: warning: {user} not found by the identity sources ({report.reason}); use --team",
+              file=sys.stderr)
+    return report.teams, [(o.team, o.via) for o in report.origins]
 
 
 def _database_teams(settings: Settings, user: str) -> tuple[bool | None, frozenset[str]]:

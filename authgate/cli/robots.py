@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
     create.add_argument("--expires", default="90d", help="lifetime such as 90d, 12h, 2w or never (default 90d)")
     create.add_argument("--description", default="")
     create.set_defaults(handler=_create)
+    expire = cmds.add_parser(
+        "expire", help="give a robot a new lifetime, counted from now",
+        description="Set when a robot stops working: a lifetime counted from now, or never. Its secret is "
+                    "unchanged. A robot that had already expired starts afresh: tokens from before stay dead.")
+    expire.add_argument("name")
+    expire.add_argument("--expires", required=True, help="lifetime from now such as 30d, 12h, 2w, or never")
+    expire.set_defaults(handler=_expire)
     for name, text in (("disable", "stop a robot from logging in"), ("enable", "allow a robot again"),
                        ("remove", "delete a robot")):
         cmd = cmds.add_parser(name, help=text)
@@ -61,8 +68,32 @@ def _create(args: argparse.Namespace) -> int:
               "now:\n")
         print(f"    {secret}\n")
         print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
+        if _this_machine_only(host):
+            print(f"({host} reaches this machine only; CI elsewhere logs in to this machine's name or address: "
+                  "set public_url to have it printed here)")
 
     return run_account_command(args, work)
+
+
+def _expire(args: argparse.Namespace) -> int:
+    try:
+        expires = parse_expiry(args.expires)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    async def work(settings: Settings, db: Database) -> None:
+        at = await accounts.set_robot_expiry(db, args.name, expires)
+        when = at.strftime("%Y-%m-%d %H:%M UTC") if at else "never"
+        print(f"robot {args.name}: expires {when} (in {location(settings)})")
+
+    return run_account_command(args, work)
+
+
+def _this_machine_only(host: str) -> bool:
+    """`settings.url` says localhost for a server on every interface (0.0.0.0): right for `docker login`
+    on this machine, wrong for the CI runners a robot is made for."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name in ("localhost", "127.0.0.1", "[::1]")
 
 
 def _change(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ from authgate.cli.common import fail, settings_from
 from authgate.cli.datadir import DataDirError
 from authgate.cli.serve_checks import prepare_to_serve
 from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
+from authgate.identity.base import IdentityConfigError
+from authgate.identity.report import check_sources
 from authgate.logs import configure_logging
 from authgate.tls.serving import expiry_warning
 from authgate.tls_probe import quiet_tls_probes
@@ -30,6 +32,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--port", type=int, help="port to listen on (default 5000; $AUTHGATE_PORT)")
     parser.add_argument("--public-url", help="URL clients use to reach authgate ($AUTHGATE_PUBLIC_URL)")
     parser.add_argument("--upstream", help="gateway mode: the upstream registry URL ($AUTHGATE_UPSTREAM)")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="processes sharing the port, database and data dir (default 1: the login limiter's counters "
+             "are still per process, see docs/scale-out.md)")
     parser.set_defaults(handler=_serve)
 
 
@@ -51,6 +57,17 @@ def _serve(args: argparse.Namespace) -> int:
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     except (SigningKeyError, DataDirError) as exc:
         return fail(str(exc))
+    try:
+        # An unreachable directory or a refused service account is one line naming the setting.
+        sources = check_sources(settings)
+    except IdentityConfigError as exc:
+        return fail(f"configuration error: {exc}")
+    log.info("identity sources, in order: %s", "; ".join(sources))
+    from authgate.registry.embedded_s3 import check_object_store  # aiobotocore loads only when used
+
+    problem = check_object_store(settings)  # wrong credentials or bucket: one line naming the setting
+    if problem:
+        return fail(problem)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
         warning = expiry_warning(settings.tls_cert)
@@ -65,6 +82,17 @@ def _serve(args: argparse.Namespace) -> int:
     max_connections, warning = fit_open_files(settings.max_connections)
     if warning:
         log.warning(warning)
+    if args.workers < 1:
+        return fail("--workers must be at least 1", 2)
+    if args.workers > 1 and settings.gateway:
+        return fail("--workers above 1 needs the embedded store: in gateway mode an upload session lives in the "
+                    "process that opened it, and a chunk reaching another worker would restart the upload", 2)
+    if args.workers > 1:
+        from authgate.cli.workers import export_overrides, run_workers
+
+        export_overrides(args)
+        run_workers(settings, args.workers)
+        return 0
     uvicorn.run(
         create_app(settings),
         host=settings.host,

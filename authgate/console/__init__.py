@@ -59,6 +59,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/robots", robots.robots_page, methods=["GET"]),
         Route("/robots", robots.robot_create, methods=["POST"]),
         Route("/robots/state", robots.robot_change, methods=["POST"]),
+        Route("/robots/expiry", robots.robot_expiry, methods=["POST"]),
         Route("/audit", audit_log.audit_page, methods=["GET"]),
         Route("/audit/chain", audit_log.chain_status, methods=["GET"]),
         Route("/audit/export", audit_log.audit_export, methods=["GET"]),

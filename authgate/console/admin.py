@@ -1,8 +1,8 @@
-"""Admin pages: users (disable, enable) and refresh tokens (list, revoke).
+"""Admin pages: users (disable, enable, unlock) and refresh tokens (list, revoke).
 
-Every change is audited with the signed-in admin as actor (`details.via = console`). Unlocking a
-locked-out user is not here: the login limiter is being reworked to keep its state where an
-unlock can reach every process (`authgate user unlock`).
+Every change is audited with the signed-in admin as actor (`details.via = console`). Unlock is
+`authgate user unlock NAME`: a row in the database that the login limiter of every process reads
+(auth/unlocks.py), so it reaches the other processes too, within a second.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from authgate.auth import accounts
+from authgate.auth import accounts, unlocks
 from authgate.auth.refresh import list_refresh_tokens, revoke_refresh_tokens
 from authgate.console.sessions import end_user_sessions
 from authgate.console.web import (
@@ -37,19 +37,28 @@ async def users_page(request: Request) -> Response:
 async def user_change(request: Request) -> Response:
     who, form = await admin_form(request)
     name, action = field(form, "name"), field(form, "action")
-    if action not in ("disable", "enable"):
-        raise bad_input("action must be disable or enable.")
+    if action not in ("disable", "enable", "unlock"):
+        raise bad_input("action must be disable, enable or unlock.")
     if name == who.subject.name and action == "disable":
         raise bad_input("You cannot disable yourself: another admin must do it (so one admin always remains).")
     db = resources_of(request).db
     try:
         accounts.check_name(name)
-        await accounts.set_disabled(db, name, action == "disable")
+        if action == "unlock":
+            if await accounts.find_user(db, name) is None:
+                raise accounts.AccountError(name)
+            await unlocks.record_unlock(db, unlocks.user_target(name))
+        else:
+            await accounts.set_disabled(db, name, action == "disable")
     except accounts.AccountError:
         raise not_found("user") from None
     if action == "disable":
         await end_user_sessions(db, name)
     await audit_admin(request, who, f"user:{action}", name)
+    if action == "unlock":  # nothing on the list changes, so say it was done
+        done = f"Unlocked {name}: their next login is checked normally."
+        return render(request, "users.html", {"title": "Users", "users": await accounts.list_users(db),
+                                              "done": done}, who=who)
     return RedirectResponse("/users", status_code=303)
 
 

@@ -8,12 +8,11 @@ The policy filter is applied by the callers, before anything here is shown.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from authgate.audit.query import AuditFilter, list_events
+from authgate.console.repository_list import repository_names
 from authgate.db.session import Database
 from authgate.errors import RegistryError
 from authgate.reference import Digest, RepositoryName, Tag
@@ -21,11 +20,6 @@ from authgate.registry.embedded import EmbeddedBackend
 from authgate.registry.manifest_format import INDEX_TYPES
 from authgate.resources import Resources
 from authgate.storage.base import ManifestStore
-
-#: The repository list is walked from disk at most this often; pushes show within it.
-LIST_TTL = 2.0
-#: (when walked, names) per store: one store per running app.
-LISTED: WeakKeyDictionary[ManifestStore, tuple[float, list[str]]] = WeakKeyDictionary()
 
 
 @dataclass
@@ -54,15 +48,10 @@ def manifest_store(resources: Resources) -> ManifestStore | None:
 
 
 async def repositories(store: ManifestStore) -> list[str]:
-    """Every repository name, sorted; cached for `LIST_TTL` seconds (a page of 10,000 names
-    should not walk the disk on every keystroke of a search)."""
-    cached = LISTED.get(store)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < LIST_TTL:
-        return cached[1]
-    names = await store.repositories()
-    LISTED[store] = (now, names)
-    return names
+    """Every repository name, sorted, as a background walk last found them (repository_list.py):
+    a page of 10,000 names should not walk the disk on every keystroke of a search, nor ever wait
+    for a walk while the console is in use."""
+    return await repository_names(store)
 
 
 def parse_name(raw: str) -> RepositoryName | None:

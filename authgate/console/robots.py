@@ -1,4 +1,5 @@
-"""Robot accounts for CI (admins): create with an expiry (the secret is shown once), disable, enable.
+"""Robot accounts for CI (admins): create with an expiry (the secret is shown once), change the
+expiry, disable, enable.
 
 Robots are not owned by a user in authgate (policies grant to `robot:NAME`), so managing them is
 an admin's job, as with `authgate robot`; a non-admin asking gets the admins-only page.
@@ -65,4 +66,20 @@ async def robot_change(request: Request) -> Response:
     except accounts.AccountError:
         raise not_found("robot") from None
     await audit_admin(request, who, f"robot:{action}", name)
+    return RedirectResponse("/robots", status_code=303)
+
+
+@page
+async def robot_expiry(request: Request) -> Response:
+    """`authgate robot expire NAME --expires …`: a new lifetime from now, the secret unchanged."""
+    who, form = await admin_form(request)
+    name, expiry = field(form, "name"), field(form, "expires")
+    if expiry not in EXPIRY_CHOICES:
+        raise bad_input("Pick an expiry from the list.")
+    try:
+        accounts.check_name(name, "robot")
+        await accounts.set_robot_expiry(resources_of(request).db, name, EXPIRY_CHOICES[expiry])
+    except accounts.AccountError:
+        raise not_found("robot") from None
+    await audit_admin(request, who, "robot:expire", name, expires=expiry)
     return RedirectResponse("/robots", status_code=303)

@@ -60,6 +60,9 @@ class Robot(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Bumped when the robot is disabled (or brought back after it expired): part of its tokens'
+    #: epoch, so tokens issued before stay dead when it is enabled again (migration 0005).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RefreshToken(Base):
@@ -154,3 +157,25 @@ class LoginUnlock(Base):
     #: `user:NAME` or `address:ADDR`.
     target: Mapped[str] = mapped_column(String(320), primary_key=True)
     unlocked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdentityLink(Base):
+    """A user that an OpenID provider vouches for (`authgate login --oidc`, authgate.identity.people).
+
+    The provider's refresh token is kept sealed (encrypted with a key in the data dir, never in
+    the database): it is what lets authgate ask the provider again, so a person removed there
+    loses registry access. `teams` are the memberships this link gave, so the next sync can take
+    back exactly those.
+    """
+
+    __tablename__ = "identity_links"
+    __table_args__ = (UniqueConstraint("source", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    source: Mapped[str] = mapped_column(String(64))
+    #: The provider's `sub` for this person.
+    subject: Mapped[str] = mapped_column(String(255))
+    sealed_refresh_token: Mapped[str] = mapped_column(Text)
+    teams: Mapped[list[str]] = mapped_column(JSON, default=list)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -30,6 +30,7 @@ from authgate.policy.model import (
     TeamDeclaration,
     parse_network,
 )
+from authgate.policy.workloads import WorkloadRule, parse_workloads
 
 _BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -48,7 +49,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[valid-type,misc]
 
 _LOADER = _Loader
 RULE_KEYS = ("name", "description", "subjects", "repositories", "allow", "deny", "from", "immutable_tags")
-TOP_KEYS = ("rules", "teams")
+TOP_KEYS = ("rules", "teams", "workloads")
 #: Which subject kinds can carry each placeholder (team members may be users or robots).
 _PLACEHOLDER_KINDS = {
     "user": {"user", "team", "*"},
@@ -119,12 +120,14 @@ def parse_policies(texts: list[tuple[str, str]]) -> Policy:
     """Parse `(filename, text)` pairs as one policy; rule names must be unique across files."""
     rules: list[Rule] = []
     teams: list[TeamDeclaration] = []
+    workloads: list[WorkloadRule] = []
     issues: list[PolicyIssue] = []
     for filename, text in texts:
         parser = _FileParser(filename)
         parser.parse(text)
         rules.extend(parser.rules)
         teams.extend(parser.teams)
+        workloads.extend(parser.workloads)
         issues.extend(sorted(parser.issues, key=lambda i: i.line))
     seen: dict[str, Rule] = {}
     for rule in rules:
@@ -134,7 +137,7 @@ def parse_policies(texts: list[tuple[str, str]]) -> Policy:
                                       f"duplicate rule name {rule.name!r} (first at {first.origin}): names must be unique"))
     if issues:
         raise PolicyLoadError(issues)
-    return Policy(tuple(rules), tuple(teams), tuple(name for name, _ in texts))
+    return Policy(tuple(rules), tuple(teams), tuple(name for name, _ in texts), tuple(workloads))
 
 
 def _line(node: Node) -> int:
@@ -152,6 +155,7 @@ class _FileParser:
         self.filename = filename
         self.rules: list[Rule] = []
         self.teams: list[TeamDeclaration] = []
+        self.workloads: list[WorkloadRule] = []
         self.issues: list[PolicyIssue] = []
 
     def error(self, node: Node | int, message: str) -> None:
@@ -178,6 +182,8 @@ class _FileParser:
                 self.error(key_node, f"unknown key {key!r}: {_suggest(key, TOP_KEYS)}")
         if "teams" in top:
             self.parse_teams(top["teams"][1])
+        if "workloads" in top:
+            self.workloads.extend(parse_workloads(self, top["workloads"][1]))
         if "rules" in top:
             rules_node = top["rules"][1]
             if not isinstance(rules_node, SequenceNode):

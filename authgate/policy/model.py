@@ -10,6 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from authgate.policy.workloads import WorkloadRule
 
 #: What a rule may allow or deny; `*` stands for all three.
 ACTIONS: tuple[str, ...] = ("pull", "push", "delete")
@@ -244,3 +248,5 @@ class Policy:
     rules: tuple[Rule, ...]
     teams: tuple[TeamDeclaration, ...] = ()
     files: tuple[str, ...] = ()
+    #: CI jobs that act as robots by their issuer's token claims (policy/workloads.py).
+    workloads: tuple[WorkloadRule, ...] = ()

@@ -55,6 +55,9 @@ async def blob_get(stores: Stores, request: Request, target: Target, identity: I
         return Response(status_code=status, headers=headers)
     if stores.settings.audit_pulls == "all":
         await stores.audit(request, identity, target, "blob:pull", digest=str(target.digest), size=size)
+    location = await stores.blobs.redirect_url(target.digest)
+    if location is not None:  # the bytes go from the object store to the client (`s3_redirect`)
+        return Response(status_code=307, headers={"Location": location, "Docker-Content-Digest": str(target.digest)})
     return StreamingResponse(stores.blobs.read_blob(target.digest, start, length), status_code=status,
                              headers=headers)
 

@@ -22,6 +22,10 @@ class BlobStore(Protocol):
         """A small blob (a manifest) whole; None if missing or larger than `limit`."""
         ...
 
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """Where a client may fetch the bytes itself (a presigned object-store URL), or None to stream them."""
+        ...
+
     async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
         """Link a blob of `source` into `name`; its size, or None if `source` does not have it."""
         ...

@@ -97,6 +97,9 @@ class FilesystemBlobStore:
                     await asyncio.wait([pending])
                 await _close(file)
 
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return None  # the data dir has no URL of its own: pulls stream through authgate
+
     async def read_blob_bytes(self, digest: Digest, limit: int) -> bytes | None:
         def read() -> bytes | None:
             try:

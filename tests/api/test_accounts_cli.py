@@ -94,3 +94,28 @@ def test_keys_commands(cli: Cli) -> None:
     assert {k["kid"] for k in json.loads(cli("keys", "jwks")[0])["keys"]} == {k["kid"] for k in listed}
     cli("keys", "remove", first["kid"])
     assert "only" in cli("keys", "remove", listed[1]["kid"], code=1)[1]
+
+
+def test_robot_expire_changes_an_existing_robots_lifetime(cli: Cli) -> None:
+    cli("robot", "create", "ci", "--expires", "7d")
+    before = json.loads(cli("robot", "list", "--json")[0])["expires_at"]
+    out = cli("robot", "expire", "ci", "--expires", "365d")[0]
+    after = json.loads(cli("robot", "list", "--json")[0])
+    assert after["expires_at"] > before and after["expires_at"][:10] in out and after["state"] == "active"
+    assert "expires never" in cli("robot", "expire", "ci", "--expires", "never")[0]
+    assert json.loads(cli("robot", "list", "--json")[0])["expires_at"] is None
+    assert "use a number with h, d or w" in cli("robot", "expire", "ci", "--expires", "soon", code=1)[1]
+    assert "no robot named 'ghost'" in cli("robot", "expire", "ghost", "--expires", "30d", code=1)[1]
+    events = [json.loads(line) for line in cli("audit", "list", "--json", "--action", "robot:expire")[0].splitlines()]
+    done = [(e["reference"], e["details"]["expires"]) for e in events if e["outcome"] == "success"]
+    assert done == [("ci", "never"), ("ci", "365d")]
+
+
+def test_robot_create_says_when_its_login_line_only_works_here(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_HOST", "0.0.0.0")
+    out = cli("robot", "create", "ci")[0]
+    assert "docker login localhost:5000 -u robot+ci --password-stdin" in out
+    assert "localhost:5000 reaches this machine only" in out and "set public_url" in out
+    monkeypatch.setenv("AUTHGATE_PUBLIC_URL", "https://registry.example.com")
+    out = cli("robot", "create", "deploy")[0]
+    assert "docker login registry.example.com -u robot+deploy" in out and "this machine only" not in out

@@ -55,7 +55,7 @@ async def test_hashes_in_flight_are_bounded(tmp_path: Path, database_url: str) -
             with lock:
                 running[0] += 1
                 peak[0] = max(peak[0], running[0])
-            time.sleep(0.02)  # a hash that takes a while, so parallel ones overlap
+            time.sleep(0.25)  # a hash that takes a while, so parallel ones overlap even on a loaded machine
             result: bool = real_dummy()
             with lock:
                 running[0] -= 1

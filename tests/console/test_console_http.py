@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -303,3 +305,52 @@ async def test_gateway_mode_says_where_the_content_is(tmp_path: Path) -> None:
             assert "alice" in (await client.get("/users")).text
     finally:
         upstream.stop()
+
+
+async def test_admins_unlock_a_locked_out_user_and_it_is_audited(tmp_path: Path) -> None:
+    async with console_app(tmp_path) as (client, resources):
+        await add_user(resources, *ALICE, admin=True)
+        await add_user(resources, *BOB)
+        for i in range(10):
+            assert (await client.get("/token", auth=("bob", f"guess-{i}"))).status_code == 401
+        assert (await client.get("/token", auth=BOB)).status_code == 429
+        await sign_in(client, *ALICE)
+        users = await client.get("/users")
+        assert "Unlock bob" in users.text
+        refused = await client.post("/users", data={"name": "bob", "action": "unlock"})
+        assert refused.status_code == 403  # no CSRF token
+        ghost = await client.post("/users", data={"csrf": csrf_of(users.text), "name": "ghost", "action": "unlock"})
+        assert ghost.status_code == 404
+        done = await client.post("/users", data={"csrf": csrf_of(users.text), "name": "bob", "action": "unlock"})
+        assert done.status_code == 200 and "Unlocked bob" in done.text
+        await anyio.sleep(1.1)  # a locked name asks the database at most once a second
+        assert (await client.get("/token", auth=BOB)).status_code == 200
+        await flush_audit(resources)
+        events = await list_events(resources.db, AuditFilter(action="user:unlock"))
+        assert [(e["actor_name"], e["reference"], e["outcome"]) for e in events] == [("alice", "bob", "success")]
+
+
+async def test_admins_change_a_robots_expiry(tmp_path: Path) -> None:
+    async with console_app(tmp_path) as (client, resources):
+        await add_user(resources, *ALICE, admin=True)
+        await accounts.create_robot(resources.db, "ci", timedelta(days=7))
+        await sign_in(client, *ALICE)
+        page = await client.get("/robots")
+        assert '<label for="expires-1">New expiry for ci, from now</label>' in page.text
+        csrf = csrf_of(page.text)
+        assert (await client.post("/robots/expiry", data={"name": "ci", "expires": "never"})).status_code == 403
+        assert (await client.post("/robots/expiry", data={"csrf": csrf, "name": "ci", "expires": "soon"})
+                ).status_code == 400
+        assert (await client.post("/robots/expiry", data={"csrf": csrf, "name": "ghost", "expires": "30d"})
+                ).status_code == 404
+        changed = await client.post("/robots/expiry", data={"csrf": csrf, "name": "ci", "expires": "365d"})
+        assert changed.status_code == 303
+        row = re.search(r"<th scope=\"row\">ci</th>.*?</tr>", (await client.get("/robots")).text, re.S)
+        in_a_year = (datetime.now(timezone.utc) + timedelta(days=365)).strftime("%Y-%m-%d")
+        assert row and in_a_year in row.group(0) and ">active<" in row.group(0)
+        await client.post("/robots/expiry", data={"csrf": csrf, "name": "ci", "expires": "never"})
+        assert (await accounts.list_robots(resources.db))[0].expires_at is None
+        await flush_audit(resources)
+        events = await list_events(resources.db, AuditFilter(action="robot:expire"))
+        assert [(e["actor_name"], e["reference"], e["details"]["expires"]) for e in events
+                if e["outcome"] == "success"] == [("alice", "ci", "never"), ("alice", "ci", "365d")]

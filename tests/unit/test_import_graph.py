@@ -17,7 +17,12 @@ ROOT = Path(authgate.__file__).parent
 
 #: What the embedded store may build on: value types and helpers with no knowledge of HTTP,
 #: accounts, policy or the other mode.
-FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "private_files", "tasks", "logs"}
+FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "private_files", "tasks", "logs"}
+
+#: Packages that are one layer split for size: the identity sources (LDAP, OIDC, local) and the
+#: rest of auth/ build on each other (auth/services wires the chain; the sources use accounts and
+#: credentials), so a cycle between them is not one between layers.
+SAME_LAYER = {"identity": "auth"}
 
 #: The request-time locator (`resources_of`), still reached by handlers in several packages; these
 #: edges are exempt from the cycle check until handlers get their dependencies passed in.
@@ -28,7 +33,7 @@ def _node(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "authgate" or len(parts) < 2:
         return None
-    return parts[1]
+    return SAME_LAYER.get(parts[1], parts[1])
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
@@ -37,6 +42,7 @@ def _graph() -> dict[str, dict[str, set[str]]]:
     for path in ROOT.rglob("*.py"):
         relative = path.relative_to(ROOT)
         source = relative.parts[0].removesuffix(".py")
+        source = SAME_LAYER.get(source, source)
         for found in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(found, ast.ImportFrom) and found.level == 0 and found.module:
                 modules = [found.module]
@@ -89,7 +95,7 @@ def test_only_request_handlers_reach_the_locator() -> None:
     """Stores, policy and the gateway get their dependencies passed in; only the HTTP entry points
     (and `backends`, which hands them out) still look them up on the app."""
     users = {source for source, targets in GRAPH.items() if LOCATOR in targets}
-    assert users <= {"app", "backends", "admin_api", "registry", "auth", "audit", "console", "cli"}
+    assert users <= {"app", "backends", "admin_api", "registry", "auth", "audit", "console", "cli"}, users
     assert {"storage", "gateway", "policy"}.isdisjoint(users)
 
 

@@ -197,12 +197,13 @@ async def test_a_trusted_login_goes_before_queued_guesses() -> None:
 async def test_one_address_cannot_fill_the_queue_and_the_owner_always_queues() -> None:
     slots = HashSlots(total=1, per_user=1, per_address=1, max_waiting=16, wait=5)
     busy = 0
+    release = anyio.Event()  # the hash in progress lasts until every login has queued or been refused
 
     async def login(name: str, address: str, trusted: bool = False) -> None:
         nonlocal busy
         try:
             async with slots.take(name, address, trusted):
-                await anyio.sleep(0.01)
+                await release.wait()
         except HashesBusy:
             busy += 1
 
@@ -215,4 +216,8 @@ async def test_one_address_cannot_fill_the_queue_and_the_owner_always_queues() -
             group.start_soon(login, f"ghost-{i}", f"198.51.100.{i}")
         await anyio.sleep(0.001)
         group.start_soon(login, "alice", "192.0.2.1", True)
-    assert busy == 7 + 20 - (16 - 2), "the owner got a place in a full queue"
+        await anyio.sleep(0.01)
+        refused = busy
+        release.set()
+    assert refused == 7 + 20 - (16 - 2), "the owner got a place in a full queue"
+    assert busy == refused, "nobody who queued was refused later"

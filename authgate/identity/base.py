@@ -1,0 +1,99 @@
+"""The contract between identity sources and the chain that asks them in order.
+
+A source answers one of three things about a name and password: yes (here is the subject), no
+(the name is mine and the password or account is not good), or not mine (ask the next source).
+A source that cannot answer at all (server down, timeout, its service account refused) raises
+`SourceUnavailable`: the chain skips it, logs it and counts it, and never reports it as a wrong
+password (docker_auth `auth_server/api/authn.go` has the same three answers plus errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from authgate.auth.credentials import Secret
+from authgate.db.models import User
+from authgate.subject import Subject
+
+Verdict = Literal["yes", "no", "not_mine"]
+
+
+class SourceUnavailable(Exception):
+    """The source could not answer; the message names the server and the cause, never a secret."""
+
+
+class IdentityUnavailable(Exception):
+    """No source answered and at least one was down: the client must hear "try again later", not
+    "wrong password" (a person would otherwise reset a password that was right)."""
+
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        super().__init__(
+            f"the identity source{'s' if len(sources) > 1 else ''} {', '.join(sources)} "
+            "that could check this account cannot be reached; try again later"
+        )
+
+
+class IdentityConfigError(ValueError):
+    """A source configuration that cannot work; the message names the setting (`SOURCE.KEY`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamOrigin:
+    """Why a subject is in a team: shown by `authgate identity test` and `authgate policy explain`."""
+
+    team: str
+    #: e.g. `database`, `ldap corp: group cn=backend,ou=groups,dc=example,dc=com`.
+    via: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    verdict: Verdict
+    subject: Subject | None = None
+    #: The local database row, for local users only: refresh tokens bind to it.
+    user: User | None = None
+    reason: str = ""
+    origins: tuple[TeamOrigin, ...] = ()
+    #: Directory groups the subject is in (names), including those that map to no team.
+    groups: tuple[str, ...] = ()
+    #: What the audit event should say about this identity beyond its name (a CI job's claims).
+    details: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def yes(cls, subject: Subject, user: User | None = None, origins: tuple[TeamOrigin, ...] = (),
+            groups: tuple[str, ...] = (), details: dict[str, str] | None = None) -> Answer:
+        return cls("yes", subject, user, "", origins, groups, details or {})
+
+    @classmethod
+    def no(cls, reason: str) -> Answer:
+        return cls("no", reason=reason)
+
+    @classmethod
+    def not_mine(cls, reason: str = "unknown user") -> Answer:
+        return cls("not_mine", reason=reason)
+
+
+class IdentitySource(Protocol):
+    #: The name in the configuration (`local`, `corp`, …): in logs, metrics and audit events.
+    name: str
+    #: `local` or `ldap`.
+    kind: str
+
+    async def authenticate(self, username: str, password: Secret) -> Answer:
+        """Check a name and password; raises `SourceUnavailable` when the source cannot answer."""
+        ...
+
+    async def lookup(self, username: str) -> Answer:
+        """The subject behind an already issued token, without a password (a source may answer
+        from its cache); raises `SourceUnavailable` when it cannot answer."""
+        ...
+
+    async def check(self) -> None:
+        """At start: can this source work at all? Raises `IdentityConfigError` naming the setting."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the start-up summary; no secrets."""
+        ...
