@@ -25,7 +25,6 @@ from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
-from authgate.policy import OwnNamespacePolicy
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.backend import registry_routes
@@ -101,9 +100,7 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             await db.upgrade()
             audit = audit_sink if audit_sink is not None else await open_audit(settings, db, stack)
             readiness = Readiness()
-            policy_store = (PolicyStore(settings.policies, audit, readiness)
-                            if settings.policies is not None else None)
-            policy = policy_store or OwnNamespacePolicy()
+            policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
@@ -114,9 +111,8 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             )
             metrics.watch_policy(readiness)
             await announce_first_steps(settings, db)
-            if policy_store is not None:
-                await policy_store.start()
-                stack.push_async_callback(policy_store.stop)
+            await policy.start()
+            stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
             yield

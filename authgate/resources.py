@@ -9,7 +9,7 @@ from starlette.requests import Request
 from authgate.audit.events import AuditSink
 from authgate.auth.services import AuthServices
 from authgate.db.session import Database
-from authgate.policy import Authorizer
+from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.routes import Backend
 from authgate.settings import Settings
@@ -19,7 +19,8 @@ from authgate.settings import Settings
 class Resources:
     settings: Settings
     db: Database
-    policy: Authorizer
+    #: The live policy (the built-in one without policy files).
+    policy: PolicyStore
     audit: AuditSink
     #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
     auth: AuthServices

@@ -29,7 +29,6 @@ from authgate.auth.credentials import (
     check_lengths,
     parse_authorization,
 )
-from authgate.auth.grants import grant
 from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
@@ -37,6 +36,7 @@ from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.db.models import User
 from authgate.identity.base import IdentityUnavailable
+from authgate.policy.access import grant
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
 from authgate.subject import ANONYMOUS, Subject

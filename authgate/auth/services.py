@@ -18,6 +18,7 @@ from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
 from authgate.identity import build_chain
 from authgate.identity.chain import IdentityChain
+from authgate.policy.store import PolicyStore
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class AuthServices:
 
 
 def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
-               policy: object = None) -> AuthServices:
+               policy: PolicyStore | None = None) -> AuthServices:
     """Load (or create on first start) the signing keys and wire the authenticators."""
     keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     for key in keys.expiring():

@@ -59,8 +59,5 @@ async def access_page(request: Request) -> Response:
     if registry_view.parse_name(repository) is None:
         raise bad_input("That is not a repository name (lower-case path such as team/app).")
     subject = who.subject if kind == "user" and name == who.subject.name else await _subject(request, kind, name)
-    engine = policy_engine(request)
-    if engine is None:
-        raise ConsoleError(501, "No explanation available", "This policy cannot explain its decisions.")
-    context["explanation"] = engine.explain(subject, repository, address=client_address(request))
+    context["explanation"] = policy_engine(request).explain(subject, repository, address=client_address(request))
     return render(request, "access.html", context, who=who)

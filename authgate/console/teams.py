@@ -18,9 +18,8 @@ from authgate.resources import resources_of
 _ACTIONS = ("create", "delete", "add", "remove")
 
 
-def policy_engine(request: Request) -> PolicyEngine | None:
-    engine = getattr(resources_of(request).policy, "engine", None)
-    return engine if isinstance(engine, PolicyEngine) else None
+def policy_engine(request: Request) -> PolicyEngine:
+    return resources_of(request).policy.engine
 
 
 @page
@@ -32,9 +31,9 @@ async def _teams(request: Request, who: SignedIn, error: str = "", status: int =
     teams = await accounts.list_teams(resources_of(request).db)
     engine = policy_engine(request)
     declared = [{"name": t.name, "members": sorted(f"{kind}:{name}" for kind, name in t.members),
-                 "origin": str(getattr(t, "origin", ""))} for t in (engine.policy.teams if engine else ())]
+                 "origin": str(getattr(t, "origin", ""))} for t in engine.policy.teams]
     if not who.subject.admin:
-        mine = engine.teams_of(who.subject) if engine else who.subject.teams
+        mine = engine.teams_of(who.subject)
         teams = {name: members for name, members in teams.items() if name in mine}
         declared = [t for t in declared if t["name"] in mine]
     return render(request, "teams.html", {"title": "Teams", "teams": teams, "declared": declared, "error": error},

@@ -20,23 +20,22 @@ from authgate.identity.people import PeopleSource
 from authgate.identity.people_config import PeopleConfig
 from authgate.identity.sealed import Sealer
 from authgate.identity.workload import Workloads, WorkloadSource
-from authgate.policy.model import Policy
+from authgate.policy.store import PolicyStore
 from authgate.policy.workloads import WorkloadRule
 from authgate.settings import Settings
 
 
-def workloads_of(policy: object) -> Workloads:
+def workloads_of(policy: PolicyStore | None) -> Workloads:
     """The live policy's `workloads:` (re-read at every login, so a policy reload applies at once)."""
 
     def current() -> tuple[WorkloadRule, ...]:
-        loaded = getattr(getattr(policy, "engine", None), "policy", None)
-        return loaded.workloads if isinstance(loaded, Policy) else ()
+        return policy.engine.policy.workloads if policy is not None else ()
 
     return current
 
 
 def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
-                registry: CollectorRegistry | None = None, policy: object = None) -> IdentityChain:
+                registry: CollectorRegistry | None = None, policy: PolicyStore | None = None) -> IdentityChain:
     """The chain from the `identity` setting, wired into `authenticator` (its robots stay local).
 
     Raises `IdentityConfigError` naming the setting when the file is wrong."""
