@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authgate.audit.events import AuditEvent
+from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.errors import ErrorCode, RegistryError
 from authgate.resources import resources_of
 from authgate.settings import Settings
@@ -47,14 +48,10 @@ def _authorized(request: Request, secret: str) -> bool:
 
 async def _read_body(request: Request) -> bytes:
     """At most MAX_BODY bytes, streamed: a notification envelope is small; anything larger is refused."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise RegistryError(ErrorCode.TOO_LARGE, f"notification envelope larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_bounded(request.stream(), MAX_BODY)
+    except BodyTooLarge:
+        raise RegistryError(ErrorCode.TOO_LARGE, f"notification envelope larger than {MAX_BODY} bytes") from None
 
 
 def _str(value: Any, default: str | None = None) -> str | None:

@@ -34,6 +34,7 @@ from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
+from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.db.models import User
 from authgate.identity.base import IdentityUnavailable
 from authgate.policy.access import grant
@@ -205,10 +206,10 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     # A login form is a few hundred bytes: one trickled a byte at a time would hold a connection (and
     # a place under max_connections) for as long as the client likes.
     with anyio.move_on_after(FORM_BODY_SECONDS) as reading:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BODY:
-                break
+        try:
+            body = await read_bounded(request.stream(), MAX_FORM_BODY)
+        except BodyTooLarge:
+            raise _bad(f"form body is too long (at most {MAX_FORM_BODY} bytes)") from None
     if reading.cancelled_caught:
         raise TokenRequestError(408, "invalid_request", f"the form body took over {FORM_BODY_SECONDS} s to arrive")
     pairs = _parse_pairs(body, MAX_FORM_BODY, "form body")

@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
 from authgate.auth.identity import client_address
+from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.console.sessions import SignedIn, load_session, same_token
 from authgate.resources import Resources, resources_of
 from authgate.subject import Subject
@@ -111,11 +112,10 @@ async def read_form(request: Request) -> Form:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise bad_input("This address takes a form submitted from the console.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise bad_input("The form is too large.")
+    try:
+        body = await read_bounded(request.stream(), MAX_FORM_BYTES)
+    except BodyTooLarge:
+        raise bad_input("The form is too large.") from None
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
     except (UnicodeDecodeError, ValueError):

@@ -26,7 +26,7 @@ from authgate.gateway.client import Upstream
 from authgate.gateway.credentials import upstream_auth
 from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
 from authgate.gateway.responses import ProxiedBody, empty, relay
-from authgate.gateway.tags import current_digest, denied_immutable, immutable_tags_on
+from authgate.gateway.tags import current_digest, immutable_tags_on
 from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
@@ -34,6 +34,7 @@ from authgate.reference import Digest, Tag
 from authgate.registry.context import Auditor
 from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.routes import Target
+from authgate.registry.rules import IMMUTABLE_TAG, denied_immutable, failure_reason, read_manifest
 from authgate.audit.events import AuditSink
 from authgate.auth.tokens import TokenService
 from authgate.policy import Authorizer
@@ -157,7 +158,7 @@ class GatewayBackend:
         previous = None
         try:
             try:
-                body = await _read_manifest(request, self.max_manifest_size, self.idle)
+                body = await read_manifest(request, self.max_manifest_size, within(request.stream(), self.idle))
             except BodyIdle:
                 raise RegistryError(ErrorCode.MANIFEST_INVALID, f"the client sent nothing for {self.idle:g} s",
                                     status=408) from None
@@ -171,9 +172,8 @@ class GatewayBackend:
                 if rule and previous not in (None, str(digest)):
                     raise denied_immutable(str(tag), rule)
         except RegistryError as error:
-            reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
-                error.code, error.message)
-            await self.audit(request, identity, target, "manifest:push:failure", reference=str(reference), reason=reason)
+            await self.audit(request, identity, target, "manifest:push:failure", reference=str(reference),
+                             reason=failure_reason(error))
             raise
         headers = {"Content-Type": request.headers.get("content-type", "application/octet-stream")}
         response = await self.upstream.send("PUT", _path(request), scopes=target.needed_scopes(),
@@ -215,7 +215,7 @@ class GatewayBackend:
             found = await immutable_tags_on(self.upstream, self.policy, repository, str(reference))
         if found:
             await self.audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
-                        reason="immutable tag")
+                        reason=IMMUTABLE_TAG)
             raise denied_immutable(*found)
 
     @_in_slot
@@ -258,8 +258,8 @@ class GatewayBackend:
                        error: RegistryError) -> None:
         """A push authgate refused (digest mismatch, too large): audited as the embedded store does."""
         if error.code in (ErrorCode.DIGEST_INVALID, ErrorCode.TOO_LARGE, ErrorCode.BLOB_UPLOAD_INVALID):
-            reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
-            await self.audit(request, identity, target, "blob:push:failure", digest=digest, reason=reason)
+            await self.audit(request, identity, target, "blob:push:failure", digest=digest,
+                             reason=failure_reason(error))
 
     @_in_slot
     async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
@@ -293,17 +293,6 @@ def _user_key(address: str | None, identity: Identity) -> str:
 
 def _path(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
-
-
-async def _read_manifest(request: Request, limit: int, idle: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in within(request.stream(), idle):
-        size += len(chunk)
-        if size > limit:
-            raise RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _maintain(backend: GatewayBackend) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
 from authgate.policy import Authorizer, immutable_tag_rule
 from authgate.scope import Scope
@@ -35,11 +34,6 @@ async def current_digest(upstream: Upstream, repository: str, tag: str, scopes: 
         return None
     digest = response.headers.get("docker-content-digest")
     return str(digest) if digest else None
-
-
-def denied_immutable(tag: str, rule: str) -> RegistryError:
-    return RegistryError(ErrorCode.DENIED, f"tag {tag} is immutable (policy rule {rule!r}); push a new tag instead",
-                         detail={"tag": tag, "rule": rule})
 
 
 async def immutable_tags_on(upstream: Upstream, policy: Authorizer, repository: str, digest: str

@@ -21,6 +21,7 @@ from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token
 from authgate.auth.services import auth_of
+from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.identity.base import SourceUnavailable
 from authgate.identity.people import Pending, PeopleSource
 from authgate.identity.people_accounts import PersonError
@@ -37,12 +38,11 @@ def _error(status: int, error: str, description: str) -> Response:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            break
-    if len(body) > MAX_FORM or request.headers.get("content-type", "").split(";")[0].strip() != \
+    try:
+        body = await read_bounded(request.stream(), MAX_FORM)
+    except BodyTooLarge:
+        return {}
+    if request.headers.get("content-type", "").split(";")[0].strip() != \
             "application/x-www-form-urlencoded":
         return {}
     try:

@@ -11,7 +11,6 @@ from starlette.responses import Response
 
 from authgate.audit.context import client_address, request_context
 from authgate.audit.events import AuditEvent, AuditSink
-from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName
 from authgate.registry import numbers
 from authgate.registry.routes import Target

@@ -8,9 +8,10 @@ from starlette.responses import Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.context import Stores, declared_length, empty
+from authgate.registry.context import Stores, empty
 from authgate.registry.manifest_format import parse_manifest
 from authgate.registry.routes import Target
+from authgate.registry.rules import IMMUTABLE_TAG, denied_immutable, failure_reason, read_manifest
 from authgate.storage.base import StoredManifest
 from authgate.subject import Identity
 
@@ -39,27 +40,9 @@ async def manifest_get(stores: Stores, request: Request, target: Target, identit
     return Response(manifest.body, headers=headers)
 
 
-async def _read_bounded(request: Request, limit: int) -> bytes:
-    too_large = RegistryError(ErrorCode.TOO_LARGE, f"manifest exceeds the maximum of {limit} bytes", status=413)
-    length = declared_length(request)
-    if length is not None and length > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
 def _immutable_rule(stores: Stores, target: Target, tag: Tag) -> str | None:
     """The name of the policy rule that makes `tag` immutable, if any."""
     return immutable_tag_rule(stores.policy, str(target.repository), str(tag))
-
-
-def _denied_immutable(tag: Tag, rule: str) -> RegistryError:
-    return RegistryError(ErrorCode.DENIED, f"tag {tag} is immutable (policy rule {rule!r}); push a new tag instead",
-                         detail={"tag": str(tag), "rule": rule})
 
 
 async def _check_references(stores: Stores, target: Target, body: bytes, content_type: str | None
@@ -84,7 +67,7 @@ async def manifest_put(stores: Stores, request: Request, target: Target, identit
     assert target.repository and target.reference
     tag = target.tag
     try:
-        body = await _read_bounded(request, stores.settings.max_manifest_size)
+        body = await read_manifest(request, stores.settings.max_manifest_size)
         if isinstance(target.reference, Digest):
             digest = Digest.of(body, target.reference.algorithm)
             if digest != target.reference:
@@ -97,14 +80,12 @@ async def manifest_put(stores: Stores, request: Request, target: Target, identit
             current = await stores.manifests.resolve(target.repository, tag)
             rule = _immutable_rule(stores, target, tag) if current not in (None, digest) else None
             if rule:
-                raise _denied_immutable(tag, rule)
+                raise denied_immutable(str(tag), rule)
         previous = await stores.manifests.put_manifest(
             target.repository, StoredManifest(digest, media_type, body), tag, subject)
     except RegistryError as error:
-        reason = {ErrorCode.DIGEST_INVALID: "digest mismatch", ErrorCode.DENIED: "immutable tag"}.get(
-            error.code, error.message)
         await stores.audit(request, identity, target, "manifest:push:failure", reference=str(target.reference),
-                    reason=reason)
+                           reason=failure_reason(error))
         raise
     fields = {"reference": str(tag) if tag else None, "digest": str(digest), "size": len(body)}
     await stores.audit(request, identity, target, "manifest:push", **fields)
@@ -127,8 +108,8 @@ async def manifest_delete(stores: Stores, request: Request, target: Target, iden
         rule = _immutable_rule(stores, target, tag)
         if rule:
             await stores.audit(request, identity, target, "manifest:delete:failure", reference=str(reference),
-                        reason="immutable tag")
-            raise _denied_immutable(tag, rule)
+                        reason=IMMUTABLE_TAG)
+            raise denied_immutable(str(tag), rule)
     if isinstance(reference, Tag):
         digest = await stores.manifests.resolve(name, reference)
         if digest is None or not await stores.manifests.delete_tag(name, reference):

@@ -14,6 +14,7 @@ from authgate.reference import Digest
 from authgate.registry.context import Stores, blob_location, declared_length, empty, upload_headers
 from authgate.registry.numbers import content_range
 from authgate.registry.routes import Target
+from authgate.registry.rules import failure_reason
 from authgate.subject import Identity
 
 
@@ -43,9 +44,8 @@ async def _pushed(stores: Stores, request: Request, identity: Identity, target: 
 
 async def _refused(stores: Stores, request: Request, identity: Identity, target: Target, digest: Digest | None,
                    error: RegistryError) -> None:
-    reason = "digest mismatch" if error.code is ErrorCode.DIGEST_INVALID else error.message
     await stores.audit(request, identity, target, "blob:push:failure", digest=str(digest) if digest else None,
-                       reason=reason)
+                       reason=failure_reason(error))
 
 
 async def upload_start(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:

@@ -17,7 +17,7 @@ ROOT = Path(authgate.__file__).parent
 
 #: What the embedded store may build on: value types and helpers with no knowledge of HTTP,
 #: accounts, policy or the other mode.
-FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "private_files", "tasks", "logs"}
+FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "bodies", "private_files", "tasks", "logs"}
 
 #: Packages that are one layer split for size: the identity sources (LDAP, OIDC, local) and the
 #: rest of auth/ build on each other (auth/services wires the chain; the sources use accounts and
