@@ -1,5 +1,7 @@
 """Account operations on the database: users, teams, robots. The CLI and tests call these directly.
 
+Every change runs in `account_change(db)`, which bumps the account version in the same transaction:
+that is how each process's account cache (authgate.auth.account_cache) learns of it within a second.
 Secrets arrive here already hashed (passwords) or leave here exactly once (robot secrets); the
 database holds only hashes.
 """
@@ -14,12 +16,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from authgate.db.base import utcnow
+from authgate.db.changes import account_change
 from authgate.db.models import Membership, RefreshToken, Robot, Team, User
 from authgate.db.session import Database
-from authgate.subject import Subject
 
 #: Lower case like the repository namespace `USER/…` a user owns; no `$`, `:` or `+`, so names
 #: never need shell quoting and `robot+NAME` / `robot:NAME` cannot collide with a user.
@@ -73,7 +75,7 @@ async def count_users(db: Database) -> int:
 
 async def create_user(db: Database, name: str, password_hash: str, admin: bool = False) -> None:
     check_name(name)
-    async with db.session() as session:
+    async with account_change(db) as session:
         if (await session.execute(select(User.id).where(User.name == name))).first():
             raise AccountError(f"user {name!r} already exists (change the password with `authgate user passwd`)")
         if (await session.execute(select(Team.id).where(Team.name == name))).first():
@@ -84,7 +86,7 @@ async def create_user(db: Database, name: str, password_hash: str, admin: bool =
 
 async def set_password(db: Database, name: str, password_hash: str) -> None:
     """New hash and a new generation: refresh tokens and cached checks of the old password die."""
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         user.password_hash = password_hash
         user.generation += 1
@@ -93,14 +95,14 @@ async def set_password(db: Database, name: str, password_hash: str) -> None:
 
 async def update_hash(db: Database, name: str, old_hash: str, new_hash: str) -> None:
     """Rehash on login (deprecated scheme or cost): not a password change, so no new generation."""
-    async with db.session() as session:
+    async with account_change(db) as session:
         await session.execute(
             update(User).where(User.name == name, User.password_hash == old_hash).values(password_hash=new_hash)
         )
 
 
 async def set_disabled(db: Database, name: str, disabled: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         user.disabled = disabled
         if disabled:
@@ -108,12 +110,12 @@ async def set_disabled(db: Database, name: str, disabled: bool) -> None:
 
 
 async def set_admin(db: Database, name: str, admin: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         (await _user(session, name)).admin = admin
 
 
 async def remove_user(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
         await session.execute(delete(Membership).where(Membership.user_id == user.id))
@@ -131,20 +133,6 @@ async def list_users(db: Database) -> list[UserInfo]:
             UserInfo(u.name, u.admin, u.disabled, tuple(sorted(m.team.name for m in u.memberships)), u.created_at)
             for u in users
         ]
-
-
-async def find_user(db: Database, name: str) -> User | None:
-    """The user row with teams loaded (one joined query: this runs on every token request), or None."""
-    async with db.session() as session:
-        return (
-            await session.execute(
-                select(User).where(User.name == name).options(joinedload(User.memberships).joinedload(Membership.team))
-            )
-        ).unique().scalar_one_or_none()
-
-
-def user_subject(user: User) -> Subject:
-    return Subject("user", user.name, frozenset(m.team.name for m in user.memberships), bool(user.admin))
 
 
 def parse_htpasswd(text: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -187,7 +175,7 @@ async def create_team(db: Database, name: str) -> None:
 
 
 async def add_members(db: Database, team_name: str, users: list[str]) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, team_name)
         for name in users:
             user = await _user(session, name)
@@ -199,7 +187,7 @@ async def add_members(db: Database, team_name: str, users: list[str]) -> None:
 
 
 async def remove_members(db: Database, team_name: str, users: list[str]) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, team_name)
         for name in users:
             user = await _user(session, name)
@@ -207,7 +195,7 @@ async def remove_members(db: Database, team_name: str, users: list[str]) -> None
 
 
 async def delete_team(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, name)
         await session.execute(delete(Membership).where(Membership.team_id == team.id))
         await session.delete(team)
@@ -230,7 +218,7 @@ async def create_robot(db: Database, name: str, expires_in: timedelta | None, de
     """Returns the secret; it is shown once and only its SHA-256 is stored."""
     check_name(name, "robot")
     secret = ROBOT_SECRET_PREFIX + secrets.token_urlsafe(32)
-    async with db.session() as session:
+    async with account_change(db) as session:
         if (await session.execute(select(Robot.id).where(Robot.name == name))).first():
             raise AccountError(f"robot {name!r} already exists (remove it first to get a new secret)")
         session.add(
@@ -253,23 +241,18 @@ async def _robot(session: AsyncSession, name: str) -> Robot:
 
 
 async def set_robot_disabled(db: Database, name: str, disabled: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         (await _robot(session, name)).disabled = disabled
 
 
 async def remove_robot(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         await session.delete(await _robot(session, name))
 
 
 async def list_robots(db: Database) -> list[Robot]:
     async with db.session() as session:
         return list((await session.execute(select(Robot).order_by(Robot.name))).scalars())
-
-
-async def find_robot(db: Database, name: str) -> Robot | None:
-    async with db.session() as session:
-        return (await session.execute(select(Robot).where(Robot.name == name))).scalar_one_or_none()
 
 
 def robot_usable(robot: Robot, now: datetime | None = None) -> bool:

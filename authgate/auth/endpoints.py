@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
-from authgate.auth import accounts
+from authgate.auth.account_store import UserRecord
 from authgate.auth.credentials import (
     BasicCredentials,
     CredentialsError,
@@ -33,7 +33,6 @@ from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.services import AuthServices, auth_of
-from authgate.db.models import User
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
 from authgate.subject import ANONYMOUS, Subject
@@ -79,7 +78,7 @@ class _Outcome:
     """What one token request asked and got, for the audit log and the response."""
 
     subject: Subject = ANONYMOUS
-    user: User | None = None
+    user: UserRecord | None = None
     requested: list[Scope] = field(default_factory=list)
     offline: bool = False
     client_id: str = ""
@@ -210,11 +209,11 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     raw = _single(pairs, "refresh_token")
     if not raw or len(raw) > 512:
         raise _bad("refresh_token is required for grant_type=refresh_token")
-    user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
+    user = await redeem_refresh_token(auth.accounts, raw, resources.settings.service)
     if user is None:
         await _audit(resources, request, "auth:login:failure", outcome, ANONYMOUS, reason="invalid refresh token")
         raise _denied("the refresh token is invalid, revoked or expired; run `docker login` again")
-    outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    outcome.subject, outcome.user, outcome.refresh_token = user.subject, user, Secret(raw)
     return outcome
 
 

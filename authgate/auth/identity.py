@@ -12,12 +12,12 @@ from starlette.requests import Request
 
 from authgate.audit import context
 from authgate.audit.events import AuditEvent
-from authgate.auth import accounts
 from authgate.auth.challenge import unauthorized
 from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
+from authgate.db.base import utcnow
 from authgate.errors import ErrorCode, RegistryError
 from authgate.resources import resources_of
 from authgate.subject import ANONYMOUS, Subject
@@ -48,15 +48,16 @@ def too_many(exc: TooManyAttempts) -> RegistryError:
 
 
 async def subject_for_token(request: Request, sub: str) -> Subject | None:
-    """The live subject behind a token's `sub`: None when the account is gone or disabled."""
-    db = resources_of(request).db
+    """The live subject behind a token's `sub`: None when the account is gone or disabled
+    (asked of the account cache: no database round trip while it is fresh)."""
+    source = auth_of(resources_of(request)).accounts
     if sub == "":
         return ANONYMOUS
     if sub.startswith("robot:"):
-        robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
-        return Subject("robot", robot.name) if robot is not None and accounts.robot_usable(robot) else None
-    user = await accounts.find_user(db, sub)
-    return accounts.user_subject(user) if user is not None and not user.disabled else None
+        robot = await source.robot(sub.removeprefix("robot:"))
+        return Subject("robot", robot.name) if robot is not None and robot.usable(utcnow()) else None
+    user = await source.user(sub)
+    return user.subject if user is not None and not user.disabled else None
 
 
 async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from authgate.auth.account_cache import CachedAccounts
+from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.accounts import count_users
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
@@ -25,6 +27,8 @@ class AuthServices:
     verifier: PasswordVerifier
     limiter: LoginLimiter
     authenticator: Authenticator
+    #: Users, robots and refresh tokens from memory; started and stopped by the lifespan.
+    accounts: CachedAccounts
 
 
 def build_auth(settings: Settings, db: Database) -> AuthServices:
@@ -38,7 +42,8 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter()
-    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, verifier, limiter))
+    accounts = CachedAccounts(DatabaseAccounts(db))
+    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, accounts, verifier, limiter), accounts)
 
 
 def auth_of(resources: Resources) -> AuthServices:

@@ -125,3 +125,13 @@ class AuditChainHead(Base):
     #: Hash and seq of the last pruned event, so a pruned log still verifies from there.
     anchor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AccountVersion(Base):
+    """One row, bumped in the same transaction as every change to users, teams, robots or refresh
+    tokens: each process polls it to know when its in-memory account cache is stale."""
+
+    __tablename__ = "account_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
