@@ -97,7 +97,7 @@ async def identify(request: Request) -> Identity:
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
         return Identity(result.subject)
     try:
-        verified = auth.tokens.verify(credentials.token.reveal())
+        verified = auth.bearer.verify(credentials.token.reveal())
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
     subject = await subject_for_token(request, verified.subject)

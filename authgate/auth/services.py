@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from authgate.auth.account_cache import CachedAccounts
 from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.accounts import count_users
+from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
 from authgate.auth.limiter import LoginLimiter
@@ -29,6 +30,8 @@ class AuthServices:
     authenticator: Authenticator
     #: Users, robots and refresh tokens from memory; started and stopped by the lifespan.
     accounts: CachedAccounts
+    #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
+    bearer: VerifiedTokens
 
 
 def build_auth(settings: Settings, db: Database) -> AuthServices:
@@ -43,7 +46,8 @@ def build_auth(settings: Settings, db: Database) -> AuthServices:
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter()
     accounts = CachedAccounts(DatabaseAccounts(db))
-    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, accounts, verifier, limiter), accounts)
+    return AuthServices(keys, tokens, verifier, limiter, Authenticator(db, accounts, verifier, limiter), accounts,
+                        VerifiedTokens(tokens))
 
 
 def auth_of(resources: Resources) -> AuthServices:
