@@ -177,3 +177,30 @@ async def test_a_stalled_poller_stops_trusting_its_cache(ctx: Ctx) -> None:
     await asyncio.sleep(PROMISE)
     assert not cache.trusted
     assert (await _token(client, "alice", "alice-pw")).status_code == 401
+
+
+async def test_a_row_read_before_a_change_is_not_kept_after_it(ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup that read the row just before a change and finishes just after must not put the
+    old row back into the cache the change emptied."""
+    _, resources, _ = ctx
+    cache = _cache(resources)
+    read, release = asyncio.Event(), asyncio.Event()
+    original = cache.source.user
+
+    async def slow_user(name: str) -> object:
+        row = await original(name)
+        read.set()
+        await release.wait()
+        return row
+
+    cache.invalidate()
+    monkeypatch.setattr(cache.source, "user", slow_user)
+    lookup = asyncio.create_task(cache.user("alice"))
+    await read.wait()
+    await accounts.set_disabled(resources.db, "alice", True)
+    release.set()
+    stale = await lookup
+    assert stale is not None and not stale.disabled, "that lookup saw the row as it was"
+    monkeypatch.setattr(cache.source, "user", original)
+    fresh = await cache.user("alice")
+    assert fresh is not None and fresh.disabled
