@@ -95,7 +95,9 @@ def test_team_robot_and_refresh_token_changes_reach_the_other_process(
     first.cli("user", "add", "alice", "--password-stdin", input="alice-Pa55-word\n")
     first.cli("team", "create", "backend")
     first.cli("team", "add", "backend", "alice")
-    secret = re.search(r"agr_[A-Za-z0-9_-]+", first.cli("robot", "create", "builder").stdout).group(0)  # type: ignore[union-attr]
+    printed = re.search(r"agr_[A-Za-z0-9_-]+", first.cli("robot", "create", "builder").stdout)
+    assert printed, "robot create printed no secret"
+    secret = printed.group(0)
     login = httpx.get(f"{first.url}/token", headers=_basic("alice", "alice-Pa55-word"), timeout=30,
                       params={"service": SERVICE, "offline_token": "true", "client_id": "docker",
                               "scope": "repository:backend/api:pull"}).json()
