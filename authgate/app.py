@@ -105,6 +105,8 @@ def create_app(settings: Settings) -> Starlette:
             )
             metrics.watch_policy(app.state.resources.degraded)
             await announce_first_steps(settings, db)
+            await app.state.resources.auth.accounts.start()
+            stack.push_async_callback(app.state.resources.auth.accounts.stop)
             if policy_store is not None:
                 await policy_store.start(app.state.resources)
                 stack.push_async_callback(policy_store.stop)
