@@ -1,5 +1,7 @@
 """Account operations on the database: users, teams, robots. The CLI and tests call these directly.
 
+Every change runs in `account_change(db)`, which bumps the account version in the same transaction:
+that is how each process's account cache (authgate.auth.account_cache) learns of it within a second.
 Secrets arrive here already hashed (passwords) or leave here exactly once (robot secrets); the
 database holds only hashes.
 """
@@ -14,9 +16,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
+from authgate.auth.account_store import RobotRecord, UserRecord
 from authgate.db.base import utcnow
+from authgate.db.changes import account_change
 from authgate.db.models import Membership, RefreshToken, Robot, Team, User
 from authgate.db.session import Database
 from authgate.subject import Subject
@@ -73,7 +77,7 @@ async def count_users(db: Database) -> int:
 
 async def create_user(db: Database, name: str, password_hash: str, admin: bool = False) -> None:
     check_name(name)
-    async with db.session() as session:
+    async with account_change(db) as session:
         if (await session.execute(select(User.id).where(User.name == name))).first():
             raise AccountError(f"user {name!r} already exists (change the password with `authgate user passwd`)")
         if (await session.execute(select(Team.id).where(Team.name == name))).first():
@@ -86,7 +90,7 @@ async def create_user(db: Database, name: str, password_hash: str, admin: bool =
 
 async def set_password(db: Database, name: str, password_hash: str) -> None:
     """New hash and a new generation: refresh tokens and cached checks of the old password die."""
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         user.password_hash = password_hash
         user.generation += 1
@@ -95,14 +99,14 @@ async def set_password(db: Database, name: str, password_hash: str) -> None:
 
 async def update_hash(db: Database, name: str, old_hash: str, new_hash: str) -> None:
     """Rehash on login (deprecated scheme or cost): not a password change, so no new generation."""
-    async with db.session() as session:
+    async with account_change(db) as session:
         await session.execute(
             update(User).where(User.name == name, User.password_hash == old_hash).values(password_hash=new_hash)
         )
 
 
 async def set_disabled(db: Database, name: str, disabled: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         if disabled and not user.disabled:
             user.generation += 1  # access tokens issued until now stay dead after `user enable`
@@ -111,12 +115,12 @@ async def set_disabled(db: Database, name: str, disabled: bool) -> None:
 
 
 async def set_admin(db: Database, name: str, admin: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         (await _user(session, name)).admin = admin
 
 
 async def remove_user(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         user = await _user(session, name)
         await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
         await session.execute(delete(Membership).where(Membership.user_id == user.id))
@@ -137,16 +141,20 @@ async def list_users(db: Database) -> list[UserInfo]:
 
 
 async def find_user(db: Database, name: str) -> User | None:
-    """The user row with teams loaded (one joined query: this runs on every token request), or None."""
+    """The user row with teams loaded, or None: for admin pages and commands. The hot path (logins,
+    tokens) asks the account cache instead (`AuthServices.accounts`)."""
     async with db.session() as session:
-        return (
-            await session.execute(
-                select(User).where(User.name == name).options(joinedload(User.memberships).joinedload(Membership.team))
-            )
-        ).unique().scalar_one_or_none()
+        return (await session.execute(
+            select(User).where(User.name == name).options(selectinload(User.memberships).selectinload(Membership.team))
+        )).scalar_one_or_none()
 
 
-def account_epoch(account: User | Robot) -> str:
+async def find_robot(db: Database, name: str) -> Robot | None:
+    async with db.session() as session:
+        return (await session.execute(select(Robot).where(Robot.name == name))).scalar_one_or_none()
+
+
+def account_epoch(account: User | Robot | UserRecord | RobotRecord) -> str:
     """Names one incarnation of an account, for the tokens issued to it (tokens.EPOCH_CLAIM).
 
     It changes when the account is removed and created again under the same name (a new row: new
@@ -154,9 +162,8 @@ def account_epoch(account: User | Robot) -> str:
     password, and when a robot is disabled or brought back after it expired (the generation is
     bumped), so tokens issued before stay dead whatever happens next.
     """
-    generation = account.generation
-    kind = "user" if isinstance(account, User) else "robot"
-    text = f"{kind}:{account.id}:{account.created_at.timestamp():.6f}:{generation}"
+    kind = "user" if isinstance(account, (User, UserRecord)) else "robot"
+    text = f"{kind}:{account.id}:{account.created_at.timestamp():.6f}:{account.generation}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -204,7 +211,7 @@ async def create_team(db: Database, name: str) -> None:
 
 
 async def add_members(db: Database, team_name: str, users: list[str]) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, team_name)
         for name in users:
             user = await _user(session, name)
@@ -216,7 +223,7 @@ async def add_members(db: Database, team_name: str, users: list[str]) -> None:
 
 
 async def remove_members(db: Database, team_name: str, users: list[str]) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, team_name)
         for name in users:
             user = await _user(session, name)
@@ -224,7 +231,7 @@ async def remove_members(db: Database, team_name: str, users: list[str]) -> None
 
 
 async def delete_team(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         team = await _team(session, name)
         await session.execute(delete(Membership).where(Membership.team_id == team.id))
         await session.delete(team)
@@ -247,7 +254,7 @@ async def create_robot(db: Database, name: str, expires_in: timedelta | None, de
     """Returns the secret; it is shown once and only its SHA-256 is stored."""
     check_name(name, "robot")
     secret = ROBOT_SECRET_PREFIX + secrets.token_urlsafe(32)
-    async with db.session() as session:
+    async with account_change(db) as session:
         if (await session.execute(select(Robot.id).where(Robot.name == name))).first():
             raise AccountError(f"robot {name!r} already exists (remove it first to get a new secret)")
         session.add(
@@ -270,7 +277,7 @@ async def _robot(session: AsyncSession, name: str) -> Robot:
 
 
 async def set_robot_disabled(db: Database, name: str, disabled: bool) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         robot = await _robot(session, name)
         if disabled and not robot.disabled:
             robot.generation += 1  # access tokens issued until now stay dead after `robot enable`
@@ -283,7 +290,7 @@ async def set_robot_expiry(db: Database, name: str, expires_in: timedelta | None
     A robot that had already expired gets a new generation, as one disabled does: tokens issued
     before it expired stay dead. Extending a live robot keeps its tokens (a CI job keeps running).
     """
-    async with db.session() as session:
+    async with account_change(db) as session:
         robot = await _robot(session, name)
         now = utcnow()
         if robot.expires_at is not None and robot.expires_at <= now:
@@ -294,18 +301,13 @@ async def set_robot_expiry(db: Database, name: str, expires_in: timedelta | None
 
 
 async def remove_robot(db: Database, name: str) -> None:
-    async with db.session() as session:
+    async with account_change(db) as session:
         await session.delete(await _robot(session, name))
 
 
 async def list_robots(db: Database) -> list[Robot]:
     async with db.session() as session:
         return list((await session.execute(select(Robot).order_by(Robot.name))).scalars())
-
-
-async def find_robot(db: Database, name: str) -> Robot | None:
-    async with db.session() as session:
-        return (await session.execute(select(Robot).where(Robot.name == name))).scalar_one_or_none()
 
 
 def robot_usable(robot: Robot, now: datetime | None = None) -> bool:

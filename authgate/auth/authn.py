@@ -14,10 +14,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from authgate.auth import accounts
+from authgate.auth.account_store import AccountSource, UserRecord
 from authgate.auth.credentials import BasicCredentials
 from authgate.auth.limiter import Attempt, LoginLimiter
 from authgate.auth.passwords import PasswordVerifier
-from authgate.db.models import User
+from authgate.db.base import utcnow
 from authgate.db.session import Database
 from authgate.subject import Subject
 
@@ -33,7 +34,7 @@ class LoginResult:
     """`subject` on success; `user` is the row for users (refresh tokens bind to it)."""
 
     subject: Subject | None
-    user: User | None = None
+    user: UserRecord | None = None
     reason: str = ""
     #: `accounts.account_epoch` of the account, for the token's epoch claim.
     epoch: str = ""
@@ -44,8 +45,10 @@ class LoginResult:
 
 
 class Authenticator:
-    def __init__(self, db: Database, verifier: PasswordVerifier, limiter: LoginLimiter) -> None:
+    def __init__(self, db: Database, accounts: AccountSource, verifier: PasswordVerifier, limiter: LoginLimiter
+                 ) -> None:
         self.db = db
+        self.accounts = accounts
         self.verifier = verifier
         self.limiter = limiter
         #: Who checks user names and passwords: the local database, or the identity chain
@@ -77,7 +80,7 @@ class Authenticator:
         return result
 
     async def _user(self, name: str, credentials: BasicCredentials) -> LoginResult:
-        user = await accounts.find_user(self.db, name)
+        user = await self.accounts.user(name)
         stored = user.password_hash if user is not None else None
         password = credentials.password.reveal()
         if self.verifier.remembered(name, stored, password):
@@ -96,15 +99,15 @@ class Authenticator:
         if new_hash:
             await accounts.update_hash(self.db, name, user.password_hash, new_hash)
             log.info("upgraded the password hash of user %s to the current scheme", name)
-        return LoginResult(accounts.user_subject(user), user, epoch=accounts.account_epoch(user))
+        return LoginResult(user.subject, user, epoch=accounts.account_epoch(user))
 
     async def _robot(self, name: str, credentials: BasicCredentials) -> LoginResult:
-        robot = await accounts.find_robot(self.db, name)
+        robot = await self.accounts.robot(name)
         presented = accounts.sha256_hex(credentials.password.reveal())
         stored = robot.secret_hash if robot is not None else "0" * 64
         ok = hmac.compare_digest(presented, stored)
         if robot is None or not ok:
             return LoginResult(None, reason="unknown robot or wrong secret")
-        if not accounts.robot_usable(robot):
+        if not robot.usable(utcnow()):
             return LoginResult(None, reason="robot disabled or expired")
         return LoginResult(Subject("robot", robot.name), epoch=accounts.account_epoch(robot))

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
+from authgate.auth.account_store import UserRecord
 from authgate.auth.credentials import (
     BasicCredentials,
     CredentialsError,
@@ -35,7 +36,6 @@ from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.bodies import BodyTooLarge, read_bounded
-from authgate.db.models import User
 from authgate.identity.base import IdentityUnavailable
 from authgate.policy.access import grant
 from authgate.resources import Resources, resources_of
@@ -84,7 +84,7 @@ class _Outcome:
     """What one token request asked and got, for the audit log and the response."""
 
     subject: Subject = ANONYMOUS
-    user: User | None = None
+    user: UserRecord | None = None
     requested: list[Scope] = field(default_factory=list)
     offline: bool = False
     client_id: str = ""
@@ -235,7 +235,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     raw = _single(pairs, "refresh_token")
     if not raw or len(raw) > 512:
         raise _bad("refresh_token is required for grant_type=refresh_token")
-    user = await redeem_refresh_token(resources.db, raw, resources.settings.service)
+    user = await redeem_refresh_token(auth.accounts, raw, resources.settings.service)
     if user is not None:  # a device-login user: still vouched for by their provider?
         try:
             user = await auth.identity.recheck(user)
@@ -246,7 +246,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
         actor = ANONYMOUS if refusal.owner is None else Subject("user", refusal.owner)
         await _audit(resources, request, "auth:login:failure", outcome, actor, reason=refusal.reason)
         raise _denied(refusal.message)
-    outcome.subject, outcome.user, outcome.refresh_token = accounts.user_subject(user), user, Secret(raw)
+    outcome.subject, outcome.user, outcome.refresh_token = user.subject, user, Secret(raw)
     outcome.epoch = accounts.account_epoch(user)
     outcome.source = "local"  # refresh tokens belong to local accounts
     return outcome

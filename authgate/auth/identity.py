@@ -16,6 +16,7 @@ from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
+from authgate.db.base import utcnow
 from authgate.errors import ErrorCode, RegistryError
 from authgate.identity.base import IdentityUnavailable
 from authgate.resources import resources_of
@@ -34,24 +35,24 @@ def too_many(exc: TooManyAttempts) -> RegistryError:
 
 async def subject_for_token(request: Request, sub: str, epoch: str | None) -> Subject | None:
     """The live subject behind a token's `sub`: None when the account is gone, disabled, or not the
-    incarnation the token was issued to (removed and re-created, disabled since: `account_epoch`)."""
-    db = resources_of(request).db
+    incarnation the token was issued to (removed and re-created, disabled since: `account_epoch`).
+    Asked of the account cache: no database round trip while it is fresh."""
+    auth = auth_of(resources_of(request))
     if sub == "":
         return ANONYMOUS
     if sub.startswith("robot:"):
-        robot = await accounts.find_robot(db, sub.removeprefix("robot:"))
+        robot = await auth.accounts.robot(sub.removeprefix("robot:"))
         if robot is None:  # a CI workload (authgate.identity.workload), while the policy declares it
-            return auth_of(resources_of(request)).identity.robot(sub.removeprefix("robot:"))
-        if not accounts.robot_usable(robot) or epoch != accounts.account_epoch(robot):
+            return auth.identity.robot(sub.removeprefix("robot:"))
+        if not robot.usable(utcnow()) or epoch != accounts.account_epoch(robot):
             return None
         return Subject("robot", robot.name)
-    user = await accounts.find_user(db, sub)
+    user = await auth.accounts.user(sub)
     if user is None:
-        chain = auth_of(resources_of(request)).identity
-        return await chain.resolve(sub) if chain.external else None  # a directory user, re-checked
+        return await auth.identity.resolve(sub) if auth.identity.external else None  # a directory user, re-checked
     if user.disabled or epoch != accounts.account_epoch(user):
         return None
-    return accounts.user_subject(user)
+    return user.subject
 
 
 def unavailable(exc: IdentityUnavailable) -> RegistryError:
@@ -99,7 +100,7 @@ async def identify(request: Request) -> Identity:
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
         return Identity(result.subject)
     try:
-        verified = auth.tokens.verify(credentials.token.reveal())
+        verified = auth.bearer.verify(credentials.token.reveal())
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
     try:

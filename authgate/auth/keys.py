@@ -16,6 +16,7 @@ import re
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,9 +60,10 @@ class SigningKey:
     def public_key(self) -> PublicKey:
         return self.private_key.public_key()
 
-    @property
+    @cached_property
     def x5c(self) -> list[str]:
-        """Standard base64 DER, as the JOSE `x5c` header wants (not base64url)."""
+        """Standard base64 DER, as the JOSE `x5c` header wants (not base64url); computed once, as
+        every issued token carries it."""
         return [base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()]
 
     @property

@@ -155,7 +155,10 @@ class LoginLimiter:
         where = address or "unknown"
         trusted = await self.store.mark(self._trust_key(name, where)) > now
         delay = await self._decide(name, where, robot, trusted, now)
-        if delay and await self._apply_unlocks(name, where):
+        if delay:
+            # The unlock check may wait on the database while parallel attempts reserve: decide again
+            # on what they reserved, with no await between this decision and the reservation below.
+            await self._apply_unlocks(name, where)
             delay = await self._decide(name, where, robot, trusted, now)
         fingerprint = "seen\0" + hmac.new(self._key, f"{where}\0{name}\0{secret}".encode(), hashlib.sha256).hexdigest()
         attempt = Attempt(self, name, where, robot, trusted, delay, now, fingerprint)

@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
-
+from authgate.auth.account_store import AccountSource, UserRecord
 from authgate.auth.accounts import AccountError, sha256_hex
 from authgate.db.base import utcnow
-from authgate.db.models import Membership, RefreshToken, User
+from authgate.db.changes import account_change
+from authgate.db.models import RefreshToken, User
 from authgate.db.session import Database
 
 REFRESH_TOKEN_PREFIX = "agrt_"
-#: `last_used_at` is written at most this often, so the refresh grant stays read-only in bursts.
-_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class RefreshTokenInfo:
     revoked: bool
 
 
-async def issue_refresh_token(db: Database, user: User, service: str, client_id: str, ttl: int) -> str:
+async def issue_refresh_token(db: Database, user: UserRecord | User, service: str, client_id: str, ttl: int) -> str:
     raw = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     async with db.session() as session:
@@ -54,26 +52,20 @@ async def issue_refresh_token(db: Database, user: User, service: str, client_id:
     return raw
 
 
-async def redeem_refresh_token(db: Database, raw: str, service: str) -> User | None:
+async def redeem_refresh_token(accounts: AccountSource, raw: str, service: str) -> UserRecord | None:
     """The user the token belongs to, or None if it is unknown, revoked, expired, for another
-    service, from an older password generation, or its user is disabled."""
+    service, from an older password generation, or its user is disabled.
+
+    Asked of `accounts` (in memory when cached): the refresh grant reads and writes no database row."""
     now = utcnow()
-    async with db.session() as session:
-        row = (
-            await session.execute(
-                select(RefreshToken)
-                .where(RefreshToken.token_hash == sha256_hex(raw))
-                .options(joinedload(RefreshToken.user).joinedload(User.memberships).joinedload(Membership.team))
-            )
-        ).unique().scalar_one_or_none()
-        if row is None or row.revoked_at is not None or row.expires_at <= now or row.service != service:
-            return None
-        user = row.user
-        if user.disabled or user.generation != row.generation:
-            return None
-        if row.last_used_at is None or now - row.last_used_at > _TOUCH_INTERVAL:
-            row.last_used_at = now
-        return user
+    record = await accounts.refresh_token(sha256_hex(raw))
+    if record is None or record.revoked or record.expires_at <= now or record.service != service:
+        return None
+    user = await accounts.user(record.user)
+    if user is None or user.disabled or user.generation != record.generation:
+        return None
+    await accounts.refresh_token_used(record, now)
+    return user
 
 
 async def list_refresh_tokens(db: Database, user: str | None = None, include_revoked: bool = False) -> list[RefreshTokenInfo]:
@@ -95,7 +87,7 @@ async def revoke_refresh_tokens(db: Database, token_id: int | None = None, user:
     """Revoke one token by id, or every token of a user; returns how many were revoked."""
     if token_id is None and user is None:
         raise AccountError("name a token id or --user")
-    async with db.session() as session:
+    async with account_change(db) as session:
         query = update(RefreshToken).where(RefreshToken.revoked_at.is_(None)).values(revoked_at=utcnow())
         if token_id is not None:
             query = query.where(RefreshToken.id == token_id)

@@ -8,7 +8,10 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
+from authgate.auth.account_cache import CachedAccounts
+from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.accounts import count_users
+from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
 from authgate.auth.limiter import LoginLimiter
@@ -33,6 +36,10 @@ class AuthServices:
     authenticator: Authenticator
     #: The ordered identity sources behind `authenticator`'s user logins (authgate.identity).
     identity: IdentityChain
+    #: Users, robots and refresh tokens from memory; started and stopped by the lifespan.
+    accounts: CachedAccounts
+    #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
+    bearer: VerifiedTokens
 
 
 def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
@@ -47,9 +54,10 @@ def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | N
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     limiter = LoginLimiter(unlocks=unlock_source(db))
-    authenticator = Authenticator(db, verifier, limiter)
+    accounts = CachedAccounts(DatabaseAccounts(db))
+    authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = build_chain(settings, db, authenticator, registry, policy)
-    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity)
+    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens))
 
 
 class HoldsAuth(Protocol):

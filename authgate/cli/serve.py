@@ -57,17 +57,17 @@ def _serve(args: argparse.Namespace) -> int:
         KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     except (SigningKeyError, DataDirError) as exc:
         return fail(str(exc))
+    from authgate.registry.embedded_s3 import check_object_store  # aiobotocore loads only when used
+
+    problem = check_object_store(settings)  # wrong credentials or bucket: one line naming the setting
+    if problem:
+        return fail(problem)
     try:
         # An unreachable directory or a refused service account is one line naming the setting.
         sources = check_sources(settings)
     except IdentityConfigError as exc:
         return fail(f"configuration error: {exc}")
     log.info("identity sources, in order: %s", "; ".join(sources))
-    from authgate.registry.embedded_s3 import check_object_store  # aiobotocore loads only when used
-
-    problem = check_object_store(settings)  # wrong credentials or bucket: one line naming the setting
-    if problem:
-        return fail(problem)
     if settings.tls_cert:
         log.info("serving HTTPS with %s; token realm %s", settings.tls_cert, settings.realm)
         warning = expiry_warning(settings.tls_cert)

@@ -179,3 +179,13 @@ class IdentityLink(Base):
     sealed_refresh_token: Mapped[str] = mapped_column(Text)
     teams: Mapped[list[str]] = mapped_column(JSON, default=list)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountVersion(Base):
+    """One row, bumped in the same transaction as every change to users, teams, robots or refresh
+    tokens: each process polls it to know when its in-memory account cache is stale."""
+
+    __tablename__ = "account_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)

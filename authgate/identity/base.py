@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from authgate.auth.account_store import UserRecord
 from authgate.auth.credentials import Secret
-from authgate.db.models import User
 from authgate.subject import Subject
 
 Verdict = Literal["yes", "no", "not_mine"]
@@ -53,7 +53,7 @@ class Answer:
     verdict: Verdict
     subject: Subject | None = None
     #: The local database row, for local users only: refresh tokens bind to it.
-    user: User | None = None
+    user: UserRecord | None = None
     reason: str = ""
     origins: tuple[TeamOrigin, ...] = ()
     #: Directory groups the subject is in (names), including those that map to no team.
@@ -62,7 +62,7 @@ class Answer:
     details: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def yes(cls, subject: Subject, user: User | None = None, origins: tuple[TeamOrigin, ...] = (),
+    def yes(cls, subject: Subject, user: UserRecord | None = None, origins: tuple[TeamOrigin, ...] = (),
             groups: tuple[str, ...] = (), details: dict[str, str] | None = None) -> Answer:
         return cls("yes", subject, user, "", origins, groups, details or {})
 

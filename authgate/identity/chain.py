@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter
 
 from authgate.auth import accounts
+from authgate.auth.account_store import UserRecord
 from authgate.auth.authn import LoginResult
 from authgate.auth.credentials import BasicCredentials
-from authgate.db.models import User
 from authgate.identity.base import Answer, IdentitySource, IdentityUnavailable, SourceUnavailable
 from authgate.identity.local import LOCAL
 from authgate.subject import Subject
@@ -98,7 +98,7 @@ class IdentityChain:
                 return subject
         return None
 
-    async def recheck(self, user: User) -> User | None:
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
         """At a refresh grant: ask the source that vouches for a provider-linked user (device login)
         whether it still does. The user (perhaps with synced teams), or None when it does not.
         Raises `IdentityUnavailable` when that source cannot answer."""
@@ -107,7 +107,7 @@ class IdentityChain:
             if recheck is None:
                 continue
             try:
-                checked: User | None = await recheck(user)
+                checked: UserRecord | None = await recheck(user)
             except SourceUnavailable as exc:
                 self._skip(source, exc)
                 raise IdentityUnavailable([source.name]) from None

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from authgate.auth import accounts
+from authgate.auth.account_store import user_record
 from authgate.auth.authn import LoginResult
 from authgate.auth.credentials import BasicCredentials, Secret
 from authgate.db.session import Database
@@ -46,12 +47,13 @@ class LocalSource:
             return Answer.not_mine()
         if user.disabled:
             return Answer.no("user disabled")
-        subject = accounts.user_subject(user)
+        record = user_record(user)
+        subject = record.subject
         link = await find_link(self.db, user.id)  # a device-login user: which teams its provider gave
         given = frozenset(link.teams or []) if link is not None else frozenset()
         origins = tuple(TeamOrigin(t, f"oidc {link.source}: groups claim" if link is not None and t in given
                                    else "database") for t in sorted(subject.teams))
-        return Answer.yes(subject, user, origins)
+        return Answer.yes(subject, record, origins)
 
     async def check(self) -> None:
         return None

@@ -22,6 +22,7 @@ import httpx
 import jwt
 
 from authgate.auth import accounts
+from authgate.auth.account_store import UserRecord, user_record
 from authgate.auth.credentials import Secret
 from authgate.auth.refresh import revoke_refresh_tokens
 from authgate.db.base import utcnow
@@ -158,7 +159,7 @@ class PeopleSource:
         user = await link_person(self.db, self.name, str(claims["sub"]), username, teams, self.sealer.seal(refresh))
         return Person(user, teams, groups)
 
-    async def recheck(self, user: User) -> User | None:
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
         """At a refresh grant: is this person still good at the provider? The user (reloaded when
         their teams were synced), or None after revoking their authgate refresh tokens. Raises
         `SourceUnavailable` when the provider cannot answer."""
@@ -182,7 +183,8 @@ class PeopleSource:
                     new = body.get("refresh_token")
                     await update_link(self.db, user.id, teams,
                                       self.sealer.seal(new) if isinstance(new, str) else None)
-                    return await accounts.find_user(self.db, user.name)
+                    reloaded = await accounts.find_user(self.db, user.name)
+                    return user_record(reloaded) if reloaded is not None else None
         revoked = await revoke_refresh_tokens(self.db, user=user.name)
         log.warning("%s no longer vouches for %s: %d refresh token(s) revoked", self.name, user.name, revoked)
         return None

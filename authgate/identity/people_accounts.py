@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authgate.db.base import utcnow
 from authgate.db.models import IdentityLink, Membership, Team, User
+from authgate.db.changes import account_change
 from authgate.db.session import Database
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ async def _sync_teams(session: AsyncSession, user: User, link: IdentityLink, wan
 async def link_person(db: Database, source: str, subject: str, username: str, teams: frozenset[str],
                       sealed_refresh_token: str, now: datetime | None = None) -> User:
     """The user for this provider subject, created or updated. Raises `PersonError`."""
-    async with db.session() as session:
+    async with account_change(db) as session:  # users and memberships: caches must learn
         link = (await session.execute(
             select(IdentityLink).where(IdentityLink.source == source, IdentityLink.subject == subject)
         )).scalar_one_or_none()
@@ -92,7 +93,7 @@ async def find_link(db: Database, user_id: int) -> IdentityLink | None:
 
 async def update_link(db: Database, user_id: int, teams: frozenset[str], sealed_refresh_token: str | None) -> None:
     """After a successful re-check at the provider: new groups, the rotated refresh token."""
-    async with db.session() as session:
+    async with account_change(db) as session:
         link = (await session.execute(
             select(IdentityLink).where(IdentityLink.user_id == user_id))).scalar_one_or_none()
         user = await session.get(User, user_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authgate.auth.authn import Authenticator
+from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.credentials import BasicCredentials, Secret
 from authgate.auth.limiter import LoginLimiter
 from authgate.auth.passwords import PasswordVerifier, make_context
@@ -58,7 +59,7 @@ async def _report(settings: Settings, name: str, password: str | None) -> UserRe
     try:
         await db.upgrade()
         verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=0)
-        chain = build_chain(settings, db, Authenticator(db, verifier, LoginLimiter()))
+        chain = build_chain(settings, db, Authenticator(db, DatabaseAccounts(db), verifier, LoginLimiter()))
         credentials = None if password is None else BasicCredentials(name, Secret(password))
         try:
             answer, source = await chain.ask(name, credentials)

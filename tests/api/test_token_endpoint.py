@@ -12,6 +12,7 @@ import pytest
 from passlib.hash import sha512_crypt
 
 from authgate.auth import accounts
+from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.refresh import list_refresh_tokens
 from authgate.auth.services import auth_of
 from authgate.resources import Resources
@@ -241,7 +242,7 @@ async def test_deprecated_hash_is_upgraded_on_login(ctx: Ctx) -> None:
     client, resources, _ = ctx
     await accounts.create_user(resources.db, "carol", sha512_crypt.hash("carol-pw", rounds=1000))
     assert (await client.get("/token", headers=basic("carol", "carol-pw"))).status_code == 200
-    user = await accounts.find_user(resources.db, "carol")
+    user = await DatabaseAccounts(resources.db).user("carol")
     assert user is not None and user.password_hash.startswith("$2b$")
     assert (await client.get("/token", headers=basic("carol", "carol-pw"))).status_code == 200
 

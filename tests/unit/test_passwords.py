@@ -66,3 +66,35 @@ def test_unknown_users_pay_a_dummy_hash() -> None:
     verifier.context.dummy_verify = counting  # type: ignore[method-assign]
     assert anyio.run(verifier.verify, "ghost", None, "pw") == (False, None)
     assert calls == ["dummy"]
+
+
+def test_concurrent_checks_of_one_credential_cost_one_hash() -> None:
+    """When the cached success expires under load, the requests carrying the same credentials wait
+    for one bcrypt rather than each paying for it."""
+    verifier = PasswordVerifier(make_context(bcrypt_rounds=4))
+    calls: list[str] = []
+    original = verifier.context.verify_and_update
+
+    def counting(secret: str, hashed: str) -> tuple[bool, str | None]:
+        calls.append(secret)
+        result: tuple[bool, str | None] = original(secret, hashed)
+        return result
+
+    verifier.context.verify_and_update = counting  # type: ignore[method-assign]
+    stored = verifier.hash("pw")
+
+    async def main() -> list[tuple[bool, str | None]]:
+        results: list[tuple[bool, str | None]] = []
+
+        async def one(password: str) -> None:
+            results.append(await verifier.verify("a", stored, password))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(one, "pw")
+            group.start_soon(one, "wrong")
+        return results
+
+    results = anyio.run(main)
+    assert sorted(results) == [(False, None)] + [(True, None)] * 8
+    assert sorted(calls) == ["pw", "wrong"]
