@@ -116,14 +116,20 @@ def _filter(where: str, value: str, needs: str) -> str:
     return value
 
 
-def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
-    name = _text(f"{where}.name", raw.get("name", "ldap"))
+def _source_name(where: str, raw: dict[str, Any], default: str, known: set[str]) -> str:
+    """A source's name, checked, after refusing settings its kind does not know: a typo fails the load
+    instead of silently leaving a default in place. Later errors are reported under this name."""
+    name = _text(f"{where}.name", raw.get("name", default))
     if not NAME_RE.fullmatch(name) or name == LOCAL:
         raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    where = name
-    unknown = sorted(set(raw) - _LDAP_KEYS)
+    unknown = sorted(set(raw) - known)
     if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_LDAP_KEYS))})")
+        raise _fail(f"{name}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
+    return name
+
+
+def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
+    name = where = _source_name(where, raw, "ldap", _LDAP_KEYS)
     url = _text(f"{where}.url", raw.get("url", ""))
     parts = urlsplit(url)
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
@@ -205,13 +211,7 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
 def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig:
     from authgate.identity.jwks import ALLOWED_ALGORITHMS
 
-    name = _text(f"{where}.name", raw.get("name", "oidc"))
-    if not NAME_RE.fullmatch(name) or name == LOCAL:
-        raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    where = name
-    unknown = sorted(set(raw) - _WORKLOAD_KEYS)
-    if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_WORKLOAD_KEYS))})")
+    name = where = _source_name(where, raw, "oidc", _WORKLOAD_KEYS)
     issuer = _text(f"{where}.issuer", raw.get("issuer", ""))
     parts = urlsplit(issuer)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
