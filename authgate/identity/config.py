@@ -116,6 +116,21 @@ def _filter(where: str, value: str, needs: str) -> str:
     return value
 
 
+def _ca_file(where: str, value: Any, file_dir: Path) -> Path:
+    """The CA bundle to trust for this source, relative to the identity file; checked now so a typo
+    fails at start rather than at the first login."""
+    ca = file_dir / Path(_text(f"{where}.ca_file", value)).expanduser()
+    if not ca.is_file():
+        raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
+    return ca
+
+
+def _timeout(where: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 60:
+        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
+    return float(value)
+
+
 def _source_name(where: str, raw: dict[str, Any], default: str, known: set[str]) -> str:
     """A source's name, checked, after refusing settings its kind does not know: a typo fails the load
     instead of silently leaving a default in place. Later errors are reported under this name."""
@@ -196,14 +211,8 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
         raise _fail(f"{where}.start_tls", "ldaps:// is already TLS; use start_tls with ldap:// only")
     values["start_tls"] = start_tls
     if raw.get("ca_file"):
-        ca = file_dir / Path(_text(f"{where}.ca_file", raw["ca_file"])).expanduser()
-        if not ca.is_file():
-            raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
-        values["ca_file"] = ca
-    timeout = raw.get("timeout", 5)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
-        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
-    values["timeout"] = float(timeout)
+        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
+    values["timeout"] = _timeout(where, raw.get("timeout", 5))
     values["cache_ttl"] = _duration(f"{where}.cache_ttl", raw.get("cache_ttl", 60))
     return LdapConfig(**values)
 
@@ -226,18 +235,12 @@ def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig
     values: dict[str, Any] = {"name": name, "issuer": issuer.rstrip("/"), "audience": audience,
                               "algorithms": tuple(algorithms)}
     if raw.get("ca_file"):
-        ca = file_dir / Path(_text(f"{where}.ca_file", raw["ca_file"])).expanduser()
-        if not ca.is_file():
-            raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
-        values["ca_file"] = ca
+        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
     leeway = raw.get("leeway", 30)
     if not isinstance(leeway, int) or isinstance(leeway, bool) or not 0 <= leeway <= 300:
         raise _fail(f"{where}.leeway", "must be whole seconds from 0 to 300")
     values["leeway"] = leeway
-    timeout = raw.get("timeout", 5)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
-        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
-    values["timeout"] = float(timeout)
+    values["timeout"] = _timeout(where, raw.get("timeout", 5))
     username = _text(f"{where}.username", raw.get("username", "oidc"))
     if not NAME_RE.fullmatch(username):
         raise _fail(f"{where}.username", f"{username!r} is not a valid login name")
