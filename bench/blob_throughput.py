@@ -82,18 +82,17 @@ class Direct(Target):
         self.url = registry.url
 
 
-class Gateway(Target):
-    """authgate in gateway mode; a user, and a token per repository from its /token endpoint."""
+class AuthgateTarget(Target):
+    """Any authgate column (here and in s3_throughput.py): one user, a bearer token per repository
+    from /token; subclasses only say how the server is configured."""
 
-    name = "gateway"
-
-    def start(self, registry: Distribution, workdir: Path) -> None:
-        self.server = AuthgateServer(workdir / "authgate", upstream=registry.url, log_level="WARNING")
-        add_user(self.server, USER, PASSWORD)
-        self.server.start()
-        self.url = self.server.url
-        assert self.server.daemon is not None
-        self.pid = self.server.daemon.process.pid
+    def launch(self, server: AuthgateServer) -> None:
+        self.server = server
+        add_user(server, USER, PASSWORD)
+        server.start()
+        self.url = server.url
+        assert server.daemon is not None
+        self.pid = server.daemon.process.pid
 
     def headers(self, repository: str) -> dict[str, str]:
         response = httpx.get(f"{self.url}/token", params={"service": "authgate",
@@ -105,18 +104,22 @@ class Gateway(Target):
         self.server.stop()
 
 
-class Embedded(Gateway):
+class Gateway(AuthgateTarget):
+    """authgate in gateway mode in front of the registry."""
+
+    name = "gateway"
+
+    def start(self, registry: Distribution, workdir: Path) -> None:
+        self.launch(AuthgateServer(workdir / "authgate", upstream=registry.url, log_level="WARNING"))
+
+
+class Embedded(AuthgateTarget):
     """authgate with no upstream: the blobs land in its own data dir."""
 
     name = "embedded"
 
     def start(self, registry: Distribution, workdir: Path) -> None:
-        self.server = AuthgateServer(workdir / "authgate", log_level="WARNING", max_blob_size="64G")
-        add_user(self.server, USER, PASSWORD)
-        self.server.start()
-        self.url = self.server.url
-        assert self.server.daemon is not None
-        self.pid = self.server.daemon.process.pid
+        self.launch(AuthgateServer(workdir / "authgate", log_level="WARNING", max_blob_size="64G"))
 
 
 class Nginx(Target):

@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from blob_throughput import USER, PASSWORD, Target, add_user, make_blob, parse_size, peak_rss_mib, pull, push  # noqa: E402
+from blob_throughput import USER, AuthgateTarget, Target, make_blob, parse_size, peak_rss_mib, pull, push  # noqa: E402
 
 from tests.support.processes import AuthgateServer, Daemon, free_port, wait_for  # noqa: E402
 from tests.support.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS  # noqa: E402
@@ -66,7 +66,7 @@ class DistributionS3(Target):
         self.daemon.stop()
 
 
-class AuthgateS3(Target):
+class AuthgateS3(AuthgateTarget):
     name = "authgate"
     redirect = False
 
@@ -77,22 +77,9 @@ class AuthgateS3(Target):
         settings = self.seaweedfs.settings(self.seaweedfs.new_prefix())
         if self.redirect:
             settings["s3_redirect"] = "true"
-        self.server = AuthgateServer(workdir, log_level="WARNING", max_blob_size="64G", **settings)
-        self.server.env.update(self.seaweedfs.env())
-        add_user(self.server, USER, PASSWORD)
-        self.server.start()
-        self.url = self.server.url
-        assert self.server.daemon is not None
-        self.pid = self.server.daemon.process.pid
-
-    def headers(self, repository: str) -> dict[str, str]:
-        response = httpx.get(f"{self.url}/token", params={"service": "authgate",
-                             "scope": f"repository:{repository}:pull,push"}, auth=(USER, PASSWORD))
-        response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['token']}"}
-
-    def stop(self) -> None:
-        self.server.stop()
+        server = AuthgateServer(workdir, log_level="WARNING", max_blob_size="64G", **settings)
+        server.env.update(self.seaweedfs.env())
+        self.launch(server)
 
 
 class AuthgateRedirect(AuthgateS3):

@@ -116,14 +116,35 @@ def _filter(where: str, value: str, needs: str) -> str:
     return value
 
 
-def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
-    name = _text(f"{where}.name", raw.get("name", "ldap"))
+def _ca_file(where: str, value: Any, file_dir: Path) -> Path:
+    """The CA bundle to trust for this source, relative to the identity file; checked now so a typo
+    fails at start rather than at the first login."""
+    ca = file_dir / Path(_text(f"{where}.ca_file", value)).expanduser()
+    if not ca.is_file():
+        raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
+    return ca
+
+
+def _timeout(where: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 60:
+        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
+    return float(value)
+
+
+def _source_name(where: str, raw: dict[str, Any], default: str, known: set[str]) -> str:
+    """A source's name, checked, after refusing settings its kind does not know: a typo fails the load
+    instead of silently leaving a default in place. Later errors are reported under this name."""
+    name = _text(f"{where}.name", raw.get("name", default))
     if not NAME_RE.fullmatch(name) or name == LOCAL:
         raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    where = name
-    unknown = sorted(set(raw) - _LDAP_KEYS)
+    unknown = sorted(set(raw) - known)
     if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_LDAP_KEYS))})")
+        raise _fail(f"{name}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
+    return name
+
+
+def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
+    name = where = _source_name(where, raw, "ldap", _LDAP_KEYS)
     url = _text(f"{where}.url", raw.get("url", ""))
     parts = urlsplit(url)
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
@@ -190,14 +211,8 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
         raise _fail(f"{where}.start_tls", "ldaps:// is already TLS; use start_tls with ldap:// only")
     values["start_tls"] = start_tls
     if raw.get("ca_file"):
-        ca = file_dir / Path(_text(f"{where}.ca_file", raw["ca_file"])).expanduser()
-        if not ca.is_file():
-            raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
-        values["ca_file"] = ca
-    timeout = raw.get("timeout", 5)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
-        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
-    values["timeout"] = float(timeout)
+        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
+    values["timeout"] = _timeout(where, raw.get("timeout", 5))
     values["cache_ttl"] = _duration(f"{where}.cache_ttl", raw.get("cache_ttl", 60))
     return LdapConfig(**values)
 
@@ -205,13 +220,7 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
 def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig:
     from authgate.identity.jwks import ALLOWED_ALGORITHMS
 
-    name = _text(f"{where}.name", raw.get("name", "oidc"))
-    if not NAME_RE.fullmatch(name) or name == LOCAL:
-        raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    where = name
-    unknown = sorted(set(raw) - _WORKLOAD_KEYS)
-    if unknown:
-        raise _fail(f"{where}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(_WORKLOAD_KEYS))})")
+    name = where = _source_name(where, raw, "oidc", _WORKLOAD_KEYS)
     issuer = _text(f"{where}.issuer", raw.get("issuer", ""))
     parts = urlsplit(issuer)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
@@ -226,18 +235,12 @@ def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig
     values: dict[str, Any] = {"name": name, "issuer": issuer.rstrip("/"), "audience": audience,
                               "algorithms": tuple(algorithms)}
     if raw.get("ca_file"):
-        ca = file_dir / Path(_text(f"{where}.ca_file", raw["ca_file"])).expanduser()
-        if not ca.is_file():
-            raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
-        values["ca_file"] = ca
+        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
     leeway = raw.get("leeway", 30)
     if not isinstance(leeway, int) or isinstance(leeway, bool) or not 0 <= leeway <= 300:
         raise _fail(f"{where}.leeway", "must be whole seconds from 0 to 300")
     values["leeway"] = leeway
-    timeout = raw.get("timeout", 5)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
-        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
-    values["timeout"] = float(timeout)
+    values["timeout"] = _timeout(where, raw.get("timeout", 5))
     username = _text(f"{where}.username", raw.get("username", "oidc"))
     if not NAME_RE.fullmatch(username):
         raise _fail(f"{where}.username", f"{username!r} is not a valid login name")

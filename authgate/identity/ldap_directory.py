@@ -13,6 +13,8 @@ servers accept as anonymous success.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 import socket
 from urllib.parse import urlsplit
@@ -109,6 +111,27 @@ class Directory:
             raise SourceUnavailable(f"{self.config.url} refused the service account bind_dn "
                                     f"{self.config.bind_dn!r}: check bind_password") from None
 
+    @contextmanager
+    def _session(self) -> Iterator[LDAPObject]:
+        """A connection for one question, always unbound after; a directory that is down or answers with
+        an error becomes `SourceUnavailable` ("try again later"), never a wrong password."""
+        conn = self.connect()
+        try:
+            yield conn
+        except _DOWN as exc:
+            raise SourceUnavailable(self._unreachable(exc)) from None
+        except ldap.LDAPError as exc:
+            raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
+        finally:
+            conn.unbind_s()
+
+    @staticmethod
+    def _bind_as(conn: LDAPObject, dn: str, password: str) -> None:
+        try:
+            conn.simple_bind_s(dn, password)
+        except (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM):  # UNWILLING: an empty password
+            raise WrongPassword() from None
+
     # -- searches ---------------------------------------------------------------------------------
     def _search(self, conn: LDAPObject, base: str, scope: int, filterstr: str,
                 attrs: list[str]) -> list[tuple[str, dict[str, list[bytes]]]]:
@@ -164,8 +187,7 @@ class Directory:
     # -- what the source asks ---------------------------------------------------------------------
     def authenticate(self, username: str, password: str) -> DirectoryUser | None:
         """None: no such (enabled) user. Raises `WrongPassword`, or `SourceUnavailable`."""
-        conn = self.connect()
-        try:
+        with self._session() as conn:
             if self.config.search_then_bind:
                 self._service_bind(conn)
                 dn = self._find_user(conn, username)
@@ -173,40 +195,22 @@ class Directory:
                     return None
                 user_conn = self.connect()
                 try:
-                    user_conn.simple_bind_s(dn, password)
-                except (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM):
-                    raise WrongPassword() from None
+                    self._bind_as(user_conn, dn, password)
                 finally:
                     user_conn.unbind_s()
                 return DirectoryUser(dn, self._groups(conn, dn, username))
             dn = self.user_dn(username)
-            try:
-                conn.simple_bind_s(dn, password)
-            except (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM):
-                raise WrongPassword() from None
+            self._bind_as(conn, dn, password)
             if self._find_user(conn, username) is None:
                 return None
             return DirectoryUser(dn, self._groups(conn, dn, username))
-        except _DOWN as exc:
-            raise SourceUnavailable(self._unreachable(exc)) from None
-        except ldap.LDAPError as exc:
-            raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
-        finally:
-            conn.unbind_s()
 
     def lookup(self, username: str) -> DirectoryUser | None:
         """With the service account: the user and groups now, without the password."""
-        conn = self.connect()
-        try:
+        with self._session() as conn:
             self._service_bind(conn)
             dn = self._find_user(conn, username)
             return None if dn is None else DirectoryUser(dn, self._groups(conn, dn, username))
-        except _DOWN as exc:
-            raise SourceUnavailable(self._unreachable(exc)) from None
-        except ldap.LDAPError as exc:
-            raise SourceUnavailable(f"{self.config.url}: {_describe(exc)}") from None
-        finally:
-            conn.unbind_s()
 
     def check(self) -> list[str]:
         """Problems with the configuration found by asking the server, as `SETTING: message` lines."""

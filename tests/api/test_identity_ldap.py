@@ -19,6 +19,7 @@ from authgate.auth.services import auth_of
 from authgate.resources import Resources
 from tests.api.registry_support import RecordingAudit
 from tests.api.token_support import add_user, basic, token_app
+from tests.support.identity_setup import write_policies
 from tests.support.slapd import Slapd
 
 pytestmark = pytest.mark.anyio
@@ -55,10 +56,7 @@ def slapd(tmp_path: Path) -> Iterator[Slapd]:
 
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
-    directory = tmp_path / "policies"
-    directory.mkdir()
-    (directory / "registry.yaml").write_text(POLICY)
-    return directory
+    return write_policies(tmp_path, POLICY)
 
 
 async def _app(tmp_path: Path, slapd: Slapd, policies: Path, mode: str, **extra: object

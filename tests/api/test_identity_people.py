@@ -17,6 +17,7 @@ from authgate.auth.services import auth_of
 from authgate.resources import Resources
 from tests.api.registry_support import RecordingAudit
 from tests.api.token_support import add_user, basic, token_app
+from tests.support.identity_setup import oidc_people, write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider, set_account, sign_in
 
 pytestmark = pytest.mark.anyio
@@ -45,14 +46,10 @@ def provider(tmp_path: Path) -> Iterator[OidcProvider]:
 
 @pytest.fixture
 async def ctx(tmp_path: Path, provider: OidcProvider) -> AsyncIterator[Ctx]:
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "registry.yaml").write_text(POLICY)
-    identity = tmp_path / "identity.yaml"
-    identity.write_text(json.dumps({"sources": ["local", {
-        "type": "oidc", "name": "sso", "issuer": provider.issuer, "client_id": "authgate", "algorithms": ["ES256"],
-        "teams": {"Platform Admins": "admins"}, "recheck_interval": 0}]}))
+    identity = write_identity(tmp_path / "identity.yaml",
+                              oidc_people(provider.issuer, teams={"Platform Admins": "admins"}))
     async with token_app(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'authgate.db'}", identity=identity,
-                         policies=tmp_path / "policies") as context:
+                         policies=write_policies(tmp_path, POLICY)) as context:
         yield context
 
 

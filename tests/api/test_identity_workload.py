@@ -24,6 +24,7 @@ from authgate.identity.workload import WorkloadSource
 from authgate.resources import Resources
 from tests.api.registry_support import RecordingAudit
 from tests.api.token_support import basic, token_app
+from tests.support.identity_setup import write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.anyio
@@ -64,15 +65,11 @@ def provider(tmp_path: Path) -> Iterator[OidcProvider]:
 
 @pytest.fixture
 async def ctx(tmp_path: Path, provider: OidcProvider) -> AsyncIterator[Ctx]:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "registry.yaml").write_text(POLICY)
-    identity = tmp_path / "identity.yaml"
-    identity.write_text(json.dumps({"sources": ["local", {
+    identity = write_identity(tmp_path / "identity.yaml", {
         "type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE,
-        "algorithms": ["ES256"], "leeway": 0}]}))
+        "algorithms": ["ES256"], "leeway": 0})
     async with token_app(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'authgate.db'}", identity=identity,
-                         policies=policies) as context:
+                         policies=write_policies(tmp_path, POLICY)) as context:
         yield context
 
 
@@ -188,18 +185,14 @@ def test_serve_refuses_a_workload_configuration_that_cannot_work(
     from authgate.identity.report import check_sources
     from authgate.settings import Settings
 
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "registry.yaml").write_text(POLICY.replace(*policy_change) if policy_change else POLICY)
-    identity = tmp_path / "identity.yaml"
-    identity.write_text(json.dumps({"sources": ["local", {
-        "type": "oidc_workload", "name": "ci", "issuer": issuer or provider.issuer, "audience": AUDIENCE}]}))
+    policies = write_policies(tmp_path, POLICY.replace(*policy_change) if policy_change else POLICY)
+    identity = write_identity(tmp_path / "identity.yaml", {
+        "type": "oidc_workload", "name": "ci", "issuer": issuer or provider.issuer, "audience": AUDIENCE})
     settings = Settings(data=tmp_path / "data", identity=identity, policies=policies)
     with pytest.raises(IdentityConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         check_sources(settings)
-    (policies / "registry.yaml").write_text(POLICY)
-    identity.write_text(json.dumps({"sources": ["local", {
-        "type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE}]}))
+    write_policies(tmp_path, POLICY)
+    write_identity(identity, {"type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE})
     assert check_sources(settings)[1].startswith(f"ci: OpenID workload tokens from {provider.issuer}")
 
 

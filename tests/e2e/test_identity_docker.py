@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import AuthgateServer, Dockerd, free_port
+from tests.support.identity_setup import docker_login, docker_push, serve, write_policies
+from tests.support.processes import AuthgateServer, Dockerd
 from tests.support.slapd import Slapd
 
 pytestmark = pytest.mark.e2e
@@ -40,52 +41,35 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, slapd: Slapd) -> Iterator[AuthgateServer]:
     workdir = tmp_path_factory.mktemp("identity-docker")
-    policies = workdir / "policies"
-    policies.mkdir()
-    (policies / "registry.yaml").write_text(POLICY)
     identity = slapd.identity_file(workdir / "identity.yaml", cache_ttl=CACHE_TTL)
-    port = free_port()
-    server = AuthgateServer(workdir, port=port, public_url=f"http://127.0.0.1:{port}", policies=str(policies),
-                            identity=str(identity), bcrypt_rounds="4").start()
+    server = serve(workdir, write_policies(workdir, POLICY), identity, bcrypt_rounds="4")
     server.cli("user", "add", "bob", "--password-stdin", input="bob-local-pw\n")
     yield server
     server.stop()
 
 
-def login(dockerd: Dockerd, server: AuthgateServer, user: str, password: str) -> tuple[bool, str]:
-    dockerd.run("logout", server.registry, check=False)
-    result = dockerd.run("login", server.registry, "-u", user, "--password-stdin", input=password, check=False)
-    return result.returncode == 0, result.stdout + result.stderr
-
-
-def push(dockerd: Dockerd, image: str) -> tuple[bool, str]:
-    dockerd.build_busybox(image, message=image)
-    result = dockerd.run("push", image, check=False)
-    return result.returncode == 0, result.stdout + result.stderr
-
-
 def test_a_directory_group_member_pushes_and_others_are_refused(dockerd: Dockerd, server: AuthgateServer) -> None:
     assert "identity sources, in order: local: users and robots in authgate's database; corp: LDAP" \
         in server.log_text(), "the start-up summary lists the sources"
-    assert login(dockerd, server, "alice", "alice-pw")[0]
-    ok, output = push(dockerd, f"{server.registry}/backend/api:alice")
+    assert docker_login(dockerd, server, "alice", "alice-pw")[0]
+    ok, output = docker_push(dockerd, f"{server.registry}/backend/api:alice")
     assert ok, output
-    assert login(dockerd, server, "carol", "carol-pw")[0]
-    ok, output = push(dockerd, f"{server.registry}/backend/api:carol")
+    assert docker_login(dockerd, server, "carol", "carol-pw")[0]
+    ok, output = docker_push(dockerd, f"{server.registry}/backend/api:carol")
     assert ok, "carol is in backend-oncall, itself a member of backend: " + output
-    assert login(dockerd, server, "dave", "dave-pw")[0]
-    ok, output = push(dockerd, f"{server.registry}/backend/api:dave")
+    assert docker_login(dockerd, server, "dave", "dave-pw")[0]
+    ok, output = docker_push(dockerd, f"{server.registry}/backend/api:dave")
     assert not ok and ("denied" in output or "unauthorized" in output), output
-    ok, output = login(dockerd, server, "erin", "erin-pw")
+    ok, output = docker_login(dockerd, server, "erin", "erin-pw")
     assert not ok and "invalid username or password" in output, "erin is disabled in the directory"
 
 
 def test_removed_from_the_group_is_refused_within_the_cache_time(dockerd: Dockerd, server: AuthgateServer,
                                                                  slapd: Slapd) -> None:
-    assert login(dockerd, server, "alice", "alice-pw")[0]
+    assert docker_login(dockerd, server, "alice", "alice-pw")[0]
     slapd.remove_member("backend", "alice")
     time.sleep(CACHE_TTL + 0.5)
-    ok, output = push(dockerd, f"{server.registry}/backend/api:after-removal")
+    ok, output = docker_push(dockerd, f"{server.registry}/backend/api:after-removal")
     assert not ok and ("denied" in output or "unauthorized" in output), output
     slapd.add_member("backend", "alice")
 
@@ -95,14 +79,14 @@ def test_with_the_directory_down_local_accounts_work_and_directory_users_hear_tr
     slapd.stop()
     try:
         time.sleep(CACHE_TTL + 0.5)  # nothing left in the bind cache
-        assert login(dockerd, server, "bob", "bob-local-pw")[0]
-        ok, output = push(dockerd, f"{server.registry}/bob/app:1")
+        assert docker_login(dockerd, server, "bob", "bob-local-pw")[0]
+        ok, output = docker_push(dockerd, f"{server.registry}/bob/app:1")
         assert ok, "a local account does not need the directory: " + output
-        ok, output = login(dockerd, server, "alice", "alice-pw")
+        ok, output = docker_login(dockerd, server, "alice", "alice-pw")
         assert not ok
         assert "503 Service Unavailable" in output, output  # docker shows the status, not the body
         assert "invalid username or password" not in output
         assert "identity source corp is unavailable" in server.log_text()
     finally:
         slapd.start()
-    assert login(dockerd, server, "alice", "alice-pw")[0], "directory users are back with the directory"
+    assert docker_login(dockerd, server, "alice", "alice-pw")[0], "directory users are back with the directory"

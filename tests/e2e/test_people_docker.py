@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.identity_setup import oidc_people, serve, write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider, set_account, sign_in
-from tests.support.processes import AuthgateServer, Dockerd, free_port
+from tests.support.processes import AuthgateServer, Dockerd
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +38,8 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, provider: OidcProvider) -> Iterator[AuthgateServer]:
     workdir = tmp_path_factory.mktemp("people-docker")
-    (workdir / "policies").mkdir()
-    (workdir / "policies" / "registry.yaml").write_text(POLICY)
-    (workdir / "identity.yaml").write_text(json.dumps({"sources": ["local", {
-        "type": "oidc", "name": "sso", "issuer": provider.issuer, "client_id": "authgate", "algorithms": ["ES256"],
-        "recheck_interval": 0}]}))
-    port = free_port()
-    server = AuthgateServer(workdir, port=port, public_url=f"http://127.0.0.1:{port}",
-                            policies=str(workdir / "policies"), identity=str(workdir / "identity.yaml")).start()
+    identity = write_identity(workdir / "identity.yaml", oidc_people(provider.issuer))
+    server = serve(workdir, write_policies(workdir, POLICY), identity)
     yield server
     server.stop()
 

@@ -4,13 +4,13 @@ tokens from an unconfigured issuer or for another audience cannot log in."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.identity_setup import docker_login, docker_push, serve, write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider
-from tests.support.processes import AuthgateServer, Dockerd, free_port
+from tests.support.processes import AuthgateServer, Dockerd
 
 pytestmark = pytest.mark.e2e
 
@@ -42,27 +42,15 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, provider: OidcProvider) -> Iterator[AuthgateServer]:
     workdir = tmp_path_factory.mktemp("workload-docker")
-    (workdir / "policies").mkdir()
-    (workdir / "policies" / "registry.yaml").write_text(POLICY)
-    (workdir / "identity.yaml").write_text(json.dumps({"sources": ["local", {
-        "type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE}]}))
-    port = free_port()
-    server = AuthgateServer(workdir, port=port, public_url=f"http://127.0.0.1:{port}",
-                            policies=str(workdir / "policies"), identity=str(workdir / "identity.yaml")).start()
+    identity = write_identity(workdir / "identity.yaml", {
+        "type": "oidc_workload", "name": "ci", "issuer": provider.issuer, "audience": AUDIENCE})
+    server = serve(workdir, write_policies(workdir, POLICY), identity)
     yield server
     server.stop()
 
 
 def _login(dockerd: Dockerd, server: AuthgateServer, token: str) -> tuple[bool, str]:
-    dockerd.run("logout", server.registry, check=False)
-    result = dockerd.run("login", server.registry, "-u", "oidc", "--password-stdin", input=token, check=False)
-    return result.returncode == 0, result.stdout + result.stderr
-
-
-def _push(dockerd: Dockerd, image: str) -> tuple[bool, str]:
-    dockerd.build_busybox(image, message=image)
-    result = dockerd.run("push", image, check=False)
-    return result.returncode == 0, result.stdout + result.stderr
+    return docker_login(dockerd, server, "oidc", token)
 
 
 def test_a_ci_job_pushes_where_its_claims_allow(dockerd: Dockerd, server: AuthgateServer,
@@ -70,9 +58,9 @@ def test_a_ci_job_pushes_where_its_claims_allow(dockerd: Dockerd, server: Authga
     assert "ci: OpenID workload tokens from" in server.log_text(), "the start-up summary lists the issuer"
     ok, output = _login(dockerd, server, provider.token("app-main", AUDIENCE))
     assert ok, output
-    ok, output = _push(dockerd, f"{server.registry}/org/app/api:1")
+    ok, output = docker_push(dockerd, f"{server.registry}/org/app/api:1")
     assert ok, output
-    ok, output = _push(dockerd, f"{server.registry}/org/other/api:1")
+    ok, output = docker_push(dockerd, f"{server.registry}/org/other/api:1")
     assert not ok and ("denied" in output or "unauthorized" in output), output
 
 
