@@ -96,7 +96,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     _sign_in_by_keyboard(page, server, "alice")
 
     # Repositories: hers, not bob's.
-    assert page.get_by_role("link", name="alice/hello").is_visible()
+    page.get_by_role("link", name="alice/hello").wait_for()  # waits (bounded) for it to be visible
     assert "bob/secret" not in page.content()
     assert _fits_at_400_percent(page)
     _shot(page, shots, "repositories")
@@ -140,6 +140,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     page.get_by_label("Digest").fill(digest)
     page.get_by_role("button", name="Search").click()
     row = page.locator("tbody tr", has_text="manifest:push")
+    row.first.wait_for()
     assert row.count() == 1 and "user:alice" in row.inner_text() and "alice/hello" in row.inner_text()
     page.get_by_role("link", name="Verify the chain").click()
     page.get_by_text("Chain verified through event").wait_for()
@@ -151,7 +152,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     bob.run("pull", f"{registry}/bob/secret")
     page.get_by_role("link", name="Users").click()
     page.get_by_role("button", name="Disable bob").click()
-    assert page.locator("tr", has_text="bob").get_by_text("disabled").is_visible()
+    page.locator("tr", has_text="bob").get_by_text("disabled").wait_for()  # the page after the POST
     assert _fits_at_400_percent(page)
     _shot(page, shots, "users")
     dockerd.run("rmi", f"{registry}/bob/secret")
@@ -162,7 +163,7 @@ def test_console_end_to_end(server: AuthgateServer, dockerd: Dockerd, browser: B
     forged = page.request.post(f"{server.url}/users", form={"name": "bob", "action": "enable"})
     assert forged.status == 403
     page.reload()
-    assert page.locator("tr", has_text="bob").get_by_text("disabled").is_visible()
+    page.locator("tr", has_text="bob").get_by_text("disabled").wait_for()
 
     assert console_errors == []  # e.g. no "Refused to apply inline style" from the Content-Security-Policy
 
