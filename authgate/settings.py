@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from authgate.durations import parse_seconds
+
 #: `AUTHGATE_*` names that are not settings but are read elsewhere (the config file's path; the tests' own).
 _OTHER_ENV = ("AUTHGATE_CONFIG",)
 _OTHER_ENV_PREFIXES = ("AUTHGATE_TEST_",)
@@ -164,13 +165,6 @@ class Settings:
         return self.upstream_auth or ("basic" if self.upstream_username else "none")
 
 
-def _duration(raw: str) -> int:
-    raw = raw.strip()
-    if raw and raw[-1] in _DURATION_UNITS:
-        return int(raw[:-1]) * _DURATION_UNITS[raw[-1]]
-    return int(raw)
-
-
 def _size(raw: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
     raw = raw.strip().lower().removesuffix("b").removesuffix("i")
@@ -209,7 +203,7 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
         text = str(value)
         try:
             if name.endswith("_ttl") or name.endswith("_age"):
-                return _duration(text)
+                return parse_seconds(text)
             if name.endswith("_size"):
                 return _size(text)
             return int(text)

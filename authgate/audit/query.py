@@ -6,10 +6,9 @@ arriving, and served by the `(repository|actor_name|action, seq)` indexes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -17,10 +16,9 @@ from sqlalchemy import Select, or_, select
 from authgate.audit.chain import FIELDS, format_time
 from authgate.db.models import AuditEvent as AuditRow
 from authgate.db.session import Database
+from authgate.durations import DurationError, parse_duration
 
 MAX_LIMIT = 1000
-_RELATIVE = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _ACTOR_KINDS = ("user", "robot", "anonymous", "cli", "server")
 
 
@@ -28,10 +26,12 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     """ISO 8601 (`2026-11-28`, `2026-11-28T10:00:00Z`; no zone means UTC) or an age such as `24h`, `7d`."""
     text = text.strip()
     try:
-        match = _RELATIVE.fullmatch(text)
-        if match:
-            now = now or datetime.now(timezone.utc)
-            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:  # an age needs its unit: a bare `20261128` is an ISO 8601 date
+            age = parse_duration(text, unit_required=True)
+        except DurationError:
+            pass
+        else:
+            return (now or datetime.now(timezone.utc)) - age
         value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     except (ValueError, OverflowError):  # OverflowError: `99999999999d`, or a zone pushing year 1 out of range

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from authgate.cli.common import fail, settings_from
-from authgate.settings import _duration
+from authgate.durations import DurationError, parse_seconds
 from authgate.storage.gc import DEFAULT_GRACE, collect
 from authgate.storage.layout import Layout
 
@@ -25,9 +25,9 @@ def _gc(args: argparse.Namespace) -> int:
     if settings.gateway:
         return fail("gc works on the embedded store; in gateway mode run the upstream registry's own gc")
     try:
-        grace = _duration(args.grace)
-    except ValueError:
-        return fail(f"--grace {args.grace!r} is not a duration (e.g. 3600, 30m, 1h)", 2)
+        grace = parse_seconds(args.grace)
+    except DurationError as exc:
+        return fail(f"--grace: {exc}", 2)
     if settings.storage == "s3":
         from authgate.storage.s3_gc import collect_s3
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -12,21 +11,26 @@ from authgate.auth import accounts
 from authgate.cli.common import fail, print_table, run_account_command
 from authgate.cli.datadir import location, login_address
 from authgate.db.session import Database
+from authgate.durations import DurationError, parse_duration
 from authgate.settings import Settings
 from authgate.tls.serving import with_data_dir_tls
 
-_DURATION_RE = re.compile(r"(\d+)([hdw])")
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+#: Shorter would be a typo (`--expires 90s` for 90d) more often than a wish; a unit is required for the
+#: same reason (is a bare 90 seconds or days?).
+MIN_LIFETIME = timedelta(hours=1)
 
 
 def parse_expiry(text: str) -> timedelta | None:
     """`90d`, `12h`, `2w`, or `never`."""
     if text == "never":
         return None
-    match = _DURATION_RE.fullmatch(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"--expires {text!r}: use a number with h, d or w (e.g. 90d), or never")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        lifetime = parse_duration(text, unit_required=True)
+    except DurationError as exc:
+        raise ValueError(f"--expires: {exc}, or never") from None
+    if lifetime < MIN_LIFETIME:
+        raise ValueError(f"--expires {text!r} is too short: a robot's lifetime is at least 1h, or never")
+    return lifetime
 
 
 def register(sub: Any) -> None:

@@ -7,7 +7,6 @@ Parsed once at start into typed values; every problem is refused with the settin
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from authgate.auth.accounts import NAME_RE
+from authgate.durations import DurationError, parse_seconds
 from authgate.identity.base import IdentityConfigError
 from authgate.identity.local import LOCAL
 from authgate.identity.people_config import PeopleConfig, parse_people
 
-_DURATION = re.compile(r"^(\d+)\s*([smh]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 #: A recursive group search stops here: a directory with a cycle or a very deep tree costs at most
 #: this many rounds of searches per login.
 MAX_NESTED_DEPTH = 10
@@ -92,10 +90,12 @@ def _fail(where: str, message: str) -> IdentityConfigError:
 
 
 def _duration(where: str, value: Any) -> int:
-    match = _DURATION.match(str(value).strip())
-    if match is None or isinstance(value, bool):
+    if isinstance(value, bool):  # YAML `yes`: str() would make it "True", not a number
         raise _fail(where, f"{value!r} is not a duration (seconds, or 30s, 5m, 1h)")
-    return int(match[1]) * _UNITS[match[2]]
+    try:
+        return parse_seconds(str(value))
+    except DurationError as exc:
+        raise _fail(where, str(exc)) from None
 
 
 def _text(where: str, value: Any) -> str:

@@ -104,7 +104,7 @@ def test_robot_expire_changes_an_existing_robots_lifetime(cli: Cli) -> None:
     assert after["expires_at"] > before and after["expires_at"][:10] in out and after["state"] == "active"
     assert "expires never" in cli("robot", "expire", "ci", "--expires", "never")[0]
     assert json.loads(cli("robot", "list", "--json")[0])["expires_at"] is None
-    assert "use a number with h, d or w" in cli("robot", "expire", "ci", "--expires", "soon", code=1)[1]
+    assert "'soon' is not a duration" in cli("robot", "expire", "ci", "--expires", "soon", code=1)[1]
     assert "no robot named 'ghost'" in cli("robot", "expire", "ghost", "--expires", "30d", code=1)[1]
     events = [json.loads(line) for line in cli("audit", "list", "--json", "--action", "robot:expire")[0].splitlines()]
     done = [(e["reference"], e["details"]["expires"]) for e in events if e["outcome"] == "success"]
