@@ -52,8 +52,10 @@ async def upload_start(stores: Stores, request: Request, target: Target, identit
     name = target.repository
     assert name
     if target.mount_from and target.mount_digest:
-        size = await stores.blobs.mount(name, target.mount_from, target.mount_digest)
-        if size is not None:
+        # A mount is the registry's rule on top of two store operations: the source must hold the
+        # blob (its link is what `pull` on `from` was checked against), then it is linked here.
+        size = await stores.blobs.blob_size(target.mount_from, target.mount_digest)
+        if size is not None and await stores.blobs.link(name, target.mount_digest):
             await stores.audit(request, identity, target, "blob:mount", digest=str(target.mount_digest), size=size,
                         details={"from": str(target.mount_from)})
             return _blob_created(target, target.mount_digest)

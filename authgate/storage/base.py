@@ -26,10 +26,6 @@ class BlobStore(Protocol):
         """Where a client may fetch the bytes itself (a presigned object-store URL), or None to stream them."""
         ...
 
-    async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
-        """Link a blob of `source` into `name`; its size, or None if `source` does not have it."""
-        ...
-
     async def link(self, name: RepositoryName, digest: Digest) -> bool:
         """Link an existing blob into `name` (and refresh it for gc's grace period); False if it is gone."""
         ...

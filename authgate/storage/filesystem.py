@@ -111,12 +111,6 @@ class FilesystemBlobStore:
 
         return await _run(read)
 
-    async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
-        size = await self.blob_size(source, digest)
-        if size is None or not await self.link(name, digest):
-            return None
-        return size
-
     async def link(self, name: RepositoryName, digest: Digest) -> bool:
         """Link an existing blob into `name`, refreshing its time so gc's grace period covers it;
         False if the blob is gone (gc took it meanwhile)."""

@@ -70,12 +70,6 @@ class S3BlobStore:
             return None
         return await self.s3.get(record[0], limit=limit)
 
-    async def mount(self, name: RepositoryName, source: RepositoryName, digest: Digest) -> int | None:
-        size = await self.blob_size(source, digest)
-        if size is None or not await self.link(name, digest):
-            return None
-        return size
-
     async def link(self, name: RepositoryName, digest: Digest) -> bool:
         """Link into `name`, rewriting the record so its time tells gc the blob is in use."""
         if not await self._refresh(digest):
