@@ -8,7 +8,7 @@ green; a body that stops arriving is cancelled after `upstream_timeout`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 
 from tests.api.registry_support import basic
 from tests.api.test_gateway_faults import gateway
+from tests.api.test_gateway_proxy import registry  # noqa: F401  (the upstream fixture)
 from tests.support.processes import Distribution
 
 pytestmark = pytest.mark.anyio
@@ -26,13 +27,6 @@ BOB = basic("bob", "bob-pw")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
-    server = Distribution(tmp_path_factory.mktemp("upstream"))
-    yield server
-    server.stop()
 
 
 class Trickle:
