@@ -63,6 +63,16 @@ def redirect_uri(request: Request, source: PeopleSource) -> str:
     return f"{resources_of(request).settings.url}/signin/oidc/{quote(source.name)}/callback"
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the port spelt out (`http://h` is `http://h:80`)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a Host header with a port that is not one
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
 def _flow_path(source: PeopleSource) -> str:
     return f"/signin/oidc/{quote(source.name)}"
 
@@ -72,7 +82,7 @@ async def start(request: Request) -> Response:
     source = _source(request)
     next_path = safe_next(request.query_params.get("next", "/"))
     settings = resources_of(request).settings
-    if not settings.public_url and urlsplit(settings.url).netloc != request.url.netloc:
+    if not settings.public_url and _origin(settings.url) != _origin(str(request.url)):
         # The provider sends the browser back to settings.url; the sign-in cookie set here would not
         # be there, and the person would be told their sign-in was not started in this browser.
         raise ConsoleError(400, "Open the console at its configured address",

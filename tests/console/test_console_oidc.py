@@ -242,7 +242,9 @@ async def test_unknown_providers_and_the_wrong_address(tmp_path: Path, provider:
         assert (await client.get("/signin/oidc/nope/callback?state=x&code=y")).status_code == 404
         # No public_url: the provider sends people back to http://localhost:5000, which a browser
         # at 127.0.0.1 would reach without its sign-in cookie. Said before leaving, not after.
-        other = httpx.AsyncClient(transport=client._transport, base_url="http://127.0.0.1:5000")
-        async with other:
-            response = await other.get("/signin/oidc/sso")
+        response = await client.get("/signin/oidc/sso", headers={"Host": "127.0.0.1:5000"})
         assert response.status_code == 400 and "http://localhost:5000/signin" in response.text
+        odd = await client.get("/signin/oidc/sso", headers={"Host": "localhost:99999"})
+        assert odd.status_code < 500, "a Host header with a port that is not one is no crash"
+        same = await client.get("/signin/oidc/sso", headers={"Host": "localhost:5000"})
+        assert same.status_code == 303, "the configured address itself goes on to the provider"
