@@ -107,8 +107,8 @@ async def signin_submit(request: Request) -> Response:
     except TooManyAttempts as exc:
         if exc.first:
             await _failed(request, username, "locked out after repeated failures")
-        response = render_form(request, next_path, f"Too many failed sign-ins. Try again in {exc.retry_after} seconds.",
-                         username, 429)
+        response = render_form(request, next_path,
+                               f"Too many failed sign-ins. Try again in {exc.retry_after} seconds.", username, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if result.subject is None:
