@@ -10,18 +10,21 @@ import dataclasses
 import difflib
 import ipaddress
 import logging
+import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 
-from authgate.durations import parse_seconds
+from authgate.durations import MAX_SECONDS, parse_seconds
 
 #: `AUTHGATE_*` names that are not settings but are read elsewhere (the config file's path; the tests' own).
 _OTHER_ENV = ("AUTHGATE_CONFIG",)
@@ -165,12 +168,41 @@ class Settings:
         return self.upstream_auth or ("basic" if self.upstream_username else "none")
 
 
+_SIZE = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,9})?)[ \t]*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+#: Sizes are stored and compared as signed 64-bit numbers.
+_MAX_SIZE = 2**63 - 1
+_DURATIONS = ("_ttl", "_age")
+#: Lengths of time where 0 means "off"; every other `*_ttl` / `*_age` must be at least a second.
+_ZERO_MEANS_OFF = frozenset({"password_cache_ttl"})
+
+
 def _size(raw: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-    raw = raw.strip().lower().removesuffix("b").removesuffix("i")
-    if raw and raw[-1] in units:
-        return int(float(raw[:-1]) * units[raw[-1]])
-    return int(raw)
+    """`4096`, `512M`, `1.5G`, `64GiB`: binary units. No sign, no exponent, no `inf`: a typo must not
+    become a limit."""
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise ValueError(raw)
+    number, unit = match.groups()
+    return int(Decimal(number) * _SIZE_UNITS[unit.lower()])
+
+
+def _check_range(name: str, value: int) -> None:
+    """A length of time or a size that cannot mean anything (negative, zero, beyond what is stored)
+    is refused here, where the setting and its source are still known, whichever way it was typed
+    (a YAML number skips the text grammar)."""
+    if name.endswith(_DURATIONS):
+        least = 0 if name in _ZERO_MEANS_OFF else 1
+        if value < least:
+            wanted = "0 (off) or a number of seconds" if least == 0 else "at least 1 second"
+            raise ValueError(f"must be {wanted}, got {value}")
+        if value > MAX_SECONDS:
+            raise ValueError(f"must be at most {MAX_SECONDS} seconds, got {value}")
+    elif name.endswith("_size"):
+        if value < 1:
+            raise ValueError(f"must be a positive number of bytes, got {value}")
+        if value > _MAX_SIZE:
+            raise ValueError(f"must be at most {_MAX_SIZE} bytes (8E), got {value}")
 
 
 def _convert(name: str, hint: Any, value: Any) -> Any:
@@ -192,27 +224,36 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).lower() in ("1", "true", "yes", "on")
+    if hint in (int, float) and isinstance(value, bool):  # YAML's true is an int to Python, not a number
+        raise ValueError(f"must be a number, not {str(value).lower()}")
     if hint is float:
         try:
-            return float(value)
-        except ValueError:
+            number = float(value)
+        except (ValueError, TypeError):
             raise ValueError(f"must be a number, got {str(value)[:40]!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"must be a finite number, got {str(value)[:40]!r}")
+        return number
     if hint is int:
         if isinstance(value, int):
+            _check_range(name, value)
             return value
         text = str(value)
         try:
-            if name.endswith("_ttl") or name.endswith("_age"):
-                return parse_seconds(text)
-            if name.endswith("_size"):
-                return _size(text)
-            return int(text)
+            if name.endswith(_DURATIONS):
+                converted = parse_seconds(text)
+            elif name.endswith("_size"):
+                converted = _size(text)
+            else:
+                return int(text)
         except ValueError:
             # Not Python's "invalid literal for int() with base 10": say what would be accepted.
-            example = ("a number of seconds or an age such as 30m, 12h, 90d" if name.endswith(("_ttl", "_age"))
+            example = ("a number of seconds or an age such as 30m, 12h, 90d" if name.endswith(_DURATIONS)
                        else "a number of bytes or a size such as 512M, 64G" if name.endswith("_size")
                        else "a whole number")
             raise ValueError(f"must be {example}, got {text[:40]!r}") from None
+        _check_range(name, converted)
+        return converted
     if hint is Path:
         return Path(str(value)).expanduser()
     return str(value)
@@ -326,3 +367,5 @@ def _validate_s3(settings: Settings) -> None:
                             " the S3 limit of a multipart upload: raise s3_part_size")
     if settings.s3_timeout <= 0:
         raise SettingsError("s3_timeout must be a positive number of seconds")
+    if settings.s3_redirect and settings.s3_redirect_ttl > 7 * 86400:
+        raise SettingsError("s3_redirect_ttl must be at most 7d: S3 refuses presigned URLs valid for longer")

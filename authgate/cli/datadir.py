@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -21,6 +23,8 @@ from authgate.settings import Settings
 #: `docker login` line for the server that really runs (its `--host`/`--port` are not in the
 #: admin command's settings).
 SERVED_URL_FILE = "served-url"
+#: Addresses that mean "every interface" to the listening socket.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class DataDirError(Exception):
@@ -115,23 +119,52 @@ def check_writable(settings: Settings) -> None:
 
 
 def remember_served_url(settings: Settings) -> None:
-    """Record the URL `authgate serve` announces; losing it only makes `user add` less precise."""
+    """Record the URL `authgate serve` announces (and, on a second line, a wildcard address it
+    listens on with no public URL); losing it only makes `user add` less precise."""
+    wildcard = f"listening-on {settings.host}\n" if localhost_only_realm(settings) else ""
     try:
         fd = os.open(settings.data / SERVED_URL_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(settings.url + "\n")
+            out.write(settings.url + "\n" + wildcard)
     except OSError:
         pass
 
 
-def login_address(settings: Settings, tls_aware_url: str) -> str:
-    """`host:port` for `docker login`: the registry in token-server mode, the configured public URL, else what the last `authgate serve`
+def localhost_only_realm(settings: Settings) -> bool:
+    """Listening on every address with no public URL: `settings.url`, hence the token realm, says
+    localhost, which only this machine reaches (a guessed host name could be as wrong elsewhere)."""
+    return settings.host in WILDCARD_HOSTS and not settings.public_url and not settings.registry_url
+
+
+@dataclass(frozen=True)
+class LoginAddress:
+    """`host:port` for `docker login`, and a caveat when it works on this machine only."""
+
+    host: str
+    caveat: str = ""
+
+
+def login_address(settings: Settings, tls_aware_url: str) -> LoginAddress:
+    """The registry in token-server mode, the configured public URL, else what the last `authgate serve`
     on this data directory announced, else what these settings would serve (`tls_aware_url`)."""
     url = settings.registry_url or settings.public_url
+    listening = settings.host if not url and localhost_only_realm(settings) else ""
     if not url:
         try:
-            url = (settings.data / SERVED_URL_FILE).read_text().strip()
+            lines = (settings.data / SERVED_URL_FILE).read_text().splitlines()
         except OSError:
-            url = ""
+            lines = []
+        if lines:
+            url = lines[0].strip()
+            listening = next((line.split(" ", 1)[1] for line in lines[1:] if line.startswith("listening-on ")), "")
     url = url or tls_aware_url
-    return url.split("://", 1)[-1].rstrip("/")
+    host = url.split("://", 1)[-1].rstrip("/")
+    if not listening or not host.startswith("localhost:"):
+        return LoginAddress(host)
+    port = host.rsplit(":", 1)[1]
+    scheme = url.split("://", 1)[0]
+    return LoginAddress(host, (
+        f"{host} works on this machine only. authgate listens on every address ({listening}) but has no "
+        f"public_url, so the token realm docker is sent to is {scheme}://{host}/token, which other machines "
+        f"cannot reach. For them, set public_url to the address they use (e.g. AUTHGATE_PUBLIC_URL="
+        f"{scheme}://{socket.gethostname()}:{port}), restart authgate, and log in to that address."))

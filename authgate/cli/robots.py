@@ -66,13 +66,16 @@ def _create(args: argparse.Namespace) -> int:
 
     async def work(settings: Settings, db: Database) -> None:
         secret = await accounts.create_robot(db, args.name, expires, args.description)
-        host = login_address(settings, with_data_dir_tls(settings).url)
+        address = login_address(settings, with_data_dir_tls(settings).url)
+        host = address.host
         login = accounts.ROBOT_LOGIN_PREFIX + args.name
         print(f"created robot {args.name} in {location(settings)} (login name {login}); its secret is shown only "
               "now:\n")
         print(f"    {secret}\n")
         print(f"log in with: echo \"$SECRET\" | docker login {host} -u {login} --password-stdin")
-        if _this_machine_only(host):
+        if address.caveat:
+            print(f"({address.caveat})")
+        elif _this_machine_only(host):
             print(f"({host} reaches this machine only; CI elsewhere logs in to this machine's name or address: "
                   "set public_url to have it printed here)")
 
@@ -94,8 +97,8 @@ def _expire(args: argparse.Namespace) -> int:
 
 
 def _this_machine_only(host: str) -> bool:
-    """`settings.url` says localhost for a server on every interface (0.0.0.0): right for `docker login`
-    on this machine, wrong for the CI runners a robot is made for."""
+    """localhost (a server on loopback only): right for `docker login` on this machine, wrong for the
+    CI runners a robot is made for."""
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     return name in ("localhost", "127.0.0.1", "[::1]")
 

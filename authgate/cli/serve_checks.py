@@ -5,8 +5,9 @@ it runs in. Each problem is one line naming the fix, not a traceback or a silent
 from __future__ import annotations
 
 import logging
+import socket
 
-from authgate.cli.datadir import check_writable, remember_served_url
+from authgate.cli.datadir import check_writable, localhost_only_realm, remember_served_url
 from authgate.settings import Settings, SettingsError
 from authgate.tls.listen_check import check_listening
 from authgate.tls.serving import with_data_dir_tls
@@ -32,4 +33,9 @@ def prepare_to_serve(configured: Settings) -> Settings:
         log.info("token-server mode: issuing tokens at %s for the registry at %s; /v2/ is not served here",
                  serving.realm, serving.registry_url)
     remember_served_url(serving)
+    if localhost_only_realm(serving):
+        log.warning("authgate listens on every address (%s) but has no public_url: the token realm %s reaches this "
+                    "machine only, so docker elsewhere cannot log in. Set public_url to the address clients use "
+                    "(e.g. AUTHGATE_PUBLIC_URL=%s://%s:%d)", serving.host or "*", serving.realm,
+                    serving.url.split("://", 1)[0], socket.gethostname(), serving.port)
     return serving

@@ -79,8 +79,11 @@ def _add(args: argparse.Namespace) -> int:
 
     async def work(settings: Settings, db: Database) -> None:
         await accounts.create_user(db, args.name, _hash(settings, password), admin=args.admin)
-        host = login_address(settings, with_data_dir_tls(settings).url)
-        print(f"created user {args.name} in {location(settings)}; log in with: docker login {host} -u {args.name}")
+        address = login_address(settings, with_data_dir_tls(settings).url)
+        print(f"created user {args.name} in {location(settings)}; log in with: docker login {address.host} "
+              f"-u {args.name}")
+        if address.caveat:
+            print(f"({address.caveat})")
         if args.admin:
             print(f"{args.name} is an authgate administrator (admin API, full catalog); repository rights come "
                   "from policies, e.g. `authgate team add admins " + args.name + "` with the shipped policy")

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authgate.console import access, admin, audit_log, repositories, robots, signin, teams
+from authgate.console import access, admin, audit_log, oidc_signin, repositories, robots, signin, teams
 from authgate.console.web import SECURITY_HEADERS, page, signed_in
 
 
@@ -50,6 +50,8 @@ def console_routes() -> list[BaseRoute]:
         Route("/", _home, methods=["GET"]),
         Route("/signin", signin.signin_page, methods=["GET"]),
         Route("/signin", signin.signin_submit, methods=["POST"]),
+        Route("/signin/oidc/{source}", oidc_signin.start, methods=["GET"]),
+        Route("/signin/oidc/{source}/callback", oidc_signin.callback, methods=["GET"]),
         Route("/signout", signin.signout, methods=["POST"]),
         Route("/repositories", repositories.repository_list, methods=["GET"]),
         Route("/repositories/{rest:path}", repositories.repository_page, methods=["GET"]),

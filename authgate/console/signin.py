@@ -1,4 +1,5 @@
-"""Sign in with a local password and sign out.
+"""Sign in with a local password and sign out; the sign-in page also offers each OpenID provider
+configured for people (`type: oidc`), whose sign-in is in oidc_signin.py.
 
 Passwords go through the same `Authenticator` as `/token` and `/v2/` Basic, so the same login
 limiter slows and then locks out guessing whichever door it comes through, and failures land in
@@ -6,6 +7,8 @@ the audit log alike. Robots are for `docker login` in CI, not for the console.
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -31,23 +34,34 @@ from authgate.console.web import (
     secure_cookies,
     signed_in,
 )
+from authgate.identity.people import PeopleSource
 from authgate.resources import resources_of
 from authgate.subject import Subject
 
 
-def _safe_next(raw: str) -> str:
+def safe_next(raw: str) -> str:
     """Only a path on this site: `//evil.example` or `https://…` would make sign-in an open redirect."""
     if raw.startswith("/") and not raw.startswith("//") and "\\" not in raw and len(raw) < 1024:
         return raw
     return "/"
 
 
-def _form(request: Request, next_path: str, error: str = "", username: str = "", status: int = 200) -> Response:
+def _providers(request: Request, next_path: str) -> list[tuple[str, str]]:
+    """(name, start link) of each OpenID provider people may sign in with."""
+    sources = auth_of(resources_of(request)).identity.sources
+    return [(s.name, f"/signin/oidc/{quote(s.name)}?next={quote(next_path, safe='/')}")
+            for s in sources if isinstance(s, PeopleSource)]
+
+
+def render_form(request: Request, next_path: str, error: str = "", username: str = "", status: int = 200
+                ) -> Response:
+    """The sign-in page: the password form and a button per OpenID provider, with `error` on top."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
     if len(token) > 64:
         token = new_token()
     response = render(request, "signin.html", {"title": "Sign in", "csrf": token, "next": next_path, "error": error,
-                                               "username": username}, status=status)
+                                               "username": username, "providers": _providers(request, next_path)},
+                      status=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure_cookies(request),
                         path="/signin")
     return response
@@ -55,10 +69,10 @@ def _form(request: Request, next_path: str, error: str = "", username: str = "",
 
 @page
 async def signin_page(request: Request) -> Response:
-    next_path = _safe_next(request.query_params.get("next", "/"))
+    next_path = safe_next(request.query_params.get("next", "/"))
     if await signed_in(request) is not None:
         return RedirectResponse(next_path, status_code=303)
-    return _form(request, next_path)
+    return render_form(request, next_path)
 
 
 async def _failed(request: Request, username: str, reason: str) -> None:
@@ -72,20 +86,20 @@ async def _failed(request: Request, username: str, reason: str) -> None:
 @page
 async def signin_submit(request: Request) -> Response:
     form = await read_form(request)
-    next_path = _safe_next(field(form, "next") or "/")
+    next_path = safe_next(field(form, "next") or "/")
     if not same_token(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE) or "\0"):
         raise ConsoleError(403, "Form expired", "The sign-in form was not loaded from this site, or it is too old. "
                                                 "Open the sign-in page again.")
     username = field(form, "username")
     password = form.get("password", "")
     if not username or not password:
-        return _form(request, next_path, "Enter your user name and password.", username, 400)
+        return render_form(request, next_path, "Enter your user name and password.", username, 400)
     try:
         check_lengths(username, password)
     except CredentialsError as exc:
-        return _form(request, next_path, str(exc), "", 400)
+        return render_form(request, next_path, str(exc), "", 400)
     if username.startswith(ROBOT_LOGIN_PREFIX):
-        return _form(request, next_path, "Robots log in with docker, not in the console.", "", 400)
+        return render_form(request, next_path, "Robots log in with docker, not in the console.", "", 400)
     resources = resources_of(request)
     try:
         result = await auth_of(resources).authenticator.login(BasicCredentials(username, Secret(password)),
@@ -93,13 +107,13 @@ async def signin_submit(request: Request) -> Response:
     except TooManyAttempts as exc:
         if exc.first:
             await _failed(request, username, "locked out after repeated failures")
-        response = _form(request, next_path, f"Too many failed sign-ins. Try again in {exc.retry_after} seconds.",
-                         username, 429)
+        response = render_form(request, next_path,
+                               f"Too many failed sign-ins. Try again in {exc.retry_after} seconds.", username, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if result.subject is None:
         await _failed(request, username, result.reason)
-        return _form(request, next_path, "Wrong user name or password.", username, 401)
+        return render_form(request, next_path, "Wrong user name or password.", username, 401)
     cookie = await start_session(resources.db, result.subject.name, replacing=request.cookies.get(SESSION_COOKIE))
     await resources.audit.record(AuditEvent(
         action="auth:login", actor=result.subject, details={"via": "console"},

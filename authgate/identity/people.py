@@ -68,7 +68,7 @@ class PeopleSource:
         self.keys = IssuerKeys(config.issuer, config.ca_file, config.timeout)
 
     # -- the provider -----------------------------------------------------------------------------
-    async def _endpoint(self, key: str) -> str:
+    async def endpoint(self, key: str) -> str:
         if not self.keys.metadata:
             await self.keys.refresh()
         url = self.keys.metadata.get(key)
@@ -76,8 +76,8 @@ class PeopleSource:
             raise SourceUnavailable(f"{self.config.issuer} does not publish {key}")
         return url
 
-    async def _post(self, key: str, data: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        url = await self._endpoint(key)
+    async def post(self, key: str, data: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        url = await self.endpoint(key)
         auth: httpx.Auth | None = None
         if self.config.client_secret:  # a confidential client: client_secret_basic (RFC 6749 §2.3.1)
             auth = httpx.BasicAuth(self.config.client_id, self.config.client_secret)
@@ -97,7 +97,7 @@ class PeopleSource:
             raise SourceUnavailable(f"{url} answered {response.status_code}")
         return response.status_code, body
 
-    async def _verify_id_token(self, token: object) -> dict[str, Any]:
+    async def verify_id_token(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str):
             raise PersonError("the provider sent no ID token (is the openid scope allowed for the client?)")
         try:
@@ -131,7 +131,7 @@ class PeopleSource:
     # -- the device grant -------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:
         """Start a device authorization at the provider: what the person must open and type."""
-        status, body = await self._post("device_authorization_endpoint", {"scope": " ".join(self.config.scopes)})
+        status, body = await self.post("device_authorization_endpoint", {"scope": " ".join(self.config.scopes)})
         if status != 200 or not isinstance(body.get("device_code"), str):
             raise PersonError(f"the provider refused the device authorization: {str(body.get('error'))[:100]}")
         keys = ("device_code", "user_code", "verification_uri", "verification_uri_complete", "expires_in", "interval")
@@ -139,24 +139,31 @@ class PeopleSource:
 
     async def finish(self, device_code: str) -> Person:
         """Poll once; raises `Pending` until the person has signed in, `PersonError` when refused."""
-        status, body = await self._post("token_endpoint", {"grant_type": DEVICE_GRANT, "device_code": device_code})
+        status, body = await self.post("token_endpoint", {"grant_type": DEVICE_GRANT, "device_code": device_code})
         if status != 200:
             error = str(body.get("error", "invalid_grant"))
             if error in PENDING:
                 raise Pending(error)
             raise PersonError(f"the provider ended the sign-in: {error[:60]}")
-        claims = await self._verify_id_token(body.get("id_token"))
+        claims = await self.verify_id_token(body.get("id_token"))
         refresh = body.get("refresh_token")
         if not isinstance(refresh, str):
             raise PersonError("the provider gave no refresh token: allow the offline_access scope and the "
                               "refresh_token grant for the client")
+        return await self.person_for(claims, refresh)
+
+    async def person_for(self, claims: dict[str, Any], refresh: str | None) -> Person:
+        """The authgate user for verified ID-token claims, created or updated with their teams; the
+        same for every grant (device login, console sign-in), so one person is one user. `refresh`:
+        the provider's refresh token to keep for re-checks, or None to keep the one stored."""
         username = str(claims.get(self.config.username_claim, "")).lower()
         if not accounts.NAME_RE.fullmatch(username) or len(username) > accounts.MAX_NAME:
             raise PersonError(f"the provider's {self.config.username_claim} {username[:80]!r} is not a valid "
                               "authgate user name (lower-case letters, digits, . _ -)")
         teams, groups = self._teams(claims)
         assert self.db is not None and self.sealer is not None
-        user = await link_person(self.db, self.name, str(claims["sub"]), username, teams, self.sealer.seal(refresh))
+        sealed = self.sealer.seal(refresh) if refresh is not None else None
+        user = await link_person(self.db, self.name, str(claims["sub"]), username, teams, sealed)
         return Person(user, teams, groups)
 
     async def recheck(self, user: UserRecord) -> UserRecord | None:
@@ -171,10 +178,10 @@ class PeopleSource:
             return user
         refresh = self.sealer.unseal(link.sealed_refresh_token)
         if refresh is not None:
-            status, body = await self._post("token_endpoint", {"grant_type": "refresh_token", "refresh_token": refresh})
+            status, body = await self.post("token_endpoint", {"grant_type": "refresh_token", "refresh_token": refresh})
             if status == 200:
                 try:
-                    claims = await self._verify_id_token(body.get("id_token"))
+                    claims = await self.verify_id_token(body.get("id_token"))
                 except PersonError as exc:
                     log.warning("re-check of %s at %s: %s", user.name, self.name, exc)
                     ok = False
@@ -199,7 +206,7 @@ class PeopleSource:
     async def check(self) -> None:
         try:
             await self.keys.refresh()
-            await self._endpoint("device_authorization_endpoint")
+            await self.endpoint("device_authorization_endpoint")
         except SourceUnavailable as exc:
             raise IdentityConfigError(f"identity source {self.name}: {self.name}.issuer: {exc}") from None
 

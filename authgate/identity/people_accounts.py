@@ -56,8 +56,11 @@ async def _sync_teams(session: AsyncSession, user: User, link: IdentityLink, wan
 
 
 async def link_person(db: Database, source: str, subject: str, username: str, teams: frozenset[str],
-                      sealed_refresh_token: str, now: datetime | None = None) -> User:
-    """The user for this provider subject, created or updated. Raises `PersonError`."""
+                      sealed_refresh_token: str | None, now: datetime | None = None) -> User:
+    """The user for this provider subject, created or updated. Raises `PersonError`.
+
+    `sealed_refresh_token` None keeps the one stored (a console sign-in asks for none); a person
+    who never had one is re-checked as refused, which ends only refresh tokens they do not have."""
     async with account_change(db) as session:  # users and memberships: caches must learn
         link = (await session.execute(
             select(IdentityLink).where(IdentityLink.source == source, IdentityLink.subject == subject)
@@ -79,7 +82,8 @@ async def link_person(db: Database, source: str, subject: str, username: str, te
         assert link is not None
         if user.disabled:
             raise PersonError(f"the authgate account {user.name!r} is disabled; ask an administrator")
-        link.sealed_refresh_token = sealed_refresh_token
+        if sealed_refresh_token is not None:
+            link.sealed_refresh_token = sealed_refresh_token
         link.checked_at = now or utcnow()
         await _sync_teams(session, user, link, teams)
         return user

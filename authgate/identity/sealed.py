@@ -32,9 +32,10 @@ class Sealer:
     def seal(self, secret: str) -> str:
         return self._key().encrypt(secret.encode()).decode()
 
-    def unseal(self, sealed: str) -> str | None:
-        """None when the key changed (data dir restored without keys/): the person logs in again."""
+    def unseal(self, sealed: str, max_age: int | None = None) -> str | None:
+        """None when the key changed (data dir restored without keys/): the person logs in again;
+        also when it was not sealed here (forged, altered) or was sealed more than `max_age` seconds ago."""
         try:
-            return self._key().decrypt(sealed.encode()).decode()
-        except InvalidToken:
+            return self._key().decrypt(sealed.encode(), ttl=max_age).decode()
+        except (InvalidToken, UnicodeEncodeError):
             return None

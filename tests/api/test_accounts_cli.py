@@ -115,7 +115,7 @@ def test_robot_create_says_when_its_login_line_only_works_here(cli: Cli, monkeyp
     monkeypatch.setenv("AUTHGATE_HOST", "0.0.0.0")
     out = cli("robot", "create", "ci")[0]
     assert "docker login localhost:5000 -u robot+ci --password-stdin" in out
-    assert "localhost:5000 reaches this machine only" in out and "set public_url" in out
+    assert "localhost:5000 works on this machine only" in out and "set public_url" in out
     monkeypatch.setenv("AUTHGATE_PUBLIC_URL", "https://registry.example.com")
     out = cli("robot", "create", "deploy")[0]
     assert "docker login registry.example.com -u robot+deploy" in out and "this machine only" not in out

@@ -44,6 +44,46 @@ def test_user_add_prints_the_address_clients_use(cli: Cli, monkeypatch: pytest.M
     assert "docker login registry.example.com -u robot+ci" in out
 
 
+def test_a_server_on_every_address_without_public_url_is_not_passed_off_as_reachable(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`serve --host 0.0.0.0` with no public_url: its token realm says localhost, so `docker login`
+    from another machine fails whatever address it uses; the login lines say so instead of
+    handing a CI runner `localhost:5000`. Nothing listens here: `serve`'s start checks run alone."""
+    from authgate.cli.serve_checks import prepare_to_serve
+    from authgate.settings import load_settings
+
+    monkeypatch.setenv("AUTHGATE_PORT", "5004")
+    with caplog.at_level("WARNING", logger="authgate"):
+        prepare_to_serve(load_settings(host="0.0.0.0"))  # what `authgate serve --host 0.0.0.0` records and says
+    assert any("listens on every address (0.0.0.0) but has no public_url: the token realm "
+               "http://localhost:5004/token reaches this machine only" in r.getMessage() for r in caplog.records)
+    out = cli("user", "add", "ann", "--password-stdin", input="ann-password\n")[0]
+    assert "docker login localhost:5004 -u ann" in out
+    hostname = __import__("socket").gethostname()
+    assert ("localhost:5004 works on this machine only. authgate listens on every address (0.0.0.0) but has no "
+            "public_url, so the token realm docker is sent to is http://localhost:5004/token") in " ".join(out.split())
+    assert f"AUTHGATE_PUBLIC_URL=http://{hostname}:5004" in out
+    robot = cli("robot", "create", "ci")[0]
+    assert "docker login localhost:5004 -u robot+ci" in robot and "works on this machine only" in robot
+
+    # The same settings in the admin's environment (a container's AUTHGATE_HOST), before any serve ran.
+    (tmp_path / "data" / "served-url").unlink()
+    monkeypatch.setenv("AUTHGATE_HOST", "::")
+    assert "listens on every address (::)" in cli("user", "add", "bea", "--password-stdin",
+                                                  input="bea-password\n")[0]
+    # Served on loopback only, localhost is the whole truth: no caveat.
+    monkeypatch.setenv("AUTHGATE_HOST", "127.0.0.1")
+    prepare_to_serve(load_settings())
+    assert "works on this machine only" not in cli("user", "add", "cid", "--password-stdin",
+                                                   input="cid-password\n")[0]
+    # With public_url, that address, and no caveat.
+    monkeypatch.setenv("AUTHGATE_HOST", "0.0.0.0")
+    monkeypatch.setenv("AUTHGATE_PUBLIC_URL", "http://registry.lan:5004")
+    prepare_to_serve(load_settings())
+    out = cli("user", "add", "dee", "--password-stdin", input="dee-password\n")[0]
+    assert "docker login registry.lan:5004 -u dee" in out and "this machine only" not in out
+
+
 def test_admin_is_explained_where_it_is_granted(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
     out = cli("user", "add", "root", "--admin", "--password-stdin", input="root-password\n")[0]
     assert "root is an authgate administrator (admin API, full catalog); repository rights come from policies" in out

@@ -21,8 +21,10 @@ PROVIDER_DIR = REPO_ROOT / "tests" / "support" / "oidc"
 
 class OidcProvider:
     def __init__(self, workdir: Path, clients: list[dict[str, Any]], port: int | None = None,
-                 accounts: dict[str, list[str]] | None = None, device_client: str = "") -> None:
-        """`accounts`: people (login -> groups) who can sign in with `device_client`, a public client."""
+                 accounts: dict[str, list[str]] | None = None, device_client: str = "",
+                 redirect_uris: tuple[str, ...] = ()) -> None:
+        """`accounts`: people (login -> groups) who can sign in with `device_client`, a public client
+        (also for the authorization code grant, to `redirect_uris`, when given)."""
         require("node")
         if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
             missing_component(f"npm oidc-provider not installed (npm ci --prefix {PROVIDER_DIR})")
@@ -34,7 +36,7 @@ class OidcProvider:
         self.config = workdir / "provider.json"
         self.config.write_text(json.dumps({
             "clients": clients, "accounts": {k: {"groups": v} for k, v in (accounts or {}).items()},
-            "device_client": device_client}))
+            "device_client": device_client, "redirect_uris": list(redirect_uris)}))
         self.daemon: Daemon | None = None
         self.start()
 
@@ -86,7 +88,26 @@ def sign_in(provider: OidcProvider, verification_uri: str, login: str) -> str:
         assert page.status_code == 200, page.text
         return page.text
 
-    
+
+def authorize(provider: OidcProvider, authorization_url: str, login: str | None) -> str:
+    """What a browser does with the provider's sign-in for the authorization code grant: follow the
+    redirects, sign in as `login` on the login page (None: press Cancel). Returns the URL the
+    provider finally sends the browser to (the client's redirect URI with code and state)."""
+    with httpx.Client(timeout=10) as browser:
+        url = authorization_url
+        for _ in range(10):
+            page = browser.get(url)
+            if "/interaction/" in url and page.status_code == 200:  # the login page
+                url += ("?cancel=1" if login is None else f"?login={login}")
+                continue
+            assert page.status_code in (302, 303), page.text
+            location = page.headers["location"]
+            url = location if location.startswith("http") else provider.issuer + location
+            if not url.startswith(provider.issuer):
+                return url
+        raise AssertionError("the provider did not send the browser back")
+
+
 def set_account(provider: OidcProvider, login: str, groups: list[str] | None) -> None:
     """Change an account at the provider (groups), or remove it (None): what an administrator does."""
     params = {"login": login, **({"groups": ",".join(groups)} if groups is not None else {"delete": "1"})}

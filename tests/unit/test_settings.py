@@ -75,3 +75,63 @@ def test_a_misspelled_environment_variable_is_warned(caplog: pytest.LogCaptureFi
     assert "ignoring AUTHGATE_PROT: not an authgate setting; did you mean AUTHGATE_PORT?" in warnings
     assert any(w.startswith("ignoring AUTHGATE_CONFIG_DIR") for w in warnings)
     assert len(warnings) == 2, "known names, AUTHGATE_CONFIG and the tests' own variables are not warned"
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("token_ttl: -5", "invalid value for token_ttl: must be at least 1 second, got -5"),
+    ("refresh_token_ttl: 0", "invalid value for refresh_token_ttl: must be at least 1 second, got 0"),
+    ("upload_max_age: -86400", "invalid value for upload_max_age: must be at least 1 second, got -86400"),
+    ("s3_redirect_ttl: 0", "invalid value for s3_redirect_ttl: must be at least 1 second"),
+    ("password_cache_ttl: -1", "invalid value for password_cache_ttl: must be 0 (off) or a number of seconds"),
+    ("token_ttl: 100000000000000000000", "invalid value for token_ttl: must be at most"),
+    ("token_ttl: true", "invalid value for token_ttl: must be a number, not true"),
+    ("port: yes", "invalid value for port: must be a number, not true"),
+    ("max_blob_size: -1", "invalid value for max_blob_size: must be a positive number of bytes"),
+    ("max_manifest_size: 0", "invalid value for max_manifest_size: must be a positive number of bytes"),
+    ("max_blob_size: -1G", "invalid value for max_blob_size: must be a number of bytes or a size such as 512M"),
+    ("max_blob_size: infG", "invalid value for max_blob_size: must be a number of bytes or a size"),
+    ("max_blob_size: nan", "invalid value for max_blob_size: must be a number of bytes or a size"),
+    ("max_blob_size: 1e9", "invalid value for max_blob_size: must be a number of bytes or a size"),
+    ("max_blob_size: 0.0001k", "invalid value for max_blob_size: must be a positive number of bytes, got 0"),
+    ("max_blob_size: 99999999999T", "invalid value for max_blob_size: must be at most 9223372036854775807 bytes"),
+    ("s3_part_size: 8X", "invalid value for s3_part_size: must be a number of bytes or a size"),
+    ("upstream_timeout: .nan", "invalid value for upstream_timeout: must be a finite number"),
+    ("upstream_timeout: .inf", "invalid value for upstream_timeout: must be a finite number"),
+    ("upstream_timeout: false", "invalid value for upstream_timeout: must be a number, not false"),
+])
+def test_config_file_numbers_that_mean_nothing_are_refused_naming_the_setting(
+        tmp_path: Path, yaml_text: str, message: str) -> None:
+    """A YAML number skips the text grammar: negative or zero lengths of time, sizes that are not
+    sizes, true/false for a number, NaN and infinity are refused with the file and the setting."""
+    config = tmp_path / "authgate.yml"
+    config.write_text(yaml_text + "\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, environ={})
+    assert str(raised.value).startswith(f"{config}: ")
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"AUTHGATE_MAX_MANIFEST_SIZE": "0"}, "AUTHGATE_MAX_MANIFEST_SIZE: invalid value for max_manifest_size: must be a "
+                                          "positive number of bytes"),
+    ({"AUTHGATE_REFRESH_TOKEN_TTL": "0d"}, "AUTHGATE_REFRESH_TOKEN_TTL: invalid value for refresh_token_ttl: must be "
+                                           "at least 1 second, got 0"),
+    ({"AUTHGATE_STORAGE": "s3", "AUTHGATE_S3_BUCKET": "b", "AUTHGATE_S3_REDIRECT": "true",
+      "AUTHGATE_S3_REDIRECT_TTL": "8d"}, "s3_redirect_ttl must be at most 7d"),
+])
+def test_environment_values_that_mean_nothing_are_refused_naming_the_setting(env: dict[str, str],
+                                                                             message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ=env)
+    assert message in str(raised.value)
+
+
+def test_sizes_and_lengths_of_time_that_mean_something_are_read(tmp_path: Path) -> None:
+    config = tmp_path / "authgate.yml"
+    config.write_text("max_blob_size: 64GiB\nmax_manifest_size: 1.5 M\ns3_part_size: 8388608\n"
+                      "password_cache_ttl: 0\nupload_max_age: 12h\nupstream_timeout: 30\n")
+    settings = load_settings(config, environ={"AUTHGATE_REFRESH_TOKEN_TTL": "30d"})
+    assert settings.max_blob_size == 64 * 1024**3
+    assert settings.max_manifest_size == 1024**2 + 512 * 1024
+    assert (settings.s3_part_size, settings.password_cache_ttl, settings.upload_max_age) == (8 * 1024**2, 0, 43200)
+    assert (settings.upstream_timeout, settings.refresh_token_ttl) == (30.0, 30 * 86400)

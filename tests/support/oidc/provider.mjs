@@ -8,9 +8,11 @@
 // whose audience is the requested `resource` and which carries the client's `claims`, like a CI
 // platform's workload token. Signing keys are generated at every start, so restarting the
 // provider rotates them (new kid).
-// People: `device_client` is a public client for the device authorization grant (RFC 8628).
-// A person "signs in" by opening /interaction/UID?login=NAME (the tests' stand-in for a login
-// page); /test/account?login=NAME&groups=a,b changes an account, &delete=1 removes it.
+// People: `device_client` is a public client for the device authorization grant (RFC 8628), and
+// for the authorization code grant with PKCE when the config lists its `redirect_uris`.
+// A person signs in on /interaction/UID, a one-field login page (no password: the tests' stand-in),
+// which submits /interaction/UID?login=NAME (or ?cancel=1: the person refuses, access_denied);
+// /test/account?login=NAME&groups=a,b changes an account, &delete=1 removes it.
 import { readFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -19,11 +21,21 @@ const [port, configPath] = process.argv.slice(2);
 const config = JSON.parse(readFileSync(configPath, 'utf8'));
 const byId = new Map(config.clients.map((c) => [c.client_id, c]));
 const accounts = new Map(Object.entries(config.accounts || {}));
+const redirects = config.redirect_uris || [];
 const people = config.device_client ? [{
-  client_id: config.device_client, token_endpoint_auth_method: 'none', redirect_uris: [], response_types: [],
-  grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+  client_id: config.device_client, token_endpoint_auth_method: 'none', redirect_uris: redirects,
+  response_types: redirects.length ? ['code'] : [],
+  grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token',
+    ...(redirects.length ? ['authorization_code'] : [])],
   id_token_signed_response_alg: 'ES256',
 }] : [];
+const loginPage = (uid) => `<!doctype html><html lang="en"><head><title>Test provider: sign in</title></head>
+<body><h1>Sign in to the test provider</h1>
+<form method="get" action="/interaction/${uid}">
+<label for="login">Login</label> <input id="login" name="login" autofocus>
+<button type="submit">Continue</button></form>
+<form method="get" action="/interaction/${uid}"><input type="hidden" name="cancel" value="1">
+<button type="submit">Cancel</button></form></body></html>`;
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `k-${Date.now()}`, alg: 'ES256', use: 'sig' };
 
@@ -64,6 +76,18 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 provider.use(async (ctx, next) => {
   const login = ctx.query.login;
+  if (ctx.path.startsWith('/interaction/') && ctx.query.cancel) {
+    ctx.respond = false;
+    await provider.interactionFinished(ctx.req, ctx.res, {
+      error: 'access_denied', error_description: 'the person cancelled the sign-in' }, { mergeWithLastSubmission: false });
+    return;
+  }
+  if (ctx.path.startsWith('/interaction/') && !login) {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    ctx.type = 'html';
+    ctx.body = loginPage(details.uid);
+    return;
+  }
   if (ctx.path.startsWith('/interaction/') && login) {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     const grant = new provider.Grant({ accountId: login, clientId: details.params.client_id });
