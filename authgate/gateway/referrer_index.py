@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from authgate.db.models import GatewayReferrer
 from authgate.db.session import Database
-from authgate.errors import RegistryError
+from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest
 from authgate.registry.manifest_format import Descriptor, ParsedManifest
 
@@ -63,13 +63,18 @@ class ReferrerIndex:
             log.exception("could not remove referrer %s of %s from the index", digest, repository)
 
     async def referrers(self, repository: str, subject: Digest) -> list[Descriptor]:
-        """The manifests of `repository` whose subject is `subject`, by digest."""
-        async with self.db.session() as session:
-            rows = (await session.execute(
-                select(GatewayReferrer)
-                .where(GatewayReferrer.repository == repository, GatewayReferrer.subject == str(subject))
-                .order_by(GatewayReferrer.digest)
-            )).scalars().all()
+        """The manifests of `repository` whose subject is `subject`, by digest (503 if the database fails)."""
+        try:
+            async with self.db.session() as session:
+                rows = (await session.execute(
+                    select(GatewayReferrer)
+                    .where(GatewayReferrer.repository == repository, GatewayReferrer.subject == str(subject))
+                    .order_by(GatewayReferrer.digest)
+                )).scalars().all()
+        except SQLAlchemyError:
+            log.exception("could not read the referrers of %s in %s", subject, repository)
+            raise RegistryError(ErrorCode.UNAVAILABLE, "the referrers index is unavailable; try again later",
+                                headers={"Retry-After": "5"}) from None
         found = []
         for row in rows:
             try:
