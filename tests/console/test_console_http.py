@@ -391,3 +391,13 @@ async def test_admins_change_a_robots_expiry(tmp_path: Path) -> None:
         events = await list_events(resources.db, AuditFilter(action="robot:expire"))
         assert [(e["actor_name"], e["reference"], e["details"]["expires"]) for e in events
                 if e["outcome"] == "success"] == [("alice", "ci", "never"), ("alice", "ci", "365d")]
+
+
+async def test_token_server_mode_says_the_registry_serves_its_content(tmp_path: Path) -> None:
+    async with console_app(tmp_path, registry_url="https://registry.example.test") as (client, resources):
+        await add_user(resources, *ALICE, admin=True)
+        await sign_in(client, *ALICE)
+        for path in ("/repositories", "/repositories/alice/hello"):
+            page = await client.get(path)
+            assert page.status_code == 501 and "serves its content itself" in page.text
+        assert "alice" in (await client.get("/users")).text
