@@ -207,7 +207,8 @@ class GatewayReferrer(Base):
     digest: Mapped[str] = mapped_column(String(160))
     subject: Mapped[str] = mapped_column(String(160))
     media_type: Mapped[str] = mapped_column(String(255))
-    artifact_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: Text: a client may name any artifact type, and a long one must not drop the row.
+    artifact_type: Mapped[str | None] = mapped_column(Text, nullable=True)
     size: Mapped[int] = mapped_column(BigInteger)
     annotations: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     pushed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

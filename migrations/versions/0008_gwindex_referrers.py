@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=160), nullable=False),
         sa.Column("subject", sa.String(length=160), nullable=False),
         sa.Column("media_type", sa.String(length=255), nullable=False),
-        sa.Column("artifact_type", sa.String(length=255), nullable=True),
+        sa.Column("artifact_type", sa.Text(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("annotations", sa.JSON(), nullable=True),
         sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=False),
