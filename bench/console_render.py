@@ -33,7 +33,7 @@ import httpx  # noqa: E402
 from authgate.app import create_app  # noqa: E402
 from authgate.auth import accounts  # noqa: E402
 from authgate.auth.services import auth_of  # noqa: E402
-from authgate.console import registry_view, repository_list  # noqa: E402
+from authgate.console import repository_list  # noqa: E402
 from authgate.console.sessions import start_session  # noqa: E402
 from authgate.settings import Settings  # noqa: E402
 
@@ -104,7 +104,7 @@ async def main() -> None:
                 ):
                     median, p95, worst, count = await _time(client, url, args.runs, headers)
                     print(f"  {label:24s} median {median:6.1f} ms   p95 {p95:6.1f} ms   max {worst:6.1f} ms   ({count})")
-                store = registry_view.manifest_store(resources)
+                store = repository_list.content_of(resources)
                 assert store is not None
                 start = time.perf_counter()
                 await store.repositories()

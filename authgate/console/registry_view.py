@@ -1,12 +1,13 @@
 """What the console shows of the registry's content: repositories, tags, sizes, platforms, referrers.
 
-Read from the embedded store the `/v2/` routes serve (the same `ManifestStore`). In gateway mode
-the content lives in the upstream registry and this module has nothing to read: the pages say so.
-The policy filter is applied by the callers, before anything here is shown.
+Read through `RegistryContent`: in embedded mode the store the `/v2/` routes serve, in gateway mode
+the upstream registry (its catalog, tag lists and manifests) and authgate's referrers index. The
+policy filter is applied by the callers, before anything here is read or shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +17,15 @@ from authgate.console.repository_list import repository_names
 from authgate.db.session import Database
 from authgate.errors import RegistryError
 from authgate.reference import Digest, RepositoryName, Tag
-from authgate.registry.embedded import EmbeddedBackend
+from authgate.registry.content import RegistryContent
 from authgate.registry.manifest_format import INDEX_TYPES
 from authgate.resources import Resources
-from authgate.storage.base import ManifestStore
+from authgate.storage.base import StoredManifest
+
+#: Tags shown on a repository page; their manifests are read this many at a time (in gateway
+#: mode each is a request to the upstream).
+MAX_TAGS = 500
+_READ_AT_ONCE = 8
 
 
 @dataclass
@@ -41,13 +47,7 @@ class ReferrerView:
     size: int
 
 
-def manifest_store(resources: Resources) -> ManifestStore | None:
-    """The embedded store's manifests, or None in gateway mode."""
-    backend = resources.backend
-    return backend.stores.manifests if isinstance(backend, EmbeddedBackend) else None
-
-
-async def repositories(store: ManifestStore) -> list[str]:
+async def repositories(store: RegistryContent) -> list[str]:
     """Every repository name, sorted, as a background walk last found them (repository_list.py):
     a page of 10,000 names should not walk the disk on every keystroke of a search, nor ever wait
     for a walk while the console is in use."""
@@ -103,35 +103,42 @@ async def _pushes(db: Database, repository: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-async def tags(resources: Resources, store: ManifestStore, name: RepositoryName) -> list[TagView] | None:
+def _view(tag_name: str, manifest: StoredManifest, pushes: dict[str, tuple[str, str]]) -> TagView:
+    size, platforms = _size_and_platforms(manifest.body, manifest.media_type)
+    who, when = pushes.get(tag_name, (None, None))
+    return TagView(tag_name, str(manifest.digest), manifest.media_type, size, platforms, who, when)
+
+
+async def tags(resources: Resources, store: RegistryContent, name: RepositoryName) -> list[TagView] | None:
     """The repository's tags with what each points at; None when the repository does not exist."""
     names = await store.tags(name)
     if names is None:
         return None
     pushes = await _pushes(resources.db, str(name))
-    views = []
-    for tag_name in names[:500]:
-        manifest = await store.get_manifest(name, Tag(tag_name))
-        if manifest is None:
-            continue
-        size, platforms = _size_and_platforms(manifest.body, manifest.media_type)
-        who, when = pushes.get(tag_name, (None, None))
-        views.append(TagView(tag_name, str(manifest.digest), manifest.media_type, size, platforms, who, when))
-    return views
+    gate = asyncio.Semaphore(_READ_AT_ONCE)
+
+    async def read(tag_name: str) -> StoredManifest | None:
+        async with gate:
+            return await store.get_manifest(name, Tag(tag_name))
+
+    manifests = await asyncio.gather(*(read(tag_name) for tag_name in names[:MAX_TAGS]))
+    return [_view(tag_name, manifest, pushes) for tag_name, manifest in zip(names, manifests) if manifest is not None]
 
 
-async def referrers(store: ManifestStore, name: RepositoryName, digest: str) -> list[ReferrerView]:
+async def tag(resources: Resources, store: RegistryContent, name: RepositoryName, tag_name: str) -> TagView | None:
+    """One tag (the tag page reads only its manifest); None when it or the repository does not exist."""
+    parsed = parse_tag(tag_name)
+    manifest = await store.get_manifest(name, parsed) if parsed is not None else None
+    if manifest is None:
+        return None
+    return _view(tag_name, manifest, await _pushes(resources.db, str(name)))
+
+
+async def referrers(store: RegistryContent, name: RepositoryName, digest: str) -> list[ReferrerView]:
     """Signatures, SBOMs and other artifacts whose `subject` is `digest`."""
     try:
         parsed = Digest.parse(digest)
     except RegistryError:
         return []
-    views = []
-    for manifest in await store.referrers(name, parsed):
-        try:
-            document = json.loads(manifest.body)
-        except ValueError:
-            continue
-        artifact_type = document.get("artifactType") or (document.get("config") or {}).get("mediaType") or ""
-        views.append(ReferrerView(str(manifest.digest), str(artifact_type), manifest.media_type, len(manifest.body)))
-    return views
+    return [ReferrerView(str(d.digest), d.artifact_type or "", d.media_type, d.size)
+            for d in await store.referrers(name, parsed)]

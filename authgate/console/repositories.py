@@ -1,22 +1,27 @@
 """The repositories the signed-in subject may pull, and one repository's tags.
 
 Every view asks the policy engine first: a repository the subject cannot pull is answered exactly
-like one that does not exist (404, same page), so the console never confirms a name.
+like one that does not exist (404, same page), so the console never confirms a name. In gateway
+mode the same pages read the upstream registry; when it fails, the page says so (503).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from authgate.auth.identity import client_address
 from authgate.console import registry_view
+from authgate.console.repository_list import content_of
 from authgate.console.web import ConsoleError, bad_input, can_pull, not_found, page, render, require_user
+from authgate.errors import RegistryError
 from authgate.policy import filter_pullable
+from authgate.registry.content import RegistryContent
 from authgate.resources import Resources, resources_of
-from authgate.storage.base import ManifestStore
 from authgate.subject import Subject
 
 PAGE_SIZE = 50
@@ -25,14 +30,22 @@ MAX_SEARCH = 200
 TAG_SEPARATOR = "/-/tags/"
 
 
-def _store(resources: Resources) -> ManifestStore:
-    store = registry_view.manifest_store(resources)
+def _store(resources: Resources) -> RegistryContent:
+    store = content_of(resources)
     if store is None:
-        raise ConsoleError(501, "Not available in gateway mode",
-                           "The registry's content lives in the upstream registry; list it with "
-                           "`curl -u USER /v2/_catalog` through authgate. Accounts, robots and the audit log "
-                           "are here as usual.")
+        raise ConsoleError(501, "Not available in token-server mode",
+                           "The registry serves its content itself; authgate only issues its tokens. "
+                           "Accounts, robots and the audit log are here as usual.")
     return store
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """An upstream that is down or answers garbage (gateway mode) is a page saying so, not a 500."""
+    try:
+        yield
+    except RegistryError as exc:
+        raise ConsoleError(503, "The registry is unavailable", exc.message) from None
 
 
 def _page_number(raw: str | None) -> int:
@@ -46,7 +59,8 @@ def _page_number(raw: str | None) -> int:
 async def visible_page(resources: Resources, subject: Subject, address: str | None, query: str,
                        number: int) -> tuple[list[str], int, int]:
     """(names on page `number`, total matching, last page number): search, then policy, then slice."""
-    names = await registry_view.repositories(_store(resources))
+    with _reading():
+        names = await registry_view.repositories(_store(resources))
     if query:
         names = [n for n in names if query in n]
     visible = filter_pullable(resources.policy, subject, names, address)
@@ -93,16 +107,18 @@ async def repository_page(request: Request) -> Response:
     if name is None or not can_pull(request, who.subject, str(name)):
         raise not_found("repository")
     store = _store(resources)
-    tags = await registry_view.tags(resources, store, name)
-    if tags is None:
-        raise not_found("repository")
     host = pull_host(request)
     if not raw_tag:
+        with _reading():
+            tags = await registry_view.tags(resources, store, name)
+        if tags is None:
+            raise not_found("repository")
         return render(request, "repository.html", {"title": str(name), "name": str(name), "tags": tags,
                                                    "host": host}, who=who)
-    tag = next((t for t in tags if t.name == raw_tag), None)
-    if tag is None:
-        raise not_found("tag")
-    referrers = await registry_view.referrers(store, name, tag.digest)
+    with _reading():
+        tag = await registry_view.tag(resources, store, name, raw_tag)
+        if tag is None:
+            raise not_found("repository" if await store.tags(name) is None else "tag")
+        referrers = await registry_view.referrers(store, name, tag.digest)
     return render(request, "tag.html", {"title": f"{name}:{tag.name}", "name": str(name), "tag": tag,
                                         "host": host, "referrers": referrers}, who=who)

@@ -10,7 +10,8 @@ meanwhile) and the background walks start again. An idle server does not walk it
 
 Bounded: one walk at a time per process; between two walks at least `LIST_TTL` seconds and at
 least four times as long as the last walk took, so walking never takes more than a fifth of the
-time, however large the store.
+time, however large the store. In gateway mode the walk reads the upstream's catalog (pages of
+1000 names), under the same rules.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
+from authgate.gateway.backend import GatewayBackend
+from authgate.registry.content import RegistryContent
 from authgate.registry.embedded import EmbeddedBackend
 from authgate.resources import Resources
-from authgate.storage.base import ManifestStore
 from authgate.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,21 @@ IDLE_AFTER = 60.0
 _WALK_SHARE = 5
 
 
+def content_of(resources: Resources) -> RegistryContent | None:
+    """What the repository pages read: the embedded store, or the upstream through the gateway
+    (None in token-server mode, where the registry is not behind authgate at all)."""
+    backend = resources.backend
+    if isinstance(backend, (EmbeddedBackend, GatewayBackend)):
+        return backend.content
+    return None
+
+
+class Listable(Protocol):
+    async def repositories(self) -> list[str]: ...
+
+
 class RepositoryList:
-    def __init__(self, store: ManifestStore, ttl: float | None = None, idle_after: float | None = None) -> None:
+    def __init__(self, store: Listable, ttl: float | None = None, idle_after: float | None = None) -> None:
         self.store = store
         self.ttl = LIST_TTL if ttl is None else ttl
         self.idle_after = IDLE_AFTER if idle_after is None else idle_after
@@ -78,10 +94,10 @@ class RepositoryList:
 
 
 #: The list of each store's repositories (one store per running app).
-LISTS: WeakKeyDictionary[ManifestStore, RepositoryList] = WeakKeyDictionary()
+LISTS: WeakKeyDictionary[Listable, RepositoryList] = WeakKeyDictionary()
 
 
-async def repository_names(store: ManifestStore) -> list[str]:
+async def repository_names(store: Listable) -> list[str]:
     listing = LISTS.get(store)
     if listing is None:
         listing = LISTS[store] = RepositoryList(store)
@@ -90,7 +106,7 @@ async def repository_names(store: ManifestStore) -> list[str]:
 
 async def stop_refreshing(resources: Resources) -> None:
     """At shutdown, before the store closes: end the background walks."""
-    backend = resources.backend
-    listing = LISTS.pop(backend.stores.manifests, None) if isinstance(backend, EmbeddedBackend) else None
+    content = content_of(resources)
+    listing = LISTS.pop(content, None) if content is not None else None
     if listing is not None:
         await listing.stop()

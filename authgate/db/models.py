@@ -189,3 +189,26 @@ class AccountVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GatewayReferrer(Base):
+    """A manifest with a `subject`, pushed through the gateway: what the referrers API lists for an
+    upstream that has none (authgate.gateway.referrer_index). One row per repository and manifest."""
+
+    __tablename__ = "gateway_referrers"
+    __table_args__ = (
+        UniqueConstraint("repository", "digest"),
+        Index("ix_gateway_referrers_subject", "repository", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    #: `algorithm:hex` of the manifest, and of the manifest it refers to.
+    digest: Mapped[str] = mapped_column(String(160))
+    subject: Mapped[str] = mapped_column(String(160))
+    media_type: Mapped[str] = mapped_column(String(255))
+    #: Text: a client may name any artifact type, and a long one must not drop the row.
+    artifact_type: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    annotations: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

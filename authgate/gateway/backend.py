@@ -23,7 +23,9 @@ from starlette.responses import JSONResponse, Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.catalog import filtered_catalog, tag_list
 from authgate.gateway.client import Upstream
+from authgate.gateway.content import GatewayContent
 from authgate.gateway.credentials import upstream_auth
+from authgate.gateway.referrer_index import ReferrerIndex
 from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
 from authgate.gateway.responses import ProxiedBody, empty, relay
 from authgate.gateway.tags import current_digest, immutable_tags_on
@@ -31,11 +33,14 @@ from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
 from authgate.gateway.uploads import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
+from authgate.registry.content import referrers_response
 from authgate.registry.context import Auditor
+from authgate.registry.manifest_format import parse_manifest
 from authgate.registry.numbers import check_byte_range, decimal
 from authgate.registry.routes import Target
 from authgate.registry.rules import IMMUTABLE_TAG, denied_immutable, failure_reason, read_manifest
 from authgate.audit.events import AuditSink
+from authgate.db.session import Database
 from authgate.auth.tokens import TokenService
 from authgate.policy import Authorizer
 from authgate.readiness import Readiness
@@ -72,8 +77,13 @@ def _in_slot(method: Method) -> Method:
 
 
 class GatewayBackend:
-    def __init__(self, settings: Settings, upstream: Upstream, policy: Authorizer, audit: Auditor) -> None:
+    def __init__(self, settings: Settings, upstream: Upstream, policy: Authorizer, audit: Auditor,
+                 db: Database) -> None:
         self.upstream = upstream
+        #: Referrers of manifests pushed through authgate (the upstream may have no referrers API).
+        self.referrer_index = ReferrerIndex(db)
+        #: What the console reads.
+        self.content = GatewayContent(upstream, self.referrer_index, settings.max_manifest_size)
         self.policy = policy
         self.audit = audit
         self.sessions = UploadSessions(settings.upload_max_age)
@@ -96,12 +106,14 @@ class GatewayBackend:
                         digest=response.headers.get("docker-content-digest"), size=_length(response))
         return await relay(self.upstream, response)
 
-    @_in_slot
     async def referrers(self, request: Request, target: Target, identity: Identity) -> Response:
-        return await relay(self.upstream, await self._passthrough(request, target))
+        """From authgate's index, whatever the upstream supports (`referrer_index`)."""
+        assert target.repository and target.digest
+        descriptors = await self.referrer_index.referrers(str(target.repository), target.digest)
+        return referrers_response(descriptors, request.query_params.get("artifactType"))
 
     async def _passthrough(self, request: Request, target: Target) -> httpx.Response:
-        """Manifests, referrers: the same request upstream, its answer to stream back."""
+        """Manifests: the same request upstream, its answer to stream back."""
         headers = [(name, value) for name, value in request.headers.items()
                    if name in ("accept", "if-none-match", "user-agent")]
         response = await self.upstream.send(request.method, _path(request), scopes=target.needed_scopes(),
@@ -186,7 +198,21 @@ class GatewayBackend:
         await self.audit(request, identity, target, "manifest:push", **fields)
         if previous not in (None, str(digest)):
             await self.audit(request, identity, target, "tag:move", **fields, details={"from": previous})
-        return await empty(self.upstream, response)
+        subject = await self._index(str(target.repository), digest, body, headers["Content-Type"])
+        answer = await empty(self.upstream, response)
+        if subject is not None:
+            answer.headers["OCI-Subject"] = str(subject)
+        return answer
+
+    async def _index(self, repository: str, digest: Digest, body: bytes, content_type: str) -> Digest | None:
+        """Index a stored manifest that has a subject; its subject, for the `OCI-Subject` header.
+        The upstream already accepted the manifest; one authgate cannot parse is not a referrer."""
+        try:
+            parsed = parse_manifest(body, content_type)
+        except RegistryError:
+            return None
+        await self.referrer_index.record(repository, digest, parsed.media_type, len(body), parsed)
+        return parsed.subject.digest if parsed.subject else None
 
     @_in_slot
     async def manifest_delete(self, request: Request, target: Target, identity: Identity) -> Response:
@@ -196,6 +222,8 @@ class GatewayBackend:
             await self.audit(request, identity, target, "manifest:delete", reference=str(target.reference),
                         digest=response.headers.get("docker-content-digest")
                         or (str(target.reference) if isinstance(target.reference, Digest) else None))
+            if isinstance(target.reference, Digest):  # a tag's delete leaves its manifest (and the row)
+                await self.referrer_index.forget(str(target.repository), str(target.reference))
         return await relay(self.upstream, response)
 
     @_in_slot
@@ -308,7 +336,7 @@ async def _maintain(backend: GatewayBackend) -> None:
 @asynccontextmanager
 async def open_upstream(
     settings: Settings, tokens: TokenService, readiness: Readiness, policy: Authorizer, audit: AuditSink,
-    transport: httpx.AsyncBaseTransport | None = None,
+    db: Database, transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[GatewayBackend]:
     """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping.
 
@@ -320,7 +348,7 @@ async def open_upstream(
                                           if settings.upstream_auth_mode == "token" else "")
     log.info("gateway mode: /v2/ goes to the upstream registry %s (upstream_auth %s)", upstream.describe(), auth,
              extra={"upstream": upstream.describe()})
-    backend = GatewayBackend(settings, upstream, policy, Auditor(audit, settings))
+    backend = GatewayBackend(settings, upstream, policy, Auditor(audit, settings), db)
     task = asyncio.create_task(_maintain(backend), name="upstream-health")
     try:
         yield backend

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -81,15 +82,15 @@ def _names(document: Any, key: str, base: str) -> list[str]:
     return sorted(names)
 
 
-async def tag_list(upstream: Upstream, request: Request, repository: str, scopes: Sequence[Scope]) -> Response:
-    """`GET /v2/<name>/tags/list`: the upstream's tags, paged as the embedded store pages them."""
+async def _tag_walk(upstream: Upstream, repository: str, scopes: Sequence[Scope]) -> list[str] | httpx.Response:
+    """Every tag of `repository`, sorted, following the upstream's pages; or its first non-200 answer."""
     path = f"/v2/{repository}/tags/list"
     tags: set[str] = set()
     params = {"n": str(_UPSTREAM_PAGE)}
     for _ in range(_MAX_UPSTREAM_PAGES):
         response = await upstream.send("GET", path, scopes=scopes, params=params)
         if response.status_code != 200:
-            return await relay(upstream, response)
+            return response
         more = "link" in response.headers
         names = _names(await upstream.read_json(response), "tags", upstream.base)
         tags.update(names)
@@ -98,5 +99,49 @@ async def tag_list(upstream: Upstream, request: Request, repository: str, scopes
         params = {"n": str(_UPSTREAM_PAGE), "last": max(names)}
     else:
         log.warning("tag list walk stopped after %s upstream pages of %s", _MAX_UPSTREAM_PAGES, upstream.base)
-    page, headers = paginate(sorted(tags), request.query_params, path)
+    return sorted(tags)
+
+
+async def tag_list(upstream: Upstream, request: Request, repository: str, scopes: Sequence[Scope]) -> Response:
+    """`GET /v2/<name>/tags/list`: the upstream's tags, paged as the embedded store pages them."""
+    tags = await _tag_walk(upstream, repository, scopes)
+    if isinstance(tags, httpx.Response):
+        return await relay(upstream, tags)
+    page, headers = paginate(tags, request.query_params, f"/v2/{repository}/tags/list")
     return JSONResponse({"name": repository, "tags": page}, headers=headers)
+
+
+async def walk_tags(upstream: Upstream, repository: str, scopes: Sequence[Scope]) -> list[str] | None:
+    """Every tag of `repository` (the console's repository page); None if the upstream does not know it."""
+    tags = await _tag_walk(upstream, repository, scopes)
+    if not isinstance(tags, httpx.Response):
+        return tags
+    await tags.aclose()
+    if tags.status_code == 404:
+        return None
+    log.warning("upstream %s answered %s to a tag list of %s", upstream.base, tags.status_code, repository)
+    raise RegistryError(ErrorCode.UNAVAILABLE, f"the upstream registry answered {tags.status_code}; try again later")
+
+
+async def walk_catalog(upstream: Upstream) -> list[str]:
+    """Every repository of the upstream, sorted, unfiltered (the console filters per user)."""
+    found: list[str] = []
+    cursor = ""
+    for _ in range(_MAX_UPSTREAM_PAGES):
+        params = {"n": str(_UPSTREAM_PAGE), **({"last": cursor} if cursor else {})}
+        response = await upstream.send("GET", "/v2/_catalog", scopes=_CATALOG_SCOPE, params=params)
+        if response.status_code != 200:
+            await response.aclose()
+            log.warning("upstream %s answered %s to its catalog", upstream.base, response.status_code)
+            raise RegistryError(ErrorCode.UNAVAILABLE,
+                                f"the upstream registry answered {response.status_code}; try again later")
+        more = "link" in response.headers
+        names = [name for name in _names(await upstream.read_json(response), "repositories", upstream.base)
+                 if name > cursor]
+        found.extend(names)
+        if not more or not names:
+            break
+        cursor = names[-1]
+    else:
+        log.warning("catalog walk stopped after %s upstream pages of %s", _MAX_UPSTREAM_PAGES, upstream.base)
+    return sorted(set(found))

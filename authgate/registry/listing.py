@@ -6,7 +6,6 @@ Pagination follows the spec ("Listing Tags"): `n` results after `last`, and a `L
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -16,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.policy import filter_pullable
 from authgate.registry.context import Stores
-from authgate.registry.manifest_format import OCI_INDEX, Descriptor, parse_manifest
+from authgate.registry.content import StoreContent, referrers_response
 from authgate.registry.numbers import page_size
 from authgate.registry.routes import Target
 from authgate.subject import Identity
@@ -55,14 +54,5 @@ async def tags_list(stores: Stores, request: Request, target: Target, identity: 
 async def referrers(stores: Stores, request: Request, target: Target, identity: Identity) -> Response:
     """An image index of the manifests whose `subject` is the digest; unknown digests give an empty one."""
     assert target.repository and target.digest
-    wanted = request.query_params.get("artifactType")
-    descriptors = []
-    for manifest in await stores.manifests.referrers(target.repository, target.digest):
-        parsed = parse_manifest(manifest.body, manifest.media_type)
-        if wanted is not None and parsed.artifact_type != wanted:
-            continue
-        descriptors.append(Descriptor(manifest.media_type, manifest.digest, len(manifest.body),
-                                      artifact_type=parsed.artifact_type, annotations=parsed.annotations).as_json())
-    headers = {"OCI-Filters-Applied": "artifactType"} if wanted is not None else {}
-    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}).encode()
-    return Response(body, headers=headers, media_type=OCI_INDEX)
+    descriptors = await StoreContent(stores.manifests).referrers(target.repository, target.digest)
+    return referrers_response(descriptors, request.query_params.get("artifactType"))

@@ -272,3 +272,128 @@ async def test_non_ascii_headers_on_blob_and_upload(http: httpx.AsyncClient) -> 
     manifest = await http.put("/v2/bob/headers/manifests/v1", content=b"{}",
                               headers=[*BOB.items(), agent, ("Content-Type", "é".encode())])
     assert 400 <= manifest.status_code < 500
+
+
+# -- referrers and OCI-Subject (distribution 2.8 has neither: the gateway answers from its index) ---
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+EMPTY = "application/vnd.oci.empty.v1+json"
+SBOM = "application/spdx+json"
+SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+async def _put(http: httpx.AsyncClient, repository: str, reference: str, document: dict[str, Any]
+               ) -> httpx.Response:
+    return await http.put(f"/v2/{repository}/manifests/{reference}", content=json.dumps(document).encode(),
+                          headers={**ALICE, "Content-Type": str(document["mediaType"])})
+
+
+async def _subject_and_referrers(http: httpx.AsyncClient, repository: str = "alice/refs"
+                                 ) -> tuple[str, dict[str, str]]:
+    """An image tagged v1, an SBOM and a signature referring to it (pushed by digest, as oras and
+    cosign do); returns the image's digest and {artifact type: referrer digest}."""
+    await _push(http, repository, ["v1"])
+    subject = (await http.head(f"/v2/{repository}/manifests/v1", headers={**ALICE, "Accept": OCI_MANIFEST}))
+    subject_digest = subject.headers["docker-content-digest"]
+    empty = b"{}"
+    assert (await http.post(f"/v2/{repository}/blobs/uploads/", params={"digest": _sha256(empty)}, content=empty,
+                            headers=ALICE)).status_code == 201
+    descriptor = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": int(subject.headers["content-length"])}
+    made = {}
+    for artifact_type, annotations in ((SBOM, {"org.example.kind": "sbom"}), (SIGNATURE, None)):
+        document: dict[str, Any] = {
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+            "config": {"mediaType": EMPTY, "digest": _sha256(empty), "size": 2},
+            "layers": [{"mediaType": EMPTY, "digest": _sha256(empty), "size": 2}], "subject": descriptor,
+        }
+        if annotations:
+            document["annotations"] = annotations
+        body = json.dumps(document).encode()
+        response = await _put(http, repository, _sha256(body), document)
+        assert response.status_code == 201, response.text
+        assert response.headers["oci-subject"] == subject_digest
+        assert response.headers["docker-content-digest"] == _sha256(body)
+        made[artifact_type] = _sha256(body)
+    return subject_digest, made
+
+
+async def test_referrers_list_what_refers_to_a_manifest(http: httpx.AsyncClient) -> None:
+    subject, made = await _subject_and_referrers(http)
+    response = await http.get(f"/v2/alice/refs/referrers/{subject}", headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == OCI_INDEX
+    assert "oci-filters-applied" not in response.headers
+    index = response.json()
+    assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
+    listed = {entry["digest"]: entry for entry in index["manifests"]}
+    assert [entry["digest"] for entry in index["manifests"]] == sorted(made.values())
+    sbom = listed[made[SBOM]]
+    assert sbom["mediaType"] == OCI_MANIFEST and sbom["artifactType"] == SBOM
+    assert sbom["annotations"] == {"org.example.kind": "sbom"}
+    assert sbom["size"] == len((await http.get(f"/v2/alice/refs/manifests/{made[SBOM]}", headers={
+        **ALICE, "Accept": OCI_MANIFEST})).content)
+    assert "annotations" not in listed[made[SIGNATURE]]
+
+
+@pytest.mark.parametrize(("artifact_type", "expected"), [(SBOM, [SBOM]), (SIGNATURE, [SIGNATURE]),
+                                                         ("application/x-nothing", [])])
+async def test_referrers_filtered_by_artifact_type(http: httpx.AsyncClient, artifact_type: str,
+                                                   expected: list[str]) -> None:
+    subject, _made = await _subject_and_referrers(http)
+    response = await http.get(f"/v2/alice/refs/referrers/{subject}", params={"artifactType": artifact_type},
+                              headers=ALICE)
+    assert response.status_code == 200, response.text
+    assert response.headers["oci-filters-applied"] == "artifactType"
+    assert [entry["artifactType"] for entry in response.json()["manifests"]] == expected
+
+
+async def test_referrers_of_an_unknown_digest_or_repository_are_an_empty_index(http: httpx.AsyncClient) -> None:
+    for repository in ("alice/refs", "alice/never-pushed"):
+        response = await http.get(f"/v2/{repository}/referrers/{_sha256(b'nothing refers to this')}",
+                                  headers=ALICE)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+async def test_referrers_are_per_repository(http: httpx.AsyncClient) -> None:
+    subject, _made = await _subject_and_referrers(http, "alice/refs-a")
+    await _push(http, "alice/refs-b", ["v1"])  # the same image, nothing refers to it here
+    response = await http.get(f"/v2/alice/refs-b/referrers/{subject}", headers=ALICE)
+    assert response.json()["manifests"] == []
+
+
+async def test_a_deleted_referrer_is_no_longer_listed(http: httpx.AsyncClient) -> None:
+    subject, made = await _subject_and_referrers(http)
+    deleted = await http.delete(f"/v2/alice/refs/manifests/{made[SBOM]}", headers=ALICE)
+    assert deleted.status_code == 202, deleted.text
+    response = await http.get(f"/v2/alice/refs/referrers/{subject}", headers=ALICE)
+    assert [entry["digest"] for entry in response.json()["manifests"]] == [made[SIGNATURE]]
+
+
+async def test_an_index_can_refer_and_a_manifest_without_subject_says_nothing(http: httpx.AsyncClient) -> None:
+    subject, _made = await _subject_and_referrers(http)
+    plain = await _put(http, "alice/refs", "plain", {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+    assert plain.status_code == 201 and "oci-subject" not in plain.headers
+    document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": "application/x-bundle",
+                "manifests": [], "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}}
+    response = await _put(http, "alice/refs", "bundle", document)
+    assert response.status_code == 201 and response.headers["oci-subject"] == subject
+    listed = (await http.get(f"/v2/alice/refs/referrers/{subject}", params={"artifactType": "application/x-bundle"},
+                             headers=ALICE)).json()["manifests"]
+    assert listed == [{"mediaType": OCI_INDEX, "digest": response.headers["docker-content-digest"],
+                       "size": len(json.dumps(document).encode()), "artifactType": "application/x-bundle"}]
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    ("alice/refs/referrers/sha256:abc", 400, "DIGEST_INVALID"),
+    ("alice/refs/referrers/nonsense", 400, "DIGEST_INVALID"),
+])
+async def test_referrers_with_a_bad_digest(http: httpx.AsyncClient, path: str, status: int, code: str) -> None:
+    response = await http.get(f"/v2/{path}", headers=ALICE)
+    assert response.status_code == status and response.json()["errors"][0]["code"] == code
+
+
+async def test_referrers_of_a_repository_one_cannot_pull(http: httpx.AsyncClient) -> None:
+    subject, _made = await _subject_and_referrers(http)
+    response = await http.get(f"/v2/alice/refs/referrers/{subject}", headers=BOB)
+    assert response.status_code in (401, 403) and response.json()["errors"][0]["code"] in ("UNAUTHORIZED", "DENIED")

@@ -67,7 +67,8 @@ async def push_image(client: httpx.AsyncClient, auth: tuple[str, str], repositor
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         start = await client.post(f"/v2/{repository}/blobs/uploads/", auth=auth)
         assert start.status_code == 202, start.text
-        done = await client.put(start.headers["location"], params={"digest": digest}, content=body, auth=auth,
+        location = httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest})  # keeps `_state`
+        done = await client.put(location, content=body, auth=auth,
                                 headers={"Content-Type": "application/octet-stream"})
         assert done.status_code == 201, done.text
         descriptors.append({"mediaType": media_type, "digest": digest, "size": len(body)})

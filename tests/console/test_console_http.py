@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +24,22 @@ BOB = ("bob", "bob-password")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["embedded", "gateway"])
+def mode(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, object]]:
+    """The settings of each mode: the embedded store, or the gateway in front of a real distribution
+    (its own, so each test sees only what it pushed)."""
+    if request.param == "embedded":
+        yield {}
+        return
+    from tests.support.processes import Distribution
+
+    upstream = Distribution(tmp_path / "upstream")
+    try:
+        yield {"upstream": upstream.url}
+    finally:
+        upstream.stop()
 
 
 def _no_inline_script(html: str) -> None:
@@ -112,8 +129,9 @@ async def test_forms_without_the_csrf_token_are_refused(tmp_path: Path) -> None:
         assert not any(u.disabled for u in await accounts.list_users(resources.db))
 
 
-async def test_repositories_follow_the_policy_and_hidden_ones_do_not_exist(tmp_path: Path) -> None:
-    async with console_app(tmp_path) as (client, resources):
+async def test_repositories_follow_the_policy_and_hidden_ones_do_not_exist(tmp_path: Path,
+                                                                          mode: dict[str, object]) -> None:
+    async with console_app(tmp_path, **mode) as (client, resources):
         await add_user(resources, *ALICE)
         await add_user(resources, *BOB)
         digest = await push_image(client, ALICE, "alice/hello", "v1")
@@ -132,13 +150,18 @@ async def test_repositories_follow_the_policy_and_hidden_ones_do_not_exist(tmp_p
         assert hidden.status_code == missing.status_code == 404
         assert hidden.text.replace("bob/secret", "X") == missing.text.replace("bob/nothing-here", "X")
         assert (await client.get("/repositories/alice/hello/-/tags/nope")).status_code == 404
+        hidden_tag = await client.get("/repositories/bob/secret/-/tags/v1")
+        missing_tag = await client.get("/repositories/bob/nothing-here/-/tags/v1")
+        assert hidden_tag.status_code == missing_tag.status_code == 404
+        assert hidden_tag.text.replace("bob/secret", "X") == missing_tag.text.replace("bob/nothing-here", "X")
         fragment = await client.get("/repositories", params={"q": "hel"}, headers={"HX-Request": "true"})
         assert "alice/hello" in fragment.text and "<html" not in fragment.text
         assert "alice/hello" not in (await client.get("/repositories", params={"q": "zzz"})).text
 
 
-async def test_an_index_shows_its_platforms_and_referrers_their_artifact_type(tmp_path: Path) -> None:
-    async with console_app(tmp_path) as (client, resources):
+async def test_an_index_shows_its_platforms_and_referrers_their_artifact_type(tmp_path: Path,
+                                                                            mode: dict[str, object]) -> None:
+    async with console_app(tmp_path, **mode) as (client, resources):
         await add_user(resources, *ALICE)
         amd = await push_image(client, ALICE, "alice/multi", "amd64", b"amd")
         arm = await push_image(client, ALICE, "alice/multi", "arm64", b"arm")
@@ -292,16 +315,30 @@ async def test_non_admins_ask_about_themselves_and_see_their_own_teams(tmp_path:
         assert refused.status_code == 403 and "mine" not in await accounts.list_teams(resources.db)
 
 
-async def test_gateway_mode_says_where_the_content_is(tmp_path: Path) -> None:
+async def test_gateway_mode_reads_the_upstream_and_says_when_it_is_down(tmp_path: Path) -> None:
+    """The catalog is the upstream's (a repository pushed there directly is listed, under the same
+    policy); an upstream that stops answering is a 503 page, never a 500; a hidden repository
+    stays a 404 without asking the upstream."""
     from tests.support.processes import Distribution
 
     upstream = Distribution(tmp_path / "upstream")
     try:
         async with console_app(tmp_path, upstream=upstream.url) as (client, resources):
             await add_user(resources, *ALICE, admin=True)
+            async with httpx.AsyncClient(base_url=upstream.url) as direct:
+                for name in ("alice/direct", "bob/direct"):
+                    await push_image(direct, ALICE, name, "v1")  # distribution here takes no credentials
             await sign_in(client, *ALICE)
             listing = await client.get("/repositories")
-            assert listing.status_code == 501 and "upstream registry" in listing.text
+            assert "alice/direct" in listing.text and "bob/direct" not in listing.text
+            tag = await client.get("/repositories/alice/direct/-/tags/v1")
+            assert tag.status_code == 200 and "not in the audit log" in tag.text
+            assert "alice" in (await client.get("/users")).text
+            upstream.stop()
+            for path in ("/repositories/alice/direct", "/repositories/alice/direct/-/tags/v1"):
+                down = await client.get(path)
+                assert down.status_code == 503 and "unavailable" in down.text and upstream.url not in down.text
+            assert (await client.get("/repositories/bob/direct")).status_code == 404
             assert "alice" in (await client.get("/users")).text
     finally:
         upstream.stop()
@@ -354,3 +391,13 @@ async def test_admins_change_a_robots_expiry(tmp_path: Path) -> None:
         events = await list_events(resources.db, AuditFilter(action="robot:expire"))
         assert [(e["actor_name"], e["reference"], e["details"]["expires"]) for e in events
                 if e["outcome"] == "success"] == [("alice", "ci", "never"), ("alice", "ci", "365d")]
+
+
+async def test_token_server_mode_says_the_registry_serves_its_content(tmp_path: Path) -> None:
+    async with console_app(tmp_path, registry_url="https://registry.example.test") as (client, resources):
+        await add_user(resources, *ALICE, admin=True)
+        await sign_in(client, *ALICE)
+        for path in ("/repositories", "/repositories/alice/hello"):
+            page = await client.get(path)
+            assert page.status_code == 501 and "serves its content itself" in page.text
+        assert "alice" in (await client.get("/users")).text

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from authgate.console import registry_view, repository_list
+from authgate.console import repository_list
 from authgate.console.repository_list import RepositoryList
 from authgate.storage.layout import Layout
 from authgate.storage.manifests import FilesystemManifestStore
@@ -94,7 +94,7 @@ async def test_a_pushed_repository_is_listed_without_a_walk_on_the_request(tmp_p
         await push_image(client, ALICE, "alice/hello", "v1")
         await sign_in(client, *ALICE)
         assert "alice/hello" in (await client.get("/repositories")).text
-        store = registry_view.manifest_store(resources)
+        store = repository_list.content_of(resources)
         assert store is not None
         listing = repository_list.LISTS[store]
         assert listing.ttl == 0.2
