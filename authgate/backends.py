@@ -24,7 +24,7 @@ async def open_backend(resources: Resources) -> AsyncIterator[Backend | None]:
         yield None
     elif settings.gateway:
         async with open_upstream(settings, resources.auth.tokens, resources.readiness, resources.policy,
-                                 resources.audit) as gateway:
+                                 resources.audit, resources.db) as gateway:
             yield gateway
     else:
         async with open_embedded(settings, resources.policy, resources.audit, resources.readiness) as embedded:

@@ -5,6 +5,10 @@ cancelled and the client gets 400 `DIGEST_INVALID`).
 A body that would commit on arrival upstream (monolithic `POST ?digest=`, a `PUT ?digest=` carrying
 the last chunk) is sent as a `PATCH` first, so the upstream holds it in an unfinished session until
 the digest is checked: nothing reaches the upstream's blob namespace unverified.
+
+Sessions are records in the database (`authgate.gateway.upload_records`), so any replica continues
+any session; where the bytes went through more than one process, the digest is checked by the
+upstream and then by reading the blob back (`authgate.gateway.readback`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from authgate.gateway.client import Upstream
 from authgate.gateway.fairness import BodyIdle, within
 from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
-from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
+from authgate.gateway.readback import delete_blob, read_back
+from authgate.gateway.upload_records import UploadSessions
+from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, digest_of
 from authgate.reference import Digest
 from authgate.registry.numbers import content_range, decimal, declared_length, out_of_order
 from authgate.scope import Scope
@@ -47,7 +53,7 @@ class UploadProxy:
         #: Seconds a client may stay silent mid-body before the upload is cancelled.
         self.idle = idle
 
-    async def start(self, request: Request, repository: str, scopes: Sequence[Scope],
+    async def start(self, request: Request, repository: str, owner: str, scopes: Sequence[Scope],
                     mount: tuple[str, str] | None = None) -> UploadResult:
         """`POST …/blobs/uploads/`: open an upstream session (or mount); a monolithic body is
         streamed, hashed and verified before the commit.
@@ -67,8 +73,8 @@ class UploadProxy:
         try:
             upload_id = _upload_id(response)
             location = self._upstream_location(response)
-            session = self.sessions.open(upload_id, repository, location,
-                                         claimed.algorithm if claimed else "sha256")
+            session = await self.sessions.open(upload_id, repository, owner, location,
+                                               claimed.algorithm if claimed else "sha256")
         except RegistryError:
             await response.aclose()
             raise
@@ -79,17 +85,17 @@ class UploadProxy:
         with self.sessions.writing(session):
             return await self._finish(request, session, scopes, with_body=True)
 
-    async def patch(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
-        session = self.sessions.get(upload_id, repository)
-        with self.sessions.writing(session):
+    async def patch(self, request: Request, repository: str, upload_id: str, owner: str,
+                    scopes: Sequence[Scope]) -> Response:
+        with self.sessions.writing(await self.sessions.get(upload_id, repository, owner)) as session:
             response = await self._append(request, session, scopes, put=False)
             return await (empty(self.upstream, response) if response.status_code == 202
                           else relay(self.upstream, response))
 
-    async def put(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> UploadResult:
+    async def put(self, request: Request, repository: str, upload_id: str, owner: str,
+                  scopes: Sequence[Scope]) -> UploadResult:
         """`PUT …/uploads/<id>?digest=`: append any final chunk, then commit only a matching digest."""
-        session = self.sessions.get(upload_id, repository)
-        with self.sessions.writing(session):
+        with self.sessions.writing(await self.sessions.get(upload_id, repository, owner)) as session:
             return await self._finish(request, session, scopes, with_body=_has_body(request))
 
     async def _finish(self, request: Request, session: UploadSession, scopes: Sequence[Scope],
@@ -119,7 +125,10 @@ class UploadProxy:
         verified, then copied through the checksum pipeline into a new session committed only if
         the claimed digest matches: nothing unverified reaches the blob namespace, at the price
         of moving this (rare) blob twice."""
-        verified = Digest.parse(digest_of(session))
+        known = digest_of(session)
+        if known is None:
+            return await self._commit_moved(session, claimed, scopes)  # checked by reading back anyway
+        verified = Digest.parse(known)
         first = await self._commit(session, verified, scopes)
         if first.committed is None:
             return first  # the upstream refused; its answer is relayed
@@ -136,8 +145,8 @@ class UploadProxy:
             if opened.status_code != 202:
                 raise RegistryError(ErrorCode.UNAVAILABLE, f"the upstream registry answered {opened.status_code} "
                                     "to a new upload; try again later", headers={"Retry-After": "5"})
-            copy = UploadSession(_upload_id(opened), session.repository, self._upstream_location(opened),
-                                 algorithm=claimed.algorithm, hasher=claimed.hasher())
+            copy = await self.sessions.open(_upload_id(opened), session.repository, session.owner,
+                                            self._upstream_location(opened), claimed.algorithm)
             length = {"Content-Length": str(session.size)}
             response = await self._stream(copy, source.aiter_raw(), length, scopes)
         finally:
@@ -148,22 +157,18 @@ class UploadProxy:
         await response.aclose()
         return await self._commit(copy, claimed, scopes)
 
-    async def status(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
-        session = self.sessions.get(upload_id, repository)
+    async def status(self, request: Request, repository: str, upload_id: str, owner: str,
+                     scopes: Sequence[Scope]) -> Response:
+        session = await self.sessions.get(upload_id, repository, owner)
         response = await self.upstream.send("GET", "", url=session.location, scopes=scopes)
         return await (empty(self.upstream, response) if response.status_code == 204
                       else relay(self.upstream, response))
 
-    async def cancel(self, request: Request, repository: str, upload_id: str, scopes: Sequence[Scope]) -> Response:
-        url = self.upstream.base + request.url.path + _query(request)
-        try:
-            session = self.sessions.get(upload_id, repository)
-        except RegistryError:
-            pass  # cancelling a session another replica opened is harmless: forward as asked
-        else:
-            self.sessions.discard(session)
-            url = session.location
-        response = await self.upstream.send("DELETE", "", url=url, scopes=scopes)
+    async def cancel(self, request: Request, repository: str, upload_id: str, owner: str,
+                     scopes: Sequence[Scope]) -> Response:
+        session = await self.sessions.get(upload_id, repository, owner)
+        await self.sessions.discard(session)
+        response = await self.upstream.send("DELETE", "", url=session.location, scopes=scopes)
         return await (empty(self.upstream, response) if response.status_code == 204
                       else relay(self.upstream, response))
 
@@ -233,10 +238,17 @@ class UploadProxy:
                                 "start it again")
         digesting.commit(session)
         session.location = self._upstream_location(response, session.location)
+        if not await self.sessions.advance(session):
+            await response.aclose()
+            await self._abandon(session, scopes)
+            raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "another request wrote to this upload at the same "
+                                "time; start it again", status=409)
         return response
 
     async def _commit(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]) -> UploadResult:
         actual = digest_of(session)
+        if actual is None:
+            return await self._commit_moved(session, claimed, scopes)
         if not hmac.compare_digest(actual, str(claimed)):
             await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
@@ -251,18 +263,51 @@ class UploadProxy:
         if response.status_code != 201:
             await self._abandon(session, scopes)
             return UploadResult(await relay(self.upstream, response))
-        self.sessions.discard(session)
+        await self.sessions.discard(session)
+        return UploadResult(await self._created(session, claimed, response), committed=(actual, session.size))
+
+    async def _commit_moved(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]
+                            ) -> UploadResult:
+        """Commit a session no process hashed whole: the upstream checks the digest (and refuses
+        a mismatch, committing nothing), then authgate reads the blob back and hashes it; a blob
+        that does not match is deleted again before anyone is told it exists."""
+        target = httpx.URL(session.location).copy_merge_params({"digest": str(claimed)})
+        try:
+            response = await self.upstream.send("PUT", "", url=str(target), scopes=scopes,
+                                                headers={"Content-Length": "0"})
+        except RegistryError:
+            await self._abandon(session, scopes)
+            raise
+        if response.status_code != 201:
+            await self._abandon(session, scopes)
+            if response.status_code == 400:
+                await response.aclose()
+                raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content does not have digest {claimed} "
+                                    "(checked by the registry)", detail={"expected": str(claimed)})
+            return UploadResult(await relay(self.upstream, response))
+        await self.sessions.discard(session)
+        created = await self._created(session, claimed, response)
+        actual, size = await read_back(self.upstream, session.repository, claimed, scopes)
+        if not hmac.compare_digest(actual, str(claimed)) or size != session.size:
+            log.error("upstream %s committed %s in %s although its content has digest %s (%s bytes, %s sent): "
+                      "deleting it", self.upstream.base, claimed, session.repository, actual, size, session.size)
+            await delete_blob(self.upstream, session.repository, claimed, scopes)
+            raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
+                                detail={"expected": str(claimed), "actual": actual})
+        return UploadResult(created, committed=(actual, session.size))
+
+    async def _created(self, session: UploadSession, claimed: Digest, response: httpx.Response) -> Response:
         created = await empty(self.upstream, response)
         # The blob as the client named it: distribution 2.8 answers a sha512 upload with its
         # canonical sha256 (and serves the blob under both).
         created.headers["docker-content-digest"] = str(claimed)
         created.headers["location"] = self.upstream.public_url(f"/v2/{session.repository}/blobs/{claimed}")
-        return UploadResult(created, committed=(actual, session.size))
+        return created
 
     async def _abandon(self, session: UploadSession, scopes: Sequence[Scope]) -> None:
         """Forget the session and cancel it upstream (best effort: the upstream may be the thing
         that failed; its own upload purging removes what is left)."""
-        self.sessions.discard(session)
+        await self.sessions.discard(session)
         await cancel_upstream(self.upstream, session.location, scopes)
 
     def _upstream_location(self, response: httpx.Response, fallback: str | None = None) -> str:
@@ -305,10 +350,6 @@ def _has_body(request: Request) -> bool:
     if length is not None:
         return length != "0"
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
-
-
-def _query(request: Request) -> str:
-    return f"?{request.url.query}" if request.url.query else ""
 
 
 def _range_end(value: str | None) -> int | None:

@@ -42,7 +42,7 @@ async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str
         resources = app.state.resources
         transport = httpx.MockTransport(handler) if handler else None
         async with open_upstream(resources.settings, resources.auth.tokens, resources.readiness, resources.policy,
-                                 resources.audit, transport=transport) as backend:
+                                 resources.audit, resources.db, transport=transport) as backend:
             resources.backend = backend
             asgi = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
             async with httpx.AsyncClient(transport=asgi, base_url="http://localhost:5000") as client:
