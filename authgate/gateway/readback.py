@@ -48,7 +48,7 @@ async def read_back(upstream: Upstream, repository: str, digest: Digest, scopes:
                                 "committed; try again later", headers={"Retry-After": "5"})
         hasher = digest.hasher()
         size = 0
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():
             hasher.update(chunk)
             size += len(chunk)
     except httpx.HTTPError as exc:
