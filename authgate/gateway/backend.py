@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import wraps
 from typing import Any
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -78,7 +79,7 @@ class GatewayBackend:
         self.upstream = upstream
         self.policy = policy
         self.audit = audit
-        self.sessions = UploadSessions(db, settings.upload_max_age)
+        self.sessions = UploadSessions(db, settings.upload_max_age, origin=_origin(settings.upstream))
         self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size, settings.upstream_timeout)
         self.slots = PerUserSlots(settings.upstream_max_per_user, settings.upstream_connect_timeout)
         self.idle = settings.upstream_timeout
@@ -285,6 +286,11 @@ class GatewayBackend:
         for session in await self.sessions.expired():
             scopes = [Scope("repository", session.repository, frozenset({"delete"}))]
             await cancel_upstream(self.upstream, session.location, scopes)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _length(response: httpx.Response) -> int | None:

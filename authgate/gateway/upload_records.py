@@ -40,8 +40,12 @@ class UploadSessions:
     """The records in the database, and this process's running hashes beside them."""
 
     def __init__(self, db: Database, max_age: float, max_per_owner: int = MAX_PER_OWNER,
-                 hashes: RunningHashes | None = None) -> None:
+                 hashes: RunningHashes | None = None, origin: str = "") -> None:
         self.db = db
+        #: `scheme://host:port` of this process's upstream. A location there is stored as its path,
+        #: so replicas that reach the same registry at different addresses (each its own
+        #: distribution sharing storage and `http.secret`) each continue on their own.
+        self.origin = origin.rstrip("/")
         self.max_age = max_age
         self.max_per_owner = max_per_owner
         self.hashes = hashes or RunningHashes()
@@ -56,7 +60,8 @@ class UploadSessions:
             if (held or 0) >= self.max_per_owner:
                 raise RegistryError(ErrorCode.TOOMANYREQUESTS, "too many uploads in progress; finish or cancel "
                                     "some, or try again later", headers={"Retry-After": "60"})
-            db.add(GatewayUpload(upload_id=upload_id, repository=repository, owner=owner, location=location,
+            db.add(GatewayUpload(upload_id=upload_id, repository=repository, owner=owner,
+                                 location=self._stored(location),
                                  size=0, algorithm=session.algorithm, digest=session.digest, generation=0,
                                  created_at=session.created, updated_at=session.created))
         self.hashes.keep(session)
@@ -70,7 +75,7 @@ class UploadSessions:
         if (row is None or row.repository != repository or row.owner != owner
                 or row.updated_at < utcnow() - timedelta(seconds=self.max_age)):
             raise _unknown()
-        session = UploadSession(row.upload_id, row.repository, row.owner, row.location, row.algorithm,
+        session = UploadSession(row.upload_id, row.repository, row.owner, self._here(row.location), row.algorithm,
                                 size=row.size, digest=row.digest, generation=row.generation,
                                 created=row.created_at)
         return self.hashes.attach(session)
@@ -83,7 +88,7 @@ class UploadSessions:
                 update(GatewayUpload)
                 .where(GatewayUpload.upload_id == session.upload_id,
                        GatewayUpload.generation == session.generation)
-                .values(size=session.size, location=session.location, algorithm=session.algorithm,
+                .values(size=session.size, location=self._stored(session.location), algorithm=session.algorithm,
                         digest=session.digest, generation=session.generation + 1, updated_at=utcnow()))
             if getattr(result, "rowcount", 0) != 1:
                 return False
@@ -110,9 +115,17 @@ class UploadSessions:
                 result = await db.execute(delete(GatewayUpload).where(GatewayUpload.upload_id == row.upload_id,
                                                                       GatewayUpload.generation == row.generation))
             if getattr(result, "rowcount", 0) == 1:
-                removed.append(UploadSession(row.upload_id, row.repository, row.owner, row.location,
+                removed.append(UploadSession(row.upload_id, row.repository, row.owner, self._here(row.location),
                                              row.algorithm, size=row.size, generation=row.generation))
         return removed
+
+    def _stored(self, location: str) -> str:
+        if self.origin and location.startswith(self.origin + "/"):
+            return location[len(self.origin):]
+        return location
+
+    def _here(self, stored: str) -> str:
+        return self.origin + stored if stored.startswith("/") else stored
 
     @contextmanager
     def writing(self, session: UploadSession) -> Iterator[UploadSession]:

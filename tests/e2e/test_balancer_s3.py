@@ -16,7 +16,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.balancer import Balancer, alive, on, replica
+from tests.support.balancer import (Balancer, alive, docker_round_trip, on, push_while_a_replica_dies,
+                                    replica)
 from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port, wait_for
 from tests.support.seaweedfs import SeaweedFS
 
@@ -58,14 +59,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, post
 
 def test_docker_through_the_balancer(cluster: tuple[Balancer, list[AuthgateServer]], dockerd: Dockerd) -> None:
     balancer, _ = cluster
-    registry = f"127.0.0.1:{balancer.port}"
-    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
-    image = f"{registry}/alice/balanced"
-    dockerd.build_busybox(image, message="hello through three replicas", extra_layers=3)
-    dockerd.run("push", image)
-    dockerd.run("rmi", image)
-    dockerd.run("pull", image)
-    assert dockerd.run("run", "--rm", "--network", "none", image).stdout.strip() == "hello through three replicas"
+    printed = docker_round_trip(balancer, dockerd, "alice/balanced", "hello through three replicas", PASSWORD)
+    assert printed == "hello through three replicas"
     assert len(set(balancer.upstreams_of("PUT")) | set(balancer.upstreams_of("GET"))) == 3
 
 
@@ -182,30 +177,7 @@ def test_docker_push_survives_a_replica_killed_in_the_middle(
     balancer, replicas = cluster
     running = alive(replicas)
     assert len(running) >= 2
-    registry = f"127.0.0.1:{balancer.port}"
-    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
-    context = tmp_path / "context"
-    context.mkdir()
-    payload = os.urandom(48 * 1024 * 1024)
-    (context / "payload.bin").write_bytes(payload)
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload.bin /payload.bin\n")
-    image = f"{registry}/alice/crash-push"
-    dockerd.run("build", "-q", "-t", image, str(context))
-    pushing = threading.Thread(target=lambda: dockerd.run("push", image, check=False))
-    pushing.start()
-    wait_for(lambda: "/alice/crash-push/blobs/uploads" in (balancer.workdir / "access.log").read_text(),
-             "the push to start", 60)
-    victim = running[0]
-    assert victim.daemon is not None
-    victim.daemon.kill()
-    pushing.join(300)
-    dockerd.run("push", image)  # the client's retry (a no-op when docker's own retries already finished it)
-    dockerd.run("rmi", image)
-    dockerd.run("pull", image)
-    exported = dockerd.run("create", image, "/payload.bin").stdout.strip()
-    try:
-        copied = tmp_path / "copied.bin"
-        dockerd.run("cp", f"{exported}:/payload.bin", str(copied))
-        assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(payload).digest()
-    finally:
-        dockerd.run("rm", exported, check=False)
+    _, pulled_back_whole = push_while_a_replica_dies(balancer, running, dockerd, tmp_path, "alice/crash-push",
+                                                     PASSWORD)
+    dockerd.run("push", f"127.0.0.1:{balancer.port}/alice/crash-push")  # the client's retry (a no-op when
+    assert pulled_back_whole()                                          # docker's own retries finished it)

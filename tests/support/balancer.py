@@ -4,14 +4,18 @@ settings every replica shares (database, bucket or upstream, policies)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-from collections.abc import Mapping
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 
-from tests.support.processes import AuthgateServer, Daemon, require
+from tests.support.processes import AuthgateServer, Daemon, Dockerd, require, wait_for
 
 NGINX_CONF = """
 daemon off;
@@ -91,3 +95,81 @@ def alive(replicas: list[AuthgateServer]) -> list[AuthgateServer]:
 def on(server: AuthgateServer | Balancer, location: str) -> str:
     """An upload URL one replica gave, sent to `server` instead (what a balancer does)."""
     return f"{server.url}{httpx.URL(location).raw_path.decode()}"
+
+
+def docker_round_trip(balancer: Balancer, dockerd: Dockerd, repository: str, message: str, password: str) -> str:
+    """`docker login`, push of a four-layer busybox image, `rmi`, pull and run, all through the
+    balancer as alice; what the container printed."""
+    registry = f"127.0.0.1:{balancer.port}"
+    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=password)
+    image = f"{registry}/{repository}"
+    dockerd.build_busybox(image, message=message, extra_layers=3)
+    dockerd.run("push", image)
+    dockerd.run("rmi", image)
+    dockerd.run("pull", image)
+    return dockerd.run("run", "--rm", "--network", "none", image).stdout.strip()
+
+
+def _inbound(port: int) -> set[str]:
+    """Remote `ip:port` of the established TCP connections to 127.0.0.1:`port` on this host."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+                found.add(fields[2])
+    return found
+
+
+def busy_replica(replicas: list[AuthgateServer], timeout: float = 60) -> AuthgateServer:
+    """The replica that holds one connection from the balancer across three looks 0.1 s apart: one
+    in the middle of a long request (nginx opens a connection per request, so short ones come and
+    go between looks)."""
+    seen: list[set[tuple[int, str]]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = [*seen[-2:], {(n, peer) for n, server in enumerate(replicas) for peer in _inbound(server.port)}]
+        lasting = set.intersection(*seen) if len(seen) == 3 else set()
+        if lasting:
+            return replicas[min(lasting)[0]]
+        time.sleep(0.1)
+    raise AssertionError(f"no replica was busy with a long request within {timeout} s")
+
+
+def push_while_a_replica_dies(balancer: Balancer, replicas: list[AuthgateServer], dockerd: Dockerd, workdir: Path,
+                              repository: str, password: str
+                              ) -> tuple[subprocess.CompletedProcess[str], Callable[[], bool]]:
+    """`docker push` of a 48 MiB layer through the balancer, and SIGKILL of the replica receiving
+    it in the middle. Returns the push's result and a check that pulls the image back and compares
+    the layer byte for byte."""
+    registry = f"127.0.0.1:{balancer.port}"
+    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=password)
+    context = workdir / "context"
+    context.mkdir()
+    payload = os.urandom(48 * 1024 * 1024)
+    (context / "payload.bin").write_bytes(payload)
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload.bin /payload.bin\n")
+    image = f"{registry}/{repository}"
+    dockerd.run("build", "-q", "-t", image, str(context))
+    result: list[subprocess.CompletedProcess[str]] = []
+    pushing = threading.Thread(target=lambda: result.append(dockerd.run("push", image, check=False)))
+    pushing.start()
+    wait_for(lambda: f"POST /v2/{repository}/blobs/uploads/" in balancer.log_text(), "the push to start", 60)
+    victim = busy_replica(replicas)
+    assert victim.daemon is not None
+    victim.daemon.kill()
+    pushing.join(300)
+    assert result, "docker push did not finish within 300 s"
+
+    def pulled_back_whole() -> bool:
+        dockerd.run("rmi", image)
+        dockerd.run("pull", image)
+        exported = dockerd.run("create", image, "/payload.bin").stdout.strip()
+        try:
+            copied = workdir / "copied.bin"
+            dockerd.run("cp", f"{exported}:/payload.bin", str(copied))
+            return hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(payload).digest()
+        finally:
+            dockerd.run("rm", exported, check=False)
+
+    return result[0], pulled_back_whole

@@ -147,3 +147,14 @@ async def test_bytes_count_only_once_committed() -> None:
     with pytest.raises(BodyTooLarge):
         _ = [c async for c in too_big.wrap(_chunks(b"xyz"))]
     assert session.size == 3
+
+
+async def test_each_replica_continues_at_its_own_upstream_address(db: Database) -> None:
+    """Two replicas reaching one registry at two addresses (each its own distribution on shared
+    storage): the session continues at the address of the replica that has it."""
+    a = UploadSessions(db, max_age=60, origin="http://10.0.0.1:5000")
+    b = UploadSessions(db, max_age=60, origin="http://10.0.0.2:5000")
+    await a.open("u1", "r/a", "user:alice", "http://10.0.0.1:5000/v2/r/a/blobs/uploads/u1?_state=s")
+    assert (await b.get("u1", "r/a", "user:alice")).location == "http://10.0.0.2:5000/v2/r/a/blobs/uploads/u1?_state=s"
+    await a.open("u2", "r/a", "user:alice", "https://storage.example/elsewhere")
+    assert (await b.get("u2", "r/a", "user:alice")).location == "https://storage.example/elsewhere"
