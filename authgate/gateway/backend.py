@@ -28,7 +28,8 @@ from authgate.gateway.credentials import upstream_auth
 from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
 from authgate.gateway.responses import ProxiedBody, empty, relay
 from authgate.gateway.tags import current_digest, immutable_tags_on
-from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
+from authgate.gateway.upload_pipeline import cancel_upstream
+from authgate.gateway.upload_proxy import UploadProxy
 from authgate.gateway.upload_records import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
