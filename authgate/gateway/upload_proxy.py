@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.responses import empty, relay
-from authgate.gateway.upload_pipeline import ChecksumPipeline, UploadResult, upload_id_of
+from authgate.gateway.upload_pipeline import ChecksumPipeline, UploadResult, cancel_upstream, upload_id_of
 from authgate.gateway.uploads import UploadSession
 from authgate.reference import Digest
 from authgate.scope import Scope
@@ -46,18 +46,18 @@ class UploadProxy(ChecksumPipeline):
             return UploadResult(await empty(self.upstream, response), mounted=True)
         if response.status_code != 202:
             return UploadResult(await relay(self.upstream, response))
+        await response.aclose()  # its headers stay readable
+        upload_id = upload_id_of(response)
+        location = self._upstream_location(response)
         try:
-            upload_id = upload_id_of(response)
-            location = self._upstream_location(response)
             session = await self.sessions.open(upload_id, repository, owner, location,
                                                claimed.algorithm if claimed else "sha256")
         except RegistryError:
-            await response.aclose()
+            await cancel_upstream(self.upstream, location, scopes)  # refused here: not left open upstream
             raise
         if claimed is None:
             return UploadResult(await empty(self.upstream, response))
         # Monolithic upload: the body goes in as a PATCH, then the checked commit.
-        await response.aclose()
         with self.sessions.writing(session):
             return await self._finish(request, session, scopes, with_body=True)
 

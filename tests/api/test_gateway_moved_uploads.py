@@ -92,3 +92,16 @@ async def test_a_match_is_read_back_before_it_is_reported(tmp_path: Path, monkey
         assert response.headers["docker-content-digest"] == _digest(b"".join(data))
         assert ("GET", f"/v2/alice/app/blobs/{_digest(b''.join(data))}") in upstream.requests
         assert upstream.blobs == {_digest(b"".join(data)): b"".join(data)}
+
+
+async def test_past_the_owners_bound_the_new_session_is_refused_and_cancelled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream = CarelessUpstream()
+    async with gateway(tmp_path, monkeypatch, handler=upstream) as (http, backend):  # type: ignore[arg-type]
+        backend.sessions.max_per_owner = 1
+        assert (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).status_code == 202
+        await backend.sessions.discard(await backend.sessions.get("u1", "alice/app", "user:alice"))
+        assert (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).status_code == 202
+        refused = await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)
+        assert refused.status_code == 429 and refused.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert upstream.requests[-1] == ("DELETE", UPLOAD)
