@@ -84,9 +84,6 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning(warning)
     if args.workers < 1:
         return fail("--workers must be at least 1", 2)
-    if args.workers > 1 and settings.gateway:
-        return fail("--workers above 1 needs the embedded store: in gateway mode an upload session lives in the "
-                    "process that opened it, and a chunk reaching another worker would restart the upload", 2)
     if args.workers > 1:
         from authgate.cli.workers import export_overrides, run_workers
 

@@ -212,3 +212,26 @@ class GatewayReferrer(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     annotations: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     pushed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GatewayUpload(Base):
+    """An upload session through the gateway, so any replica or worker can continue it
+    (authgate.gateway.upload_records). The running hash cannot be stored (hashlib cannot export
+    one); `digest` is the digest of the first `size` bytes when one process hashed them all."""
+
+    __tablename__ = "gateway_uploads"
+
+    #: The upstream's upload id (distribution's UUID), which is also the id clients see.
+    upload_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(255))
+    #: The subject that opened it (`user:alice`): only it may continue the session.
+    owner: Mapped[str] = mapped_column(String(320), index=True)
+    #: The upstream's latest URL for the session, with its signed `_state`.
+    location: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    #: Bumped by every accepted chunk; a write names the generation it continues (compare and swap).
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

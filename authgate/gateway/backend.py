@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import wraps
 from typing import Any
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
@@ -29,8 +30,9 @@ from authgate.gateway.referrer_index import ReferrerIndex
 from authgate.gateway.fairness import BodyIdle, PerUserSlots, within
 from authgate.gateway.responses import ProxiedBody, empty, relay
 from authgate.gateway.tags import current_digest, immutable_tags_on
-from authgate.gateway.upload_proxy import UploadProxy, cancel_upstream
-from authgate.gateway.uploads import UploadSessions
+from authgate.gateway.upload_pipeline import cancel_upstream
+from authgate.gateway.upload_proxy import UploadProxy
+from authgate.gateway.upload_records import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
 from authgate.registry.content import referrers_response
@@ -42,6 +44,7 @@ from authgate.registry.rules import IMMUTABLE_TAG, denied_immutable, failure_rea
 from authgate.audit.events import AuditSink
 from authgate.db.session import Database
 from authgate.auth.tokens import TokenService
+from authgate.db.session import Database
 from authgate.policy import Authorizer
 from authgate.readiness import Readiness
 from authgate.settings import Settings
@@ -86,7 +89,7 @@ class GatewayBackend:
         self.content = GatewayContent(upstream, self.referrer_index, settings.max_manifest_size)
         self.policy = policy
         self.audit = audit
-        self.sessions = UploadSessions(settings.upload_max_age)
+        self.sessions = UploadSessions(db, settings.upload_max_age, origin=_origin(settings.upstream))
         self.uploads = UploadProxy(upstream, self.sessions, settings.max_blob_size, settings.upstream_timeout)
         self.slots = PerUserSlots(settings.upstream_max_per_user, settings.upstream_connect_timeout)
         self.idle = settings.upstream_timeout
@@ -251,7 +254,8 @@ class GatewayBackend:
         try:
             mount = ((str(target.mount_digest), str(target.mount_from))
                      if target.mount_digest and target.mount_from else None)
-            result = await self.uploads.start(request, str(target.repository), target.needed_scopes(), mount)
+            result = await self.uploads.start(request, str(target.repository), str(identity.subject),
+                                              target.needed_scopes(), mount)
         except RegistryError as error:
             await self._refused(request, identity, target, request.query_params.get("digest"), error)
             raise
@@ -266,14 +270,15 @@ class GatewayBackend:
     @_in_slot
     async def upload_patch(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
-        return await self.uploads.patch(request, str(target.repository), target.upload_id, target.needed_scopes())
+        return await self.uploads.patch(request, str(target.repository), target.upload_id, str(identity.subject),
+                                        target.needed_scopes())
 
     @_in_slot
     async def upload_put(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
         try:
             result = await self.uploads.put(request, str(target.repository), target.upload_id,
-                                            target.needed_scopes())
+                                            str(identity.subject), target.needed_scopes())
         except RegistryError as error:
             await self._refused(request, identity, target, request.query_params.get("digest"), error)
             raise
@@ -292,20 +297,28 @@ class GatewayBackend:
     @_in_slot
     async def upload_status(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
-        return await self.uploads.status(request, str(target.repository), target.upload_id, target.needed_scopes())
+        return await self.uploads.status(request, str(target.repository), target.upload_id, str(identity.subject),
+                                         target.needed_scopes())
 
     @_in_slot
     async def upload_cancel(self, request: Request, target: Target, identity: Identity) -> Response:
         assert target.upload_id is not None
-        return await self.uploads.cancel(request, str(target.repository), target.upload_id, target.needed_scopes())
+        return await self.uploads.cancel(request, str(target.repository), target.upload_id, str(identity.subject),
+                                         target.needed_scopes())
 
     # -- lifetime ------------------------------------------------------------------------------
 
     async def sweep(self) -> None:
-        """Cancel upstream sessions of uploads abandoned longer than `upload_max_age`."""
-        for session in self.sessions.expired():
+        """Cancel upstream sessions of uploads untouched for `upload_max_age` (every replica
+        sweeps; each session is cancelled by one)."""
+        for session in await self.sessions.expired():
             scopes = [Scope("repository", session.repository, frozenset({"delete"}))]
             await cancel_upstream(self.upstream, session.location, scopes)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _length(response: httpx.Response) -> int | None:
@@ -340,7 +353,7 @@ async def open_upstream(
 ) -> AsyncIterator[GatewayBackend]:
     """The gateway backend for the app's lifetime: pooled client, health checks, upload sweeping.
 
-    `readiness` hears whether the upstream answers; `transport` replaces the network (httpx
+    `readiness` hears whether the upstream answers; `db` holds the upload sessions; `transport` replaces the network (httpx
     MockTransport) in fault tests.
     """
     upstream = Upstream(settings, upstream_auth(settings, tokens), readiness, transport)

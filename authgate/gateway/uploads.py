@@ -1,26 +1,31 @@
-"""Upload sessions this process has seen, each with the running sha256 of every byte that passed.
+"""An upload session as one request sees it, the running hashes this process holds, and the body
+wrapper that hashes and counts what passes.
 
-Why in memory: hashlib cannot export a running digest, and the registry API has no way to read an
-unfinished upload back, so the digest of a chunked upload exists only in the process that saw its
-bytes. A chunk landing on another replica is refused there with 404 `BLOB_UPLOAD_UNKNOWN` before
-anything reaches the upstream; docker, containerd and skopeo then restart that blob's upload. The
-upstream never commits a blob authgate did not hash: a corrupt blob cannot result, only a restart.
-Balancers can avoid restarts with affinity on the `/v2/<name>/blobs/uploads/<id>` path.
+The session record lives in the database (`authgate.gateway.upload_records`), so any replica or
+worker can continue it. The running hash cannot go there: hashlib cannot export a sha256 state.
+So each process keeps the hash of the sessions whose bytes it saw (`RunningHashes`), tagged with
+the session generation it wrote; a chunk landing on the same process continues hashing, a chunk
+landing elsewhere continues without one. After each chunk the digest of everything so far is
+written to the record when it is known, so an empty final `PUT` on any process can be checked
+against it; where no process saw every byte, the final check is the read-back of
+`authgate.gateway.readback`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from authgate.db.base import utcnow
 from authgate.errors import ErrorCode, RegistryError
 
-#: A bound on sessions held at once, so abandoned uploads cannot grow memory without limit.
-MAX_SESSIONS = 10_000
+#: Running hashes held at once; past it the oldest is dropped (that session is then verified by
+#: reading it back), so abandoned uploads cannot grow memory without limit.
+MAX_HASHES = 10_000
 
 
 @dataclass(eq=False)
@@ -29,16 +34,30 @@ class UploadSession:
 
     upload_id: str
     repository: str
+    #: The subject that opened it (`user:alice`); nobody else may continue it.
+    owner: str
     #: The upstream's latest URL for this session (with its signed `_state`): every step and the
     #: cancellation use it, so what a client puts in the query cannot steer the upstream.
     location: str
     #: The digest algorithm bytes are hashed with: sha256 unless the client named another before
     #: sending any (`POST ?digest=sha512:…`, or a final `PUT` carrying the whole blob).
     algorithm: str = "sha256"
-    hasher: Any = field(default_factory=hashlib.sha256)
     size: int = 0
-    created: float = field(default_factory=time.monotonic)
-    busy: bool = False
+    #: `algorithm:hex` of the first `size` bytes, when one process hashed them all; else None.
+    digest: str | None = None
+    #: Bumped by every accepted chunk: the record is written only over the generation it was read at.
+    generation: int = 0
+    created: datetime = field(default_factory=utcnow)
+    #: This process's running hash of the first `size` bytes; None when it did not see them all.
+    hasher: Any = None
+
+    def __post_init__(self) -> None:
+        if self.size == 0 and self.hasher is None:
+            self._fresh()
+
+    def _fresh(self) -> None:
+        self.hasher = hashlib.new(self.algorithm)
+        self.digest = f"{self.algorithm}:{self.hasher.hexdigest()}"
 
     def hash_with(self, algorithm: str) -> bool:
         """Hash with `algorithm` from here on; possible only before any byte passed (False then).
@@ -49,69 +68,57 @@ class UploadSession:
             return True
         if self.size:
             return False
-        self.algorithm, self.hasher = algorithm, hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self._fresh()
         return True
 
 
-class UploadSessions:
-    def __init__(self, max_age: float, max_sessions: int = MAX_SESSIONS) -> None:
-        self.max_age = max_age
-        self.max_sessions = max_sessions
-        self._sessions: dict[str, UploadSession] = {}
+class RunningHashes:
+    """The running hash of each session this process wrote last, and which sessions it is writing.
+
+    A hash is good only for the generation it was kept at: when another process wrote the session
+    since, the record's generation moved on and the hash here no longer covers its bytes."""
+
+    def __init__(self, max_hashes: int = MAX_HASHES) -> None:
+        self.max_hashes = max_hashes
+        self._hashes: dict[str, tuple[int, Any]] = {}
+        self._busy: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._hashes)
 
-    def open(self, upload_id: str, repository: str, location: str, algorithm: str = "sha256") -> UploadSession:
-        """Track a new session; when full, the oldest idle one is forgotten (its client then gets
-        BLOB_UPLOAD_UNKNOWN and restarts), so abandoned uploads cannot lock everyone out."""
-        if len(self._sessions) >= self.max_sessions:
-            oldest = next((s for s in self._sessions.values() if not s.busy), None)
-            if oldest is None:
-                raise RegistryError(ErrorCode.TOOMANYREQUESTS, "too many uploads in progress; try again later",
-                                    headers={"Retry-After": "60"})
-            del self._sessions[oldest.upload_id]
-        session = UploadSession(upload_id, repository, location)
-        session.hash_with(algorithm)
-        self._sessions[upload_id] = session
+    def attach(self, session: UploadSession) -> UploadSession:
+        """Give `session` the running hash of its bytes, if this process holds it for its generation."""
+        if session.size == 0:
+            session.hasher = hashlib.new(session.algorithm)
+            return session
+        kept = self._hashes.get(session.upload_id)
+        session.hasher = kept[1] if kept is not None and kept[0] == session.generation else None
         return session
 
-    def get(self, upload_id: str, repository: str) -> UploadSession:
-        """The session, if this process opened it for this repository; else BLOB_UPLOAD_UNKNOWN."""
-        session = self._sessions.get(upload_id)
-        if session is None or session.repository != repository or self._stale(session):
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_UNKNOWN,
-                "upload unknown to this authgate process (expired, finished, or opened on another replica); "
-                "start the upload again",
-            )
-        return session
+    def keep(self, session: UploadSession) -> None:
+        self._hashes.pop(session.upload_id, None)
+        if session.hasher is None:
+            return
+        while len(self._hashes) >= self.max_hashes:
+            del self._hashes[next(iter(self._hashes))]
+        self._hashes[session.upload_id] = (session.generation, session.hasher)
 
-    def discard(self, session: UploadSession) -> None:
-        if self._sessions.get(session.upload_id) is session:
-            del self._sessions[session.upload_id]
-
-    def expired(self) -> list[UploadSession]:
-        """Remove and return the sessions older than `max_age` (their upstream side should be cancelled)."""
-        stale = [s for s in self._sessions.values() if self._stale(s) and not s.busy]
-        for session in stale:
-            del self._sessions[session.upload_id]
-        return stale
-
-    def _stale(self, session: UploadSession) -> bool:
-        return time.monotonic() - session.created > self.max_age
+    def drop(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
 
     @contextmanager
     def writing(self, session: UploadSession) -> Iterator[UploadSession]:
-        """One request at a time per session: the digest depends on the order bytes arrive in."""
-        if session.busy:
+        """One request at a time per session in this process: the digest depends on the order
+        bytes arrive in (across processes the record's generation check refuses the second)."""
+        if session.upload_id in self._busy:
             raise RegistryError(ErrorCode.BLOB_UPLOAD_INVALID, "another request is writing to this upload",
                                 status=409)
-        session.busy = True
+        self._busy.add(session.upload_id)
         try:
             yield session
         finally:
-            session.busy = False
+            self._busy.discard(session.upload_id)
 
 
 class BodyTooLarge(Exception):
@@ -122,23 +129,26 @@ class Digesting:
     """Wraps a request body so hashing, counting and the size limit cannot be skipped.
 
     Works on a copy of the session's hasher: bytes count only once the upstream has accepted
-    them (`commit`), so a refused or broken chunk leaves the session as it was.
+    them (`commit`), so a refused or broken chunk leaves the session as it was. Without a
+    hasher (the session's earlier bytes went through another process) it only counts.
     """
 
     def __init__(self, session: UploadSession, limit: int) -> None:
-        self.hasher = session.hasher.copy()
+        self.hasher = session.hasher.copy() if session.hasher is not None else None
         self.base = session.size
         self.count = 0
         self.limit = limit
 
     async def wrap(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        hasher = self.hasher
         async for chunk in body:
             if not chunk:
                 continue
             self.count += len(chunk)
             if self.base + self.count > self.limit:
                 raise BodyTooLarge()
-            self.hasher.update(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
             yield chunk
 
     @property
@@ -148,7 +158,9 @@ class Digesting:
     def commit(self, session: UploadSession) -> None:
         session.hasher = self.hasher
         session.size = self.total
+        session.digest = f"{session.algorithm}:{self.hasher.hexdigest()}" if self.hasher is not None else None
 
 
-def digest_of(session: UploadSession) -> str:
-    return f"{session.algorithm}:{session.hasher.hexdigest()}"
+def digest_of(session: UploadSession) -> str | None:
+    """The digest of everything the session holds, if one process hashed it all."""
+    return session.digest

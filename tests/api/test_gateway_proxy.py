@@ -2,8 +2,8 @@
 
 What a client sees: uploads hashed on the way through (a wrong digest never reaches the upstream's
 blob namespace), manifests and blobs round-trip, upstream addresses never leak, the catalog is
-filtered by permission, and a chunk that lands on a process that did not open the upload is
-refused before it reaches the upstream.
+filtered by permission, and a chunk for an upload session authgate never opened is refused before
+it reaches the upstream.
 """
 
 from __future__ import annotations
@@ -182,10 +182,10 @@ async def test_catalog_shows_only_what_the_caller_may_pull(
     assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
 
 
-async def test_an_upload_opened_elsewhere_is_unknown_here(
+async def test_an_upload_authgate_never_opened_is_unknown(
         gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    """Another replica's session (here: one opened on the upstream directly) is refused with
-    BLOB_UPLOAD_UNKNOWN and nothing is forwarded, so the client restarts and nothing corrupt lands."""
+    """A session opened on the upstream directly (no record in authgate's database) is refused with
+    BLOB_UPLOAD_UNKNOWN and nothing is forwarded, so no unhashed byte reaches the upstream that way."""
     http, _ = gateway
     direct = httpx.post(f"{registry.url}/v2/alice/replica/blobs/uploads/")
     assert direct.status_code == 202

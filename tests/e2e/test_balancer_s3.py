@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,42 +16,14 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.processes import AuthgateServer, Daemon, Dockerd, Postgres, free_port, require, wait_for
+from tests.support.balancer import (Balancer, alive, docker_round_trip, on, push_while_a_replica_dies,
+                                    replica)
+from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port, wait_for
 from tests.support.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "alice-secret-pw"
 AUTH = ("alice", PASSWORD)
-
-NGINX_CONF = """
-daemon off;
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-  log_format upstream '$request_method $uri $status $upstream_addr';
-  access_log {dir}/access.log upstream;
-  client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy; fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
-  upstream authgate {{ {servers} }}
-  server {{
-    listen 127.0.0.1:{port};
-    client_max_body_size 0;
-    proxy_request_buffering off;
-    proxy_buffering off;
-    location / {{
-      proxy_pass http://authgate;
-      proxy_http_version 1.1;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_read_timeout 300;
-    }}
-  }}
-}}
-"""
-
 
 OWN_NAMESPACE = """\
 rules:
@@ -61,28 +32,6 @@ rules:
     repositories: ["${user}/**"]
     allow: ["*"]
 """
-
-
-class Balancer:
-    def __init__(self, workdir: Path, port: int, upstreams: list[str]) -> None:
-        require("nginx")
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port
-        self.workdir = workdir
-        (workdir / "nginx.conf").write_text(NGINX_CONF.format(
-            dir=workdir, port=self.port, servers=" ".join(f"server {u} max_fails=1 fail_timeout=5s;" for u in upstreams),
-            user="user root;" if os.geteuid() == 0 else ""))
-        self.daemon = Daemon(["nginx", "-c", str(workdir / "nginx.conf"), "-p", str(workdir)], workdir / "nginx.out")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.daemon.wait_until(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, "nginx")
-
-    def upstreams_of(self, method: str) -> list[str]:
-        """The replica that answered each logged request with `method`, in order."""
-        lines = (self.workdir / "access.log").read_text().splitlines()
-        return [line.split()[3] for line in lines if line.startswith(method + " ")]
-
-    def stop(self) -> None:
-        self.daemon.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +45,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, post
                 "public_url": f"http://127.0.0.1:{balancer_port}", "trusted_proxies": "127.0.0.1/32",
                 "bcrypt_rounds": "4"}
     replicas: list[AuthgateServer] = []
-    for n, port in enumerate(ports):
-        server = AuthgateServer(tmp_path_factory.mktemp(f"replica-{n}"), port=port, **settings)
-        server.env.update(seaweedfs.env())
-        if replicas:
-            server.data.mkdir(mode=0o700)
-            shutil.copytree(replicas[0].data / "keys", server.data / "keys")  # the same signing keys everywhere
-        server._public_url = None  # health checks go to the replica itself
-        replicas.append(server.start())
-        if n == 0:
-            for user in ("alice", "bob"):
-                server.cli("user", "add", user, "--password-stdin", input=PASSWORD + "\n")
+    for n, port in enumerate(ports):  # the same signing keys everywhere
+        replicas.append(replica(tmp_path_factory.mktemp(f"replica-{n}"), settings, seaweedfs.env(),
+                                replicas[0] if replicas else None, port))
+    for user in ("alice", "bob"):
+        replicas[0].cli("user", "add", user, "--password-stdin", input=PASSWORD + "\n")
     balancer = Balancer(tmp_path_factory.mktemp("nginx"), balancer_port, [f"127.0.0.1:{p}" for p in ports])
     yield balancer, replicas
     balancer.stop()
@@ -116,19 +59,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, post
 
 def test_docker_through_the_balancer(cluster: tuple[Balancer, list[AuthgateServer]], dockerd: Dockerd) -> None:
     balancer, _ = cluster
-    registry = f"127.0.0.1:{balancer.port}"
-    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
-    image = f"{registry}/alice/balanced"
-    dockerd.build_busybox(image, message="hello through three replicas", extra_layers=3)
-    dockerd.run("push", image)
-    dockerd.run("rmi", image)
-    dockerd.run("pull", image)
-    assert dockerd.run("run", "--rm", "--network", "none", image).stdout.strip() == "hello through three replicas"
+    printed = docker_round_trip(balancer, dockerd, "alice/balanced", "hello through three replicas", PASSWORD)
+    assert printed == "hello through three replicas"
     assert len(set(balancer.upstreams_of("PUT")) | set(balancer.upstreams_of("GET"))) == 3
-
-
-def _next(balancer: Balancer, location: str) -> str:
-    return f"{balancer.url}{httpx.URL(location).raw_path.decode()}"
 
 
 def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
@@ -140,7 +73,7 @@ def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[Au
     location = httpx.post(f"{balancer.url}/v2/alice/spread/blobs/uploads/", auth=AUTH).headers["location"]
     offset = 0
     for chunk in chunks:  # a new connection each: nginx hands each to the next replica
-        response = httpx.patch(_next(balancer, location), content=chunk, auth=AUTH, timeout=60,
+        response = httpx.patch(on(balancer, location), content=chunk, auth=AUTH, timeout=60,
                                headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
         assert response.status_code == 202, response.text
         offset += len(chunk)
@@ -148,7 +81,7 @@ def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[Au
     # nginx logs a request after answering it: wait for the three lines, then look at them.
     wait_for(lambda: len(balancer.upstreams_of("PATCH")) >= before + 3, "nginx's log lines", 10)
     assert len(set(balancer.upstreams_of("PATCH")[before:])) == 3
-    done = httpx.put(_next(balancer, location), params={"digest": digest}, auth=AUTH, timeout=60)
+    done = httpx.put(on(balancer, location), params={"digest": digest}, auth=AUTH, timeout=60)
     assert done.status_code == 201, done.text
     pulled = httpx.get(f"{balancer.url}/v2/alice/spread/blobs/{digest}", auth=AUTH, timeout=60)
     assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
@@ -162,7 +95,7 @@ def test_replica_killed_mid_upload(cluster: tuple[Balancer, list[AuthgateServer]
     second = os.urandom(12 * 1024 * 1024)
     digest = f"sha256:{hashlib.sha256(first + second).hexdigest()}"
     location = httpx.post(f"{balancer.url}/v2/alice/crash/blobs/uploads/", auth=AUTH).headers["location"]
-    response = httpx.patch(_next(balancer, location), content=first, auth=AUTH, timeout=60)
+    response = httpx.patch(on(balancer, location), content=first, auth=AUTH, timeout=60)
     location = response.headers["location"]
     victim = replicas[2]  # the replica the balancer handed the next chunk to
     sent = threading.Event()
@@ -185,13 +118,13 @@ def test_replica_killed_mid_upload(cluster: tuple[Balancer, list[AuthgateServer]
         httpx.patch(f"{victim.url}{httpx.URL(location).raw_path.decode()}", content=slow_body(), auth=AUTH,
                     timeout=60).raise_for_status()
     killer.join()
-    status = httpx.get(_next(balancer, location), auth=AUTH, timeout=30)
+    status = httpx.get(on(balancer, location), auth=AUTH, timeout=30)
     assert status.status_code == 204, status.text
     assert status.headers["range"] == f"0-{len(first) - 1}"  # the interrupted chunk left nothing behind
-    resumed = httpx.patch(_next(balancer, status.headers["location"]), content=second, auth=AUTH, timeout=60,
+    resumed = httpx.patch(on(balancer, status.headers["location"]), content=second, auth=AUTH, timeout=60,
                           headers={"Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"})
     assert resumed.status_code == 202, resumed.text
-    done = httpx.put(_next(balancer, resumed.headers["location"]), params={"digest": digest}, auth=AUTH, timeout=60)
+    done = httpx.put(on(balancer, resumed.headers["location"]), params={"digest": digest}, auth=AUTH, timeout=60)
     assert done.status_code == 201, done.text
     pulled = httpx.get(f"{balancer.url}/v2/alice/crash/blobs/{digest}", auth=AUTH, timeout=60)
     assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
@@ -205,8 +138,8 @@ def test_audit_chain_of_all_replicas_verifies(cluster: tuple[Balancer, list[Auth
 
 def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
     _, replicas = cluster
-    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
-    policies = Path(alive[0].env["AUTHGATE_POLICIES"])
+    running = alive(replicas)
+    policies = Path(running[0].env["AUTHGATE_POLICIES"])
 
     def granted(server: AuthgateServer) -> list[str]:
         response = httpx.get(f"{server.url}/token", auth=("bob", PASSWORD),
@@ -214,27 +147,27 @@ def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[Aut
         claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
         return list(claims["access"][0]["actions"]) if claims["access"] else []
 
-    assert [granted(server) for server in alive] == [[]] * len(alive)
+    assert [granted(server) for server in running] == [[]] * len(running)
     (policies / "bob.yaml").write_text(
         'rules:\n  - name: bob-reads-alice\n    subjects: ["user:bob"]\n    repositories: ["alice/**"]\n'
         '    allow: [pull]\n')
-    for server in alive:
+    for server in running:
         wait_for(lambda: granted(server) == ["pull"], f"the policy change on {server.url}", 10)
 
 
 def test_user_disable_on_one_replica_is_refused_by_every_replica(
         cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
     _, replicas = cluster
-    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
+    running = alive(replicas)
 
     def login(server: AuthgateServer) -> int:
         return httpx.get(f"{server.url}/token", auth=("bob", PASSWORD), params={"service": "authgate"}).status_code
 
-    assert [login(server) for server in alive] == [200] * len(alive)  # every replica has bob's password cached
-    alive[0].cli("user", "disable", "bob")
-    assert [login(server) for server in alive] == [401] * len(alive)
-    alive[-1].cli("user", "enable", "bob")
-    assert [login(server) for server in alive] == [200] * len(alive)
+    assert [login(server) for server in running] == [200] * len(running)  # every replica has bob's password cached
+    running[0].cli("user", "disable", "bob")
+    assert [login(server) for server in running] == [401] * len(running)
+    running[-1].cli("user", "enable", "bob")
+    assert [login(server) for server in running] == [200] * len(running)
 
 
 def test_docker_push_survives_a_replica_killed_in_the_middle(
@@ -242,32 +175,9 @@ def test_docker_push_survives_a_replica_killed_in_the_middle(
     """kill -9 of a replica while docker pushes through the balancer: docker's own retries (or the
     user's second `docker push`) finish through the replicas left, and what is pulled back is whole."""
     balancer, replicas = cluster
-    alive = [server for server in replicas if server.daemon and server.daemon.process.poll() is None]
-    assert len(alive) >= 2
-    registry = f"127.0.0.1:{balancer.port}"
-    dockerd.run("login", "-u", "alice", "--password-stdin", registry, input=PASSWORD)
-    context = tmp_path / "context"
-    context.mkdir()
-    payload = os.urandom(48 * 1024 * 1024)
-    (context / "payload.bin").write_bytes(payload)
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload.bin /payload.bin\n")
-    image = f"{registry}/alice/crash-push"
-    dockerd.run("build", "-q", "-t", image, str(context))
-    pushing = threading.Thread(target=lambda: dockerd.run("push", image, check=False))
-    pushing.start()
-    wait_for(lambda: "/alice/crash-push/blobs/uploads" in (balancer.workdir / "access.log").read_text(),
-             "the push to start", 60)
-    victim = alive[0]
-    assert victim.daemon is not None
-    victim.daemon.kill()
-    pushing.join(300)
-    dockerd.run("push", image)  # the client's retry (a no-op when docker's own retries already finished it)
-    dockerd.run("rmi", image)
-    dockerd.run("pull", image)
-    exported = dockerd.run("create", image, "/payload.bin").stdout.strip()
-    try:
-        copied = tmp_path / "copied.bin"
-        dockerd.run("cp", f"{exported}:/payload.bin", str(copied))
-        assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(payload).digest()
-    finally:
-        dockerd.run("rm", exported, check=False)
+    running = alive(replicas)
+    assert len(running) >= 2
+    _, pulled_back_whole = push_while_a_replica_dies(balancer, running, dockerd, tmp_path, "alice/crash-push",
+                                                     PASSWORD)
+    dockerd.run("push", f"127.0.0.1:{balancer.port}/alice/crash-push")  # the client's retry (a no-op when
+    assert pulled_back_whole()                                          # docker's own retries finished it)

@@ -172,9 +172,10 @@ def test_upstream_stopped_mid_push_then_back(tmp_path: Path) -> None:
         registry.stop()
 
 
-def test_a_chunk_on_another_replica_restarts_never_corrupts(upstream: Distribution, tmp_path: Path) -> None:
+def test_a_chunk_on_another_replica_continues_the_upload(upstream: Distribution, tmp_path: Path) -> None:
     """Two authgate processes sharing one data dir (database and keys) in front of one upstream: an
-    upload opened on A and continued on B is BLOB_UPLOAD_UNKNOWN there; restarting on B works."""
+    upload opened on A continues on B and is committed on A, checked against the digest B
+    recorded; a wrong digest there commits nothing."""
     first = AuthgateServer(tmp_path, upstream=upstream.url, bcrypt_rounds="4").start()
     second = AuthgateServer(tmp_path, upstream=upstream.url, bcrypt_rounds="4")
     second.workdir = tmp_path / "second"  # its own log file; the same data dir
@@ -185,16 +186,19 @@ def test_a_chunk_on_another_replica_restarts_never_corrupts(upstream: Distributi
         headers = _token(first, "alice", "repository:alice/replicas:pull,push")
         data = b"replicated upload" * 100
         digest = sha256(data)
-        opened = httpx.post(f"{first.url}/v2/alice/replicas/blobs/uploads/", headers=headers)
-        assert opened.status_code == 202
-        path = httpx.URL(opened.headers["location"]).raw_path.decode()
-        elsewhere = httpx.patch(f"{second.url}{path}", content=data, headers=headers)
-        assert elsewhere.status_code == 404
-        assert elsewhere.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
-        assert not _upstream_has(upstream, "alice/replicas", digest)
-        restarted = httpx.post(f"{second.url}/v2/alice/replicas/blobs/uploads/", params={"digest": digest},
-                               content=data, headers=headers)
-        assert restarted.status_code == 201
+        for claimed in (sha256(b"something else"), digest):
+            opened = httpx.post(f"{first.url}/v2/alice/replicas/blobs/uploads/", headers=headers)
+            assert opened.status_code == 202
+            path = httpx.URL(opened.headers["location"]).raw_path.decode()
+            elsewhere = httpx.patch(f"{second.url}{path}", content=data, headers=headers)
+            assert elsewhere.status_code == 202, elsewhere.text
+            path = httpx.URL(elsewhere.headers["location"]).raw_path.decode()
+            done = httpx.put(f"{first.url}{path}", params={"digest": claimed}, headers=headers)
+            if claimed != digest:
+                assert done.status_code == 400 and done.json()["errors"][0]["code"] == "DIGEST_INVALID"
+                assert not _upstream_has(upstream, "alice/replicas", digest)
+                assert not _upstream_has(upstream, "alice/replicas", claimed)
+        assert done.status_code == 201, done.text
         assert _upstream_has(upstream, "alice/replicas", digest)
     finally:
         second.stop()

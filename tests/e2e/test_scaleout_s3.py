@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.balancer import on, replica
 from tests.support.oci import sha256, write_oci_layout
 from tests.support.processes import AuthgateServer, Dockerd, Postgres, require
 from tests.support.seaweedfs import SeaweedFS
@@ -29,22 +29,12 @@ def shared(seaweedfs: SeaweedFS, postgres: Postgres) -> dict[str, str]:
     return {**seaweedfs.settings(seaweedfs.new_prefix()), "database_url": postgres.create_database()}
 
 
-def replica(workdir: Path, seaweedfs: SeaweedFS, settings: dict[str, str], keys_from: AuthgateServer | None = None
-            ) -> AuthgateServer:
-    server = AuthgateServer(workdir, **settings)
-    server.env.update(seaweedfs.env())
-    if keys_from is not None:
-        server.data.mkdir(mode=0o700)
-        shutil.copytree(keys_from.data / "keys", server.data / "keys")  # every replica signs with the same keys
-    return server.start()
-
-
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, shared: dict[str, str]
              ) -> Iterator[tuple[AuthgateServer, AuthgateServer]]:
-    first = replica(tmp_path_factory.mktemp("replica-a"), seaweedfs, shared)
+    first = replica(tmp_path_factory.mktemp("replica-a"), shared, seaweedfs.env())
     first.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
-    second = replica(tmp_path_factory.mktemp("replica-b"), seaweedfs, shared, keys_from=first)
+    second = replica(tmp_path_factory.mktemp("replica-b"), shared, seaweedfs.env(), keys_from=first)
     yield first, second
     first.stop()
     second.stop()
@@ -64,16 +54,11 @@ def test_docker_push_on_one_replica_pull_on_the_other(replicas: tuple[AuthgateSe
     assert "alice/s3hello" in httpx.get(f"{second.url}/v2/_catalog", auth=AUTH).json()["repositories"]
 
 
-def _on(server: AuthgateServer, location: str) -> str:
-    """The upload URL a replica gave, sent to `server` instead (what a balancer does)."""
-    return f"{server.url}{httpx.URL(location).raw_path.decode()}"
-
-
 def test_docker_pull_with_redirect_gets_the_bytes_from_the_store(
         replicas: tuple[AuthgateServer, AuthgateServer], dockerd: Dockerd, seaweedfs: SeaweedFS,
         shared: dict[str, str], tmp_path: Path) -> None:
     first, _ = replicas
-    redirecting = replica(tmp_path, seaweedfs, {**shared, "s3_redirect": "true"}, keys_from=first)
+    redirecting = replica(tmp_path, {**shared, "s3_redirect": "true"}, seaweedfs.env(), keys_from=first)
     try:
         for server in (first, redirecting):
             dockerd.run("login", "-u", "alice", "--password-stdin", server.registry, input=PASSWORD)
@@ -101,13 +86,13 @@ def test_chunked_upload_hops_between_replicas(replicas: tuple[AuthgateServer, Au
     location = httpx.post(f"{first.url}/v2/alice/hop/blobs/uploads/", auth=AUTH).headers["location"]
     offset = 0
     for server, chunk in zip(servers, chunks[:-1]):
-        response = httpx.patch(_on(server, location), content=chunk, auth=AUTH, timeout=60,
+        response = httpx.patch(on(server, location), content=chunk, auth=AUTH, timeout=60,
                                headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
         assert response.status_code == 202, response.text
         offset += len(chunk)
         assert response.headers["range"] == f"0-{offset - 1}"
         location = response.headers["location"]
-    done = httpx.put(_on(second, location), params={"digest": digest}, content=chunks[-1], auth=AUTH, timeout=60)
+    done = httpx.put(on(second, location), params={"digest": digest}, content=chunks[-1], auth=AUTH, timeout=60)
     assert done.status_code == 201, done.text
     pulled = httpx.get(f"{first.url}/v2/alice/hop/blobs/{digest}", auth=AUTH, timeout=60)
     assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]

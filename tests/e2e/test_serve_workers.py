@@ -91,9 +91,3 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     server = AuthgateServer(tmp_path)
     result = server.cli("serve", "--workers", "0", check=False)
     assert result.returncode == 2 and "--workers must be at least 1" in result.stderr
-
-
-def test_workers_are_refused_in_gateway_mode(tmp_path: Path) -> None:
-    server = AuthgateServer(tmp_path, upstream="http://127.0.0.1:9")
-    result = server.cli("serve", "--workers", "2", check=False)
-    assert result.returncode == 2 and "needs the embedded store" in result.stderr

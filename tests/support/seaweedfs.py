@@ -7,6 +7,7 @@ any request unsigned, and the wrong-credentials tests would prove nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import Daemon, missing_component
+from tests.support.processes import Daemon, free_port, http_ok, missing_component, require
 
 ACCESS_KEY = "authgate-test"
 SECRET_KEY = "authgate-test-secret-0123456789"
@@ -100,6 +101,35 @@ class SeaweedFS:
     def settings(self, prefix: str) -> dict[str, str]:
         """authgate settings (`AUTHGATE_*` names, lower case) for `prefix` in the session's bucket."""
         return {"storage": "s3", "s3_endpoint": self.endpoint, "s3_bucket": self.BUCKET, "s3_prefix": prefix}
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+
+class S3Distribution:
+    """docker-registry (distribution 2.8) with its `s3` driver on `prefix` of the session's bucket.
+
+    Several of them on one prefix with one `secret` (`http.secret`, which signs upload state) are
+    one registry: each continues the others' upload sessions. Its S3 client refuses to start with
+    `AWS_CA_BUNDLE` set for a plain-http endpoint (`LoadCustomCABundleError`), so that is unset."""
+
+    def __init__(self, workdir: Path, seaweedfs: SeaweedFS, prefix: str, secret: str) -> None:
+        require("docker-registry")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: info\n"
+            "storage:\n  s3:\n"
+            f"    accesskey: {ACCESS_KEY}\n    secretkey: {SECRET_KEY}\n    region: us-east-1\n"
+            f"    regionendpoint: {seaweedfs.endpoint}\n    bucket: {seaweedfs.BUCKET}\n"
+            f"    rootdirectory: /{prefix.strip('/')}\n    secure: false\n    v4auth: true\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: {secret}\n")
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        self.daemon = Daemon(["docker-registry", "serve", str(config)], workdir / "registry.log", env=env)
+        self.daemon.wait_until(http_ok(f"{self.url}/v2/"), "docker-registry (s3)", 30)
 
     def stop(self) -> None:
         self.daemon.stop()
