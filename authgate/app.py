@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -23,7 +24,7 @@ from authgate.console import console_routes
 from authgate.console.repository_list import stop_refreshing
 from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
-from authgate.errors import RegistryError, render_error
+from authgate.errors import ErrorCode, RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
@@ -56,6 +57,15 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     left to answer, and it is no server error worth a traceback."""
     log.debug("client went away before sending the whole body of %s %s", request.method, request.url.path)
     return Response(status_code=400)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database went away (server down, connection cut, file gone): a 503 the client retries, in
+    the OCI format, never a 500; the log names the cause once per request for the operator."""
+    log.error("database unavailable during %s %s: %s", request.method, request.url.path,
+              type(getattr(exc, "orig", None) or exc).__name__)
+    return render_error(RegistryError(ErrorCode.UNAVAILABLE, "the database is unavailable; try again shortly",
+                                      headers={"Retry-After": "5"}))
 
 
 def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
@@ -124,5 +134,6 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
         middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
                     Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
-        exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone},
+        exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone,
+                            OperationalError: _database_unavailable, InterfaceError: _database_unavailable},
     )
