@@ -8,8 +8,10 @@ that key (never from the header), the issuer, the audience, every time claim, wi
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +32,11 @@ _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
 #: and re-created, or disabled and enabled again, does not get the old tokens back. Registries
 #: ignore claims they do not know (the JWT spec; distribution decodes into a fixed struct).
 EPOCH_CLAIM = "authgate_epoch"
+#: A token just issued is handed out again, instead of a new signature, for this many seconds at
+#: most (and at most a tenth of its life), to the same subject for the same scopes: see `issue_recent`.
+REUSE_SECONDS = 30
+#: Tokens kept for reuse: one per (subject, scopes) asked in the last `REUSE_SECONDS`.
+MAX_REUSED = 4096
 
 
 class InvalidToken(Exception):
@@ -90,6 +97,35 @@ class TokenService:
         self.service = service
         self.ttl = ttl
         self.leeway = leeway
+        self.reuse_seconds = min(REUSE_SECONDS, ttl // 10)
+        self._recent: OrderedDict[tuple[object, ...], IssuedToken] = OrderedDict()
+
+    def issue_recent(self, subject: Subject, access: Iterable[Scope], epoch: str = "") -> IssuedToken:
+        """Like `issue`, but a token issued less than `reuse_seconds` ago with exactly the same
+        contents (signing key, subject, account incarnation, granted scopes) is handed out again,
+        its `expires_in` the life it has left.
+
+        Why: a CI fleet or a `docker pull` of many images asks the same token many times a second,
+        and the ES256 signature and JWT encoding were a large part of each answer. Nothing is
+        decided from the cache: the caller has already authenticated the request and asked the
+        policy for `access`, and each use of the token is checked against the live account and
+        policy on `/v2/`; the token's contents are what any fresh token would say, only its
+        `iat`/`exp`/`jti` are up to `reuse_seconds` older.
+        """
+        granted = tuple(access)
+        key = (self.keys.signer.kid, subject.token_subject, epoch, granted)
+        now = time.time()
+        recent = self._recent.get(key)
+        if recent is not None:
+            issued_at = recent.issued_at.timestamp()
+            if now - issued_at < self.reuse_seconds:
+                return dataclasses.replace(recent, expires_in=int(issued_at) + self.ttl - int(now))
+            del self._recent[key]
+        issued = self.issue(subject, granted, now, epoch)
+        self._recent[key] = issued
+        if len(self._recent) > MAX_REUSED:
+            self._recent.popitem(last=False)
+        return issued
 
     def issue(self, subject: Subject, access: Iterable[Scope], now: float | None = None, epoch: str = ""
               ) -> IssuedToken:
