@@ -33,7 +33,8 @@ _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
 #: ignore claims they do not know (the JWT spec; distribution decodes into a fixed struct).
 EPOCH_CLAIM = "authgate_epoch"
 #: A token just issued is handed out again, instead of a new signature, for this many seconds at
-#: most (and at most a tenth of its life), to the same subject for the same scopes: see `issue_recent`.
+#: most (at most a tenth of its life, and never leaving it under 60 s), to the same subject for the same
+#: scopes: see `issue_recent`.
 REUSE_SECONDS = 30
 #: Tokens kept for reuse: one per (subject, scopes) asked in the last `REUSE_SECONDS`.
 MAX_REUSED = 4096
@@ -97,7 +98,8 @@ class TokenService:
         self.service = service
         self.ttl = ttl
         self.leeway = leeway
-        self.reuse_seconds = min(REUSE_SECONDS, ttl // 10)
+        # A tenth of the life at most, and never below the 60 s clients assume for shorter ones.
+        self.reuse_seconds = max(0, min(REUSE_SECONDS, ttl // 10, ttl - 60))
         self._recent: OrderedDict[tuple[object, ...], IssuedToken] = OrderedDict()
 
     def issue_recent(self, subject: Subject, access: Iterable[Scope], epoch: str = "") -> IssuedToken:

@@ -159,6 +159,11 @@ def test_a_token_just_issued_with_the_same_contents_is_handed_out_again(service:
     assert fresh.token != first.token and fresh.expires_in == 300
 
 
-def test_reuse_lasts_at_most_a_tenth_of_a_token_life(ring: KeyRing) -> None:
-    assert TokenService(ring, issuer="i", service="s", ttl=60).reuse_seconds == 6
+def test_reuse_lasts_at_most_a_tenth_of_a_token_life_and_never_leaves_under_60_s(ring: KeyRing) -> None:
+    # Clients treat an expires_in under 60 as 60 (docs/client-compat.md): they would use a dead token.
+    assert TokenService(ring, issuer="i", service="s", ttl=60).reuse_seconds == 0
+    assert TokenService(ring, issuer="i", service="s", ttl=65).reuse_seconds == 5
+    assert TokenService(ring, issuer="i", service="s", ttl=120).reuse_seconds == 12
     assert TokenService(ring, issuer="i", service="s", ttl=3600).reuse_seconds == 30
+    service = TokenService(ring, issuer="i", service="s", ttl=60)
+    assert service.issue_recent(ALICE, [PULL]).token != service.issue_recent(ALICE, [PULL]).token
