@@ -23,6 +23,8 @@ _run = anyio.to_thread.run_sync
 
 #: Manifests up to this size are read on the event loop (`get_manifest`); nearly all are a few KiB.
 INLINE_READ = 64 * 1024
+#: A tag directory up to this size (its `st_size`: 4 KiB holds ~100 names on ext4) is listed on the event loop.
+INLINE_LISTING = 16 * 1024
 
 
 class FilesystemManifestStore:
@@ -151,7 +153,13 @@ class FilesystemManifestStore:
             return []
 
     async def tags(self, name: RepositoryName) -> list[str] | None:
-        return await _run(self._tag_names, name)
+        """A small tag directory is listed on the event loop (see `get_manifest`); one whose size says
+        it holds more than a few hundred entries, in a thread."""
+        try:
+            small = os.stat(self.layout.tags(name)).st_size <= INLINE_LISTING
+        except (FileNotFoundError, NotADirectoryError):
+            small = True  # no tags: `_tag_names` answers at once
+        return self._tag_names(name) if small else await _run(self._tag_names, name)
 
     async def repositories(self) -> list[str]:
         def walk() -> list[str]:
