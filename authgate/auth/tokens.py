@@ -50,11 +50,9 @@ class IssuedToken:
     expires_in: int
     issued_at: datetime
     access: tuple[Scope, ...]
-
-    @property
-    def issued_at_text(self) -> str:
-        """RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (docs/client-compat.md §4)."""
-        return self.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    #: `issued_at` in RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (docs/client-compat.md
+    #: §4). Formatted once, at issue: a reused token answers many requests.
+    issued_at_text: str = ""
 
     def __repr__(self) -> str:
         return f"IssuedToken(token='**********', expires_in={self.expires_in})"
@@ -148,7 +146,8 @@ class TokenService:
         signer = self.keys.signer
         headers = {"kid": signer.kid, "x5c": signer.x5c, "typ": "JWT"}
         token = jwt.encode(claims, signer.private_key, algorithm=signer.algorithm, headers=headers)
-        return IssuedToken(token, self.ttl, datetime.fromtimestamp(moment, timezone.utc), granted)
+        issued_at = datetime.fromtimestamp(moment, timezone.utc)
+        return IssuedToken(token, self.ttl, issued_at, granted, issued_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def verify(self, token: str) -> VerifiedToken:
         """Every failure becomes `InvalidToken`; nothing from the token itself is echoed."""
