@@ -15,6 +15,10 @@
   without knowing the server is closing it at that moment: a request that is not safe to retry, a
   manifest PUT, then fails with "connection reset by peer". The server must outlast its clients:
   `KEEP_ALIVE_TIMEOUT` is longer than any of theirs, so the client always closes first.
+- **One write per small response.** uvicorn writes a response's status line and headers, then its
+  body, as two `send` calls; a manifest or a token is then two packets and two syscalls, where Go's
+  server sends one. The head is held until the body's first write (or the end of the event-loop
+  step, whichever comes first) and sent with it.
 - **Connections.** At most `max_connections` per process: a new connection past it first closes the
   longest-idle keep-alive connection (its client reconnects when it needs to), and is answered
   503 with `Retry-After` only when every connection is busy.
@@ -40,6 +44,53 @@ DEFAULT_MAX_CONNECTIONS = 1000
 _BUSY_TEXT = b"too many connections; try again in a moment"
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n"
          b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT))
+
+
+#: A first body write larger than this goes out separately instead of being copied behind the head.
+_COALESCE_LIMIT = 64 * 1024
+
+
+class _OneWriteResponses:
+    """The transport one request-response cycle writes to: its head waits for its first body bytes.
+
+    Held at most until the end of the current event-loop step (`call_soon`): a response whose body
+    is slow to come (a gateway pull waiting on its upstream) still shows its head at once. `100
+    Continue` is never held: the client waits for it before it sends the body.
+    """
+
+    __slots__ = ("_transport", "_loop", "_head", "_started")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started and not data.startswith(b"HTTP/1.1 100 "):
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        head, self._head = self._head, None
+        if head is not None:
+            if len(data) <= _COALESCE_LIMIT:
+                data = head + data
+            else:
+                self._transport.write(head)
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def fit_open_files(max_connections: int, spare: int = 256) -> tuple[int, str | None]:
@@ -144,6 +195,8 @@ def protocol_class(max_connections: int = DEFAULT_MAX_CONNECTIONS) -> type[async
             self._body_seen = self.loop.time()
             self._body_timer = self.loop.call_later(BODY_IDLE_TIMEOUT, self._body_check)
             super().on_headers_complete()
+            if self.cycle is not None and isinstance(self.cycle.transport, asyncio.Transport):
+                self.cycle.transport = _OneWriteResponses(self.cycle.transport, self.loop)  # type: ignore[assignment]
 
         def on_message_complete(self) -> None:
             self._header_bytes = 0  # a pipelined or keep-alive request starts counting afresh
@@ -153,6 +206,8 @@ def protocol_class(max_connections: int = DEFAULT_MAX_CONNECTIONS) -> type[async
             super().on_message_complete()
 
         def on_response_complete(self) -> None:
+            if self.cycle is not None and isinstance(self.cycle.transport, _OneWriteResponses):
+                self.cycle.transport.flush()  # a HEAD answer has no body write to carry its head
             super().on_response_complete()
             if self.transport.is_closing():
                 return

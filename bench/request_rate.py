@@ -1,6 +1,6 @@
 """Requests per second of the small requests, authgate beside the references, measured by `wrk`.
 
-    python bench/request_rate.py [--duration 3] [--rounds 2] [--connections 16] [--no-postgres]
+    python bench/request_rate.py [--duration 3] [--rounds 2] [--connections 16] [--no-postgres] [--no-gateway]
 
 Needs `wrk` (Debian package `wrk`: a C load generator, so the client is not the bottleneck, as an
 httpx client at ~300 requests/s was) and `docker-registry` (distribution 2.8); PostgreSQL server
@@ -17,7 +17,10 @@ Rows: `/token` with Basic credentials already verified (no bcrypt), the refresh 
 script sends the form), then with a bearer token (HEAD rows: see `head_rate`): `GET /v2/`, manifest GET and HEAD by tag and by
 digest, blob HEAD, tags/list. Ratios: `/token` rows against `bare`, the others against `direct`.
 Rounds interleave the columns, and each ratio is of two rates taken seconds apart in the same round:
-on a shared machine absolute rates are noisy, ratios much less so. The load average is printed
+on a shared machine absolute rates are noisy, ratios much less so. Also printed: each server's CPU
+time per request (user + system, from /proc), which load disturbs far less than rates: a
+single-process authgate answers at most about 1e6 / that figure requests a second, while
+distribution spreads its work over every core. The load average is printed
 beside the figures, and the peak RSS (VmHWM) of each authgate process at the end.
 """
 
@@ -252,6 +255,17 @@ def _peak_rss_mib(pid: int | None) -> float | None:
     return int(found.group(1)) / 1024 if found else None
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of the process so far (utime and stime of /proc/PID/stat)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -259,8 +273,10 @@ def _median(values: list[float]) -> float:
 
 
 def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path
-             ) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]], list[float]]:
+             ) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]], list[float],
+                        dict[tuple[str, str], list[float]]]:
     rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     ratios: dict[tuple[str, str], list[float]] = {}
     loads: list[float] = []
     for number in range(args.rounds):
@@ -271,6 +287,7 @@ def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path
             for target in order:
                 if not target.serves(row):
                     continue
+                cpu_before = _cpu_seconds(target.pid)
                 if row.method == "HEAD":
                     rate, errors = head_rate(target.url + row.path, target.headers(row), args.duration,
                                              args.connections)
@@ -281,16 +298,21 @@ def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path
                     print(f"warning: {target.name} {row.name}: {errors} responses were not 2xx/3xx", file=sys.stderr)
                 measured[target.name] = rate
                 rates.setdefault((row.name, target.name), []).append(rate)
+                cpu_after = _cpu_seconds(target.pid)
+                if cpu_before is not None and cpu_after is not None and rate:
+                    cpu.setdefault((row.name, target.name), []).append(
+                        (cpu_after - cpu_before) / (rate * args.duration) * 1e6)
             reference = measured.get(row.reference)
             for name, rate in measured.items():
                 if reference and name not in ("bare", "direct"):
                     ratios.setdefault((row.name, name), []).append(rate / reference)
     loads.append(os.getloadavg()[0])
-    return rates, ratios, loads
+    return rates, ratios, loads, cpu
 
 
 def _print(targets: list[Target], rates: dict[tuple[str, str], list[float]],
-           ratios: dict[tuple[str, str], list[float]], loads: list[float], args: argparse.Namespace) -> None:
+           ratios: dict[tuple[str, str], list[float]], loads: list[float], cpu: dict[tuple[str, str], list[float]],
+           args: argparse.Namespace) -> None:
     names = [t.name for t in targets]
     authgates = [n for n in names if n not in ("bare", "direct")]
     print(f"\nrequests/s (median of {args.rounds} rounds of {args.duration:g} s, wrk -t1 -c{args.connections}); "
@@ -306,6 +328,15 @@ def _print(targets: list[Target], rates: dict[tuple[str, str], list[float]],
             values = ratios.get((row.name, name))
             line += f"{_median(values):>13.2f}x" if values else f"{'-':>14}"
         print(line + f"  {row.reference}")
+    print("\nserver CPU per request, us (user + system time of the process / requests answered; on a loaded "
+          "machine the least noisy figure)")
+    print(f"{'request':<26}" + "".join(f"{n:>10}" for n in names))
+    for row in ROWS:
+        line = f"{row.name:<26}"
+        for name in names:
+            values = cpu.get((row.name, name))
+            line += f"{_median(values):>10.0f}" if values else f"{'-':>10}"
+        print(line)
     for target in targets:
         rss = _peak_rss_mib(target.pid)
         if rss is not None and target.name not in ("bare", "direct"):
@@ -318,6 +349,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL column")
+    parser.add_argument("--no-gateway", action="store_true", help="leave out the gateway column")
     args = parser.parse_args()
     for command in ("wrk", "docker-registry"):
         if shutil.which(command) is None:
@@ -346,9 +378,10 @@ def main() -> int:
             embedded, url = _start_authgate(workdir, "embedded")
             daemons.append(embedded)
             targets.append(_authgate_target("embedded", url, embedded))
-            gateway, url = _start_authgate(workdir, "gateway", upstream=direct.url, upstream_auth="none")
-            daemons.append(gateway)
-            targets.append(_authgate_target("gateway", url, gateway))
+            if not args.no_gateway:
+                gateway, url = _start_authgate(workdir, "gateway", upstream=direct.url, upstream_auth="none")
+                daemons.append(gateway)
+                targets.append(_authgate_target("gateway", url, gateway))
             if not args.no_postgres:
                 if not list(Path("/usr/lib/postgresql").glob("*/bin/postgres")):
                     print("no PostgreSQL column: server binaries not installed", file=sys.stderr)
@@ -357,8 +390,8 @@ def main() -> int:
                     pg, url = _start_authgate(workdir, "pg", database_url=postgres.create_database())
                     daemons.append(pg)
                     targets.append(_authgate_target("pg", url, pg))
-            rates, ratios, loads = _measure(targets, args, workdir)
-            _print(targets, rates, ratios, loads, args)
+            rates, ratios, loads, cpu = _measure(targets, args, workdir)
+            _print(targets, rates, ratios, loads, cpu, args)
         finally:
             for daemon in reversed(daemons):
                 daemon.stop()

@@ -69,6 +69,7 @@ class CachedAccounts:
         self._used: dict[int, datetime] = {}
         self._last_touch: dict[int, datetime] = {}
         self._task: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
         self._poll_failing = False
         #: Answers from memory and from the database, for tests and `/metrics`.
@@ -103,8 +104,10 @@ class CachedAccounts:
     async def _lookup(self, table: _Lru[_V | None], key: str,
                       load: Callable[[str], Awaitable[_V | None]]) -> _V | None:
         if not self.trusted:
-            self.misses += 1
-            return await load(key)
+            await self._poll_now()
+            if not self.trusted:
+                self.misses += 1
+                return await load(key)
         value = table.get(key, _MISSING)
         if value is not _MISSING:
             self.hits += 1
@@ -122,6 +125,26 @@ class CachedAccounts:
         self._users.clear()
         self._robots.clear()
         self._refresh.clear()
+
+    async def _poll_now(self) -> None:
+        """Read the change counter now, once for all the lookups that found the cache untrusted.
+
+        Why: on a saturated event loop (or a loaded machine) the poller can fall behind its
+        trust window; every lookup then went to the database, 16 concurrent ones for the same
+        user 16 times, each an ORM query costing ~1 ms of CPU: the slower the loop, the more
+        work it was given. One shared read of the counter costs one primary-key read, and if the
+        counter did not move, the cache is trusted again (the read *started* after the lookup).
+        A failed read leaves it untrusted: the caller asks the database.
+        """
+        if self._polling is None or self._polling.done():
+            self._polling = asyncio.create_task(self.poll_once(), name="account-cache-poll")
+            self._polling.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            await asyncio.shield(self._polling)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # logged by the poll loop when it persists; the caller asks the database
+            pass
 
     async def poll_once(self) -> None:
         """Read the change counter; drop the cache if it moved. Also writes queued `last_used_at`."""
@@ -145,9 +168,10 @@ class CachedAccounts:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        for task in (self._task, self._polling):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._task = self._polling = None
         if self._used:
             used, self._used = self._used, {}
             try:

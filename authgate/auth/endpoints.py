@@ -258,7 +258,7 @@ async def token_endpoint(request: Request) -> Response:
     try:
         outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
         granted = grant(resources.policy, outcome.subject, outcome.requested, client_address(request))
-        issued = auth.tokens.issue(outcome.subject, granted, epoch=outcome.epoch)
+        issued = auth.tokens.issue_recent(outcome.subject, granted, epoch=outcome.epoch)
         refresh = outcome.refresh_token
         if refresh is None and outcome.offline and outcome.user is not None:
             refresh = Secret(await issue_refresh_token(resources.db, outcome.user, resources.settings.service,

@@ -8,8 +8,10 @@ that key (never from the header), the issuer, the audience, every time claim, wi
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +32,12 @@ _REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]
 #: and re-created, or disabled and enabled again, does not get the old tokens back. Registries
 #: ignore claims they do not know (the JWT spec; distribution decodes into a fixed struct).
 EPOCH_CLAIM = "authgate_epoch"
+#: A token just issued is handed out again, instead of a new signature, for this many seconds at
+#: most (at most a tenth of its life, and never leaving it under 60 s), to the same subject for the same
+#: scopes: see `issue_recent`.
+REUSE_SECONDS = 30
+#: Tokens kept for reuse: one per (subject, scopes) asked in the last `REUSE_SECONDS`.
+MAX_REUSED = 4096
 
 
 class InvalidToken(Exception):
@@ -42,11 +50,9 @@ class IssuedToken:
     expires_in: int
     issued_at: datetime
     access: tuple[Scope, ...]
-
-    @property
-    def issued_at_text(self) -> str:
-        """RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (docs/client-compat.md §4)."""
-        return self.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    #: `issued_at` in RFC 3339 with `Z`: Go's `time.Time` refuses a naive timestamp (docs/client-compat.md
+    #: §4). Formatted once, at issue: a reused token answers many requests.
+    issued_at_text: str = ""
 
     def __repr__(self) -> str:
         return f"IssuedToken(token='**********', expires_in={self.expires_in})"
@@ -90,6 +96,36 @@ class TokenService:
         self.service = service
         self.ttl = ttl
         self.leeway = leeway
+        # A tenth of the life at most, and never below the 60 s clients assume for shorter ones.
+        self.reuse_seconds = max(0, min(REUSE_SECONDS, ttl // 10, ttl - 60))
+        self._recent: OrderedDict[tuple[object, ...], IssuedToken] = OrderedDict()
+
+    def issue_recent(self, subject: Subject, access: Iterable[Scope], epoch: str = "") -> IssuedToken:
+        """Like `issue`, but a token issued less than `reuse_seconds` ago with exactly the same
+        contents (signing key, subject, account incarnation, granted scopes) is handed out again,
+        its `expires_in` the life it has left.
+
+        Why: a CI fleet or a `docker pull` of many images asks the same token many times a second,
+        and the ES256 signature and JWT encoding were a large part of each answer. Nothing is
+        decided from the cache: the caller has already authenticated the request and asked the
+        policy for `access`, and each use of the token is checked against the live account and
+        policy on `/v2/`; the token's contents are what any fresh token would say, only its
+        `iat`/`exp`/`jti` are up to `reuse_seconds` older.
+        """
+        granted = tuple(access)
+        key = (self.keys.signer.kid, subject.token_subject, epoch, granted)
+        now = time.time()
+        recent = self._recent.get(key)
+        if recent is not None:
+            issued_at = recent.issued_at.timestamp()
+            if now - issued_at < self.reuse_seconds:
+                return dataclasses.replace(recent, expires_in=int(issued_at) + self.ttl - int(now))
+            del self._recent[key]
+        issued = self.issue(subject, granted, now, epoch)
+        self._recent[key] = issued
+        if len(self._recent) > MAX_REUSED:
+            self._recent.popitem(last=False)
+        return issued
 
     def issue(self, subject: Subject, access: Iterable[Scope], now: float | None = None, epoch: str = ""
               ) -> IssuedToken:
@@ -110,7 +146,8 @@ class TokenService:
         signer = self.keys.signer
         headers = {"kid": signer.kid, "x5c": signer.x5c, "typ": "JWT"}
         token = jwt.encode(claims, signer.private_key, algorithm=signer.algorithm, headers=headers)
-        return IssuedToken(token, self.ttl, datetime.fromtimestamp(moment, timezone.utc), granted)
+        issued_at = datetime.fromtimestamp(moment, timezone.utc)
+        return IssuedToken(token, self.ttl, issued_at, granted, issued_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def verify(self, token: str) -> VerifiedToken:
         """Every failure becomes `InvalidToken`; nothing from the token itself is echoed."""

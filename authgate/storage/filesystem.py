@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -57,15 +58,14 @@ class FilesystemBlobStore:
     # -- blobs ---------------------------------------------------------------------------------
 
     async def blob_size(self, name: RepositoryName, digest: Digest) -> int | None:
-        def check() -> int | None:
-            if not self.layout.layer_link(name, digest).is_file():
+        """Two `stat`s on the event loop: each costs a microsecond or two on page-cached metadata, the
+        hop to a worker thread and back ~100 us (every layer `HEAD` of a push or pull lands here)."""
+        try:
+            if not stat.S_ISREG(os.stat(self.layout.layer_link_file(name, digest)).st_mode):
                 return None
-            try:
-                return self.layout.blob(digest).stat().st_size
-            except FileNotFoundError:
-                return None
-
-        return await _run(check)
+            return os.stat(self.layout.blob_file(digest)).st_size
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     async def read_blob(self, digest: Digest, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream a blob in 4 MiB reads, the next read running in a thread while this one is sent."""

@@ -179,6 +179,45 @@ async def test_a_stalled_poller_stops_trusting_its_cache(ctx: Ctx) -> None:
     assert (await _token(client, "alice", "alice-pw")).status_code == 401
 
 
+async def test_lookups_that_find_the_cache_untrusted_share_one_counter_read(ctx: Ctx,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poller that fell behind (a saturated loop) made every lookup a database query, 16 at once
+    for 16 concurrent requests of one user. Now they share one read of the change counter, and
+    answer from memory when it did not move; when it moved, they see the change."""
+    _, resources, other = ctx
+    cache = _cache(resources)
+    assert cache._task is not None
+    cache._task.cancel()
+    await cache.poll_once()  # the counter as the setup's changes left it
+    assert (await cache.user("alice")) is not None
+    await asyncio.sleep(PROMISE)
+    assert not cache.trusted
+    loads: list[str] = []
+    original = cache.source.user
+
+    async def counted(name: str) -> object:
+        loads.append(name)
+        return await original(name)
+
+    monkeypatch.setattr(cache.source, "user", counted)
+    polls = 0
+    poll_once = cache.poll_once
+
+    async def counted_poll() -> None:
+        nonlocal polls
+        polls += 1
+        await poll_once()
+
+    monkeypatch.setattr(cache, "poll_once", counted_poll)
+    found = await asyncio.gather(*(cache.user("alice") for _ in range(16)))
+    assert all(user is not None and not user.disabled for user in found)
+    assert (polls, loads) == (1, []), "one counter read, no user query"
+    await accounts.set_disabled(other, "alice", True)
+    await asyncio.sleep(PROMISE)
+    found = await asyncio.gather(*(cache.user("alice") for _ in range(4)))
+    assert all(user is not None and user.disabled for user in found)
+
+
 async def test_a_row_read_before_a_change_is_not_kept_after_it(ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     """A lookup that read the row just before a change and finishes just after must not put the
     old row back into the cache the change emptied."""

@@ -243,3 +243,61 @@ def test_past_max_connections_the_longest_idle_is_closed_else_503() -> None:
         assert not second_transport.closed and not third_transport.closed
 
     asyncio.run(main())
+
+
+class CountingTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        super().write(data)
+
+
+def _responder(body: bytes) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize("method, body", [("GET", b'{"token": "t"}'), ("HEAD", b"x" * 10)])
+def test_a_small_response_is_one_write(method: str, body: bytes) -> None:
+    # uvicorn wrote the head and the body separately: two syscalls and two packets per manifest or token.
+    async def main() -> None:
+        cls = protocol_class()
+        assert not isinstance(cls, str)
+        protocol = cls(config=Config(app=_responder(body), log_config=None), server_state=ServerState(),  # type: ignore[call-arg]
+                       app_state={})
+        transport = CountingTransport()
+        protocol.connection_made(transport)
+        for _ in range(2):  # keep-alive: each response of the connection
+            transport.writes.clear()
+            protocol.data_received(f"{method} /v2/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert len(transport.writes) == 1, transport.writes
+            assert transport.writes[0].startswith(b"HTTP/1.1 200 ")
+            assert transport.writes[0].endswith(b"\r\n\r\n" + (body if method == "GET" else b""))
+
+    asyncio.run(main())
+
+
+def test_a_held_head_goes_out_at_the_end_of_the_loop_step_and_100_continue_at_once() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        transport = CountingTransport()
+        wrapped = http_protocol._OneWriteResponses(transport, loop)
+        wrapped.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert len(transport.writes) == 1  # held for the body
+        await asyncio.sleep(0)
+        assert transport.writes[-1] == b"HTTP/1.1 200 OK\r\n\r\n"  # no body came in this step: sent alone
+        wrapped.write(b"body")
+        assert transport.writes[-1] == b"body"
+
+    asyncio.run(main())

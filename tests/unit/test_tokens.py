@@ -136,3 +136,34 @@ def test_unknown_kid_and_garbage_are_rejected(service: TokenService, ring: KeyRi
     for garbage in ["", "abc", "a.b.c", "eyJhbGciOiJFUzI1NiJ9.e30."]:
         with pytest.raises(InvalidToken):
             service.verify(garbage)
+
+
+def test_a_token_just_issued_with_the_same_contents_is_handed_out_again(service: TokenService,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    first = service.issue_recent(ALICE, [PULL], epoch="e1")
+    assert service.issue_recent(ALICE, [PULL], epoch="e1").token == first.token
+    # Anything the token says differs: a new token.
+    push = Scope("repository", "alice/app", frozenset({"pull", "push"}))
+    others = [service.issue_recent(ALICE, [push], epoch="e1"), service.issue_recent(ALICE, [PULL], epoch="e2"),
+              service.issue_recent(Subject("user", "bob"), [PULL], epoch="e1"), service.issue_recent(ALICE, [], epoch="e1")]
+    assert len({first.token, *(o.token for o in others)}) == 5
+    # Later in the reuse window: the same token, with the life it has left.
+    later = time.time() + service.reuse_seconds - 1
+    monkeypatch.setattr("authgate.auth.tokens.time.time", lambda: later)
+    again = service.issue_recent(ALICE, [PULL], epoch="e1")
+    assert again.token == first.token and again.issued_at == first.issued_at
+    assert again.expires_in == int(first.issued_at.timestamp()) + 300 - int(later) < 300
+    # Past it: signed anew, a full life.
+    monkeypatch.setattr("authgate.auth.tokens.time.time", lambda: later + 2)
+    fresh = service.issue_recent(ALICE, [PULL], epoch="e1")
+    assert fresh.token != first.token and fresh.expires_in == 300
+
+
+def test_reuse_lasts_at_most_a_tenth_of_a_token_life_and_never_leaves_under_60_s(ring: KeyRing) -> None:
+    # Clients treat an expires_in under 60 as 60 (docs/client-compat.md): they would use a dead token.
+    assert TokenService(ring, issuer="i", service="s", ttl=60).reuse_seconds == 0
+    assert TokenService(ring, issuer="i", service="s", ttl=65).reuse_seconds == 5
+    assert TokenService(ring, issuer="i", service="s", ttl=120).reuse_seconds == 12
+    assert TokenService(ring, issuer="i", service="s", ttl=3600).reuse_seconds == 30
+    service = TokenService(ring, issuer="i", service="s", ttl=60)
+    assert service.issue_recent(ALICE, [PULL]).token != service.issue_recent(ALICE, [PULL]).token
