@@ -113,6 +113,8 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             await announce_first_steps(settings, db)
             await app.state.resources.auth.accounts.start()
             stack.push_async_callback(app.state.resources.auth.accounts.stop)
+            await app.state.resources.auth.shared.start()  # limiter locks and signing keys of every replica
+            stack.push_async_callback(app.state.resources.auth.shared.stop)
             await policy.start()
             stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))

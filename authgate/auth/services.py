@@ -15,10 +15,12 @@ from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import KeyRing, keys_dir
 from authgate.auth.limiter import LoginLimiter
+from authgate.auth.limiter_db import DatabaseLimiterStore
 from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
 from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
+from authgate.db.versions import VersionWatch
 from authgate.identity import build_chain
 from authgate.identity.chain import IdentityChain
 from authgate.policy.store import PolicyStore
@@ -40,6 +42,8 @@ class AuthServices:
     accounts: CachedAccounts
     #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
     bearer: VerifiedTokens
+    #: Polls the shared limiter locks and signing keys (authgate.db.versions); started by the lifespan.
+    shared: VersionWatch
 
 
 def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
@@ -53,11 +57,15 @@ def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | N
         )
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
-    limiter = LoginLimiter(unlocks=unlock_source(db))
+    shared = VersionWatch(db)
+    # Always in the database, even for one process: N workers or replicas then count guesses together,
+    # and a restart does not forget a lockout. Logins that pay no hash pay no round trip either.
+    limiter = LoginLimiter(DatabaseLimiterStore(db, shared), unlocks=unlock_source(db))
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = build_chain(settings, db, authenticator, registry, policy)
-    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens))
+    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens),
+                        shared)
 
 
 class HoldsAuth(Protocol):
