@@ -106,7 +106,7 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
                 db=db,
                 policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db, metrics.registry, policy),
+                auth=await build_auth(settings, db, metrics.registry, policy),
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)
