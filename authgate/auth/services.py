@@ -67,8 +67,15 @@ async def build_auth(settings: Settings, db: Database, registry: CollectorRegist
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = build_chain(settings, db, authenticator, registry, policy)
-    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens),
-                        shared)
+    services = AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts,
+                            VerifiedTokens(tokens), shared)
+
+    async def forget_verified() -> None:
+        """Tokens verified before a key changed are verified again: a removed key's stop at once."""
+        services.bearer = VerifiedTokens(tokens)
+
+    shared.watch(versions.SIGNING_KEYS, forget_verified)  # after the ring's reload (watch_keys)
+    return services
 
 
 async def watch_keys(store: KeyStore, algorithm: Algorithm, shared: VersionWatch) -> KeyRing:
