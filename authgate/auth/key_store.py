@@ -57,7 +57,11 @@ class KeyStore:
                 except FileExistsError:
                     pass  # another process made it first: use theirs
             check_private(self.seal_path)
-            self._fernet = Fernet(self.seal_path.read_bytes().strip())
+            try:
+                self._fernet = Fernet(self.seal_path.read_bytes().strip())
+            except ValueError:
+                raise SigningKeyError(f"{self.seal_path} is not a seal key (authgate writes 32 url-safe base64 "
+                                      "bytes): copy the one from the host that created the keys") from None
         return self._fernet
 
     def _unseal(self, row: SigningKeyRow) -> SigningKey:
