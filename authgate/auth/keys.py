@@ -1,9 +1,11 @@
-"""Token signing keys: generated on first start, kept 0600 in `<data>/keys`, several at once for rotation.
+"""Token signing keys: what a key is, its certificate and `kid`, and the ring of keys in use.
 
 Each key has a self-signed certificate, because distribution verifies the token's `x5c` header
 against `auth.token.rootcertbundle` first (2.8 and 3.x alike), and a libtrust-format `kid`, which 2.8
 needs for `kid`-only tokens and which a distribution 3 `jwks` file can carry verbatim
-(docs/client-compat.md §3). The newest key signs; every key on disk verifies, so a rotation can overlap.
+(docs/client-compat.md §3). The newest active key signs; every key verifies, so a rotation can overlap.
+Where the keys are kept (the database, sealed) is authgate.auth.key_store; the file functions here
+serve keys an earlier version kept in `<data>/keys` (imported once) and tests.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import math
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -46,9 +46,10 @@ import anyio
 
 from authgate.auth.hash_slots import HashesBusy, HashSlots
 from authgate.auth.limiter_store import LimiterStore, MemoryLimiterStore, bound
+from authgate.auth.limiter_unlocks import UnlockSource, UnlockTimes
 
-#: The wall-clock time of the latest administrator unlock of a target (`user:NAME`, `address:ADDR`).
-UnlockSource = Callable[[str], Awaitable[float]]
+__all__ = ["Attempt", "LoginLimiter", "TooManyAttempts", "UnlockSource"]
+
 
 
 class TooManyAttempts(Exception):
@@ -138,7 +139,7 @@ class LoginLimiter:
     ) -> None:
         self.store: LimiterStore = store or MemoryLimiterStore()
         self.slots = slots or HashSlots()
-        self.unlocks = unlocks
+        self.unlocks = UnlockTimes(unlocks) if unlocks is not None else None
         self.slow_after, self.block_after = slow_after, block_after
         self.user_slow_after = user_slow_after
         self.address_slow_after, self.address_block_after = address_slow_after, address_block_after
@@ -148,7 +149,6 @@ class LoginLimiter:
         self.trust_seconds = trust_days * 86400
         self.clock = clock
         self._key = secrets.token_bytes(32)
-        self._unlock_cache: dict[str, tuple[float, float]] = {}
         #: Failures this process counted, by fingerprint (when), and pairs it trusted (until when).
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._trusted: OrderedDict[str, float] = OrderedDict()
@@ -321,23 +321,10 @@ class LoginLimiter:
         cleared = False
         for target, prefixes in ((f"user:{name}", (self._pair(name, "")[:-1], self._user(name))),
                                  (f"address:{address}", (self._address(address),))):
-            unlocked = await self._unlock_time(target)
+            unlocked = await self.unlocks.latest(target)
             if unlocked > (await self.store.marks(["unlocked\0" + target]))[0]:
                 for prefix in prefixes:
                     await self.store.clear(prefix)
                 await self.store.set_mark("unlocked\0" + target, unlocked)
                 cleared = True
         return cleared
-
-    async def _unlock_time(self, target: str) -> float:
-        """Asked of the database at most once a second per target (a locked name is hammered)."""
-        now = time.monotonic()
-        cached = self._unlock_cache.get(target)
-        if cached is not None and now - cached[0] < 1.0:
-            return cached[1]
-        assert self.unlocks is not None
-        value = await self.unlocks(target)
-        if len(self._unlock_cache) > 10_000:
-            self._unlock_cache.clear()
-        self._unlock_cache[target] = (now, value)
-        return value

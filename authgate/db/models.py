@@ -149,8 +149,8 @@ class ConsoleSession(Base):
 
 
 class LoginUnlock(Base):
-    """An administrator's `authgate user unlock`: the login limiter (in memory, per process) forgets
-    the target's failures and locks when it next meets them with an older unlock applied."""
+    """An administrator's `authgate user unlock`: the login limiter forgets the target's failures and
+    locks when it next meets them with an older unlock applied (authgate.auth.unlocks)."""
 
     __tablename__ = "login_unlocks"
 
