@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
 from authgate.auth.key_store import KeyStore
 from authgate.auth.keys import Algorithm, KeyRing, SigningKeyError, keys_dir
+from authgate.auth.hash_slots import HashSlots
 from authgate.auth.limiter import LoginLimiter
 from authgate.auth.limiter_db import DatabaseLimiterStore
 from authgate.auth.passwords import PasswordVerifier, make_context
@@ -63,7 +65,9 @@ async def build_auth(settings: Settings, db: Database, registry: CollectorRegist
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
     # Always in the database, even for one process: N workers or replicas then count guesses together,
     # and a restart does not forget a lockout. Logins that pay no hash pay no round trip either.
-    limiter = LoginLimiter(DatabaseLimiterStore(db, shared), unlocks=unlock_source(db))
+    # N workers on one machine share its cores: each takes its share of the password checks at once.
+    slots = HashSlots(total=max(2, (os.cpu_count() or 2) // settings.workers) if settings.workers > 1 else None)
+    limiter = LoginLimiter(DatabaseLimiterStore(db, shared), slots, unlocks=unlock_source(db))
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = build_chain(settings, db, authenticator, registry, policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -36,7 +37,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--workers", type=int, metavar="N",
         help="processes sharing the port, database and data dir (default: one per CPU core this process may "
-             "use, at most 8; 1 in gateway mode; see docs/scale-out.md)")
+             "use, at most 8; 1 in gateway mode; $AUTHGATE_WORKERS; see docs/scale-out.md)")
     parser.set_defaults(handler=_serve)
 
 
@@ -50,7 +51,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
+    if args.workers is not None and args.workers < 1:
+        return fail("--workers must be at least 1", 2)
+    settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream,
+                             workers=args.workers)
     configure_logging(settings.log_level, settings.log_format)
     try:
         settings = prepare_to_serve(settings)  # data directory (created owner only), tls init's certificate, policies
@@ -83,21 +87,20 @@ def _serve(args: argparse.Namespace) -> int:
     max_connections, warning = fit_open_files(settings.max_connections)
     if warning:
         log.warning(warning)
-    if args.workers is None:
+    if not settings.workers:
         from authgate.cli.workers import default_workers
 
-        args.workers = 1 if settings.gateway else default_workers()
+        settings = replace(settings, workers=1 if settings.gateway else default_workers())
         log.info("serving with %d worker process%s (one per CPU core, at most 8; choose with --workers N)",
-                 args.workers, "" if args.workers == 1 else "es")
-    if args.workers < 1:
-        return fail("--workers must be at least 1", 2)
+                 settings.workers, "" if settings.workers == 1 else "es")
+    args.workers = settings.workers
     if args.workers > 1 and settings.gateway:
         return fail("--workers above 1 needs the embedded store: in gateway mode an upload session lives in the "
                     "process that opened it, and a chunk reaching another worker would restart the upload", 2)
     if args.workers > 1:
         from authgate.cli.workers import export_overrides, run_workers
 
-        export_overrides(args)
+        export_overrides(args)  # with the count: each worker sizes its share of the password checks by it
         run_workers(settings, args.workers)
         return 0
     uvicorn.run(

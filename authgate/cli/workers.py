@@ -50,7 +50,7 @@ def worker_app() -> Starlette:
 
 def export_overrides(args: argparse.Namespace) -> None:
     """Hand `serve`'s command-line settings to the workers through their inherited environment."""
-    for name in ("host", "port", "public_url", "upstream"):
+    for name in ("host", "port", "public_url", "upstream", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             os.environ[f"AUTHGATE_{name.upper()}"] = str(value)

@@ -24,3 +24,11 @@ def test_quota_and_affinity(tmp_path: Path, cpu_max: str, limit: int) -> None:
 
 def test_no_cgroup_file(tmp_path: Path) -> None:
     assert 1 <= default_workers(tmp_path / "missing") <= MAX_DEFAULT_WORKERS
+
+
+def test_the_worker_count_is_a_setting_too() -> None:
+    from authgate.settings import SettingsError, load_settings
+
+    assert load_settings(environ={"AUTHGATE_WORKERS": "3"}).workers == 3
+    with pytest.raises(SettingsError, match="workers must be 0"):
+        load_settings(environ={"AUTHGATE_WORKERS": "-1"})
