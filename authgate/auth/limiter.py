@@ -22,8 +22,8 @@ refusals, not 39 × 401 and a 200.
 An administrator lifts a lock at once with `authgate user unlock NAME` (or `--address ADDR`),
 which every process reads from the database the next time the lock would apply.
 
-The counters live in the store (auth/limiter_store.py): in the database when processes or replicas
-share one (auth/limiter_db.py), so guesses spread over them are counted together. A login whose
+The counters live in a store (auth/limiter_store.py); `authgate serve` uses the database's
+(auth/limiter_db.py), shared by every process and replica, so guesses spread over them count together. A login whose
 secret costs no hash (a robot, a password this process checked a moment ago: `cheap=True`) is not
 reserved: it asks the store's memory whether its pair or address is locked and goes on, so the hot
 `/token` path pays no database round trip; when it fails it is counted afterwards, when a lock is
