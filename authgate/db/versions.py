@@ -62,6 +62,7 @@ class VersionWatch:
         self._checked_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._tick_failing = False
 
     def watch(self, name: str, reload: Listener) -> None:
         self._listeners.setdefault(name, []).append(reload)
@@ -97,13 +98,25 @@ class VersionWatch:
             except Exception as exc:
                 log.warning("shared state: a last background write failed: %s", exc)
 
+    async def _ticks_once(self) -> None:
+        for tick in self._ticks:
+            try:
+                await tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a success's reset or trust lost: the limiter only brakes more
+                if not self._tick_failing:
+                    log.warning("shared state: a background write failed (%s); said once until one succeeds", exc)
+                self._tick_failing = True
+            else:
+                self._tick_failing = False
+
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            await self._ticks_once()
             try:
                 await self.poll_once()
-                for tick in self._ticks:
-                    await tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
