@@ -116,13 +116,15 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
                 db=db,
                 policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db, metrics.registry, policy),
+                auth=await build_auth(settings, db, metrics.registry, policy),
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)
             await announce_first_steps(settings, db)
             await app.state.resources.auth.accounts.start()
             stack.push_async_callback(app.state.resources.auth.accounts.stop)
+            await app.state.resources.auth.shared.start()  # limiter locks and signing keys of every replica
+            stack.push_async_callback(app.state.resources.auth.shared.stop)
             await policy.start()
             stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))

@@ -118,6 +118,8 @@ class Settings:
     upload_max_age: int = 86400
     #: Open client connections per process; past it the longest-idle keep-alive one is closed, else 503.
     max_connections: int = 1000
+    #: `authgate serve` processes sharing the port (`--workers`); 0: one per core, at most 8 (1 in gateway mode).
+    workers: int = 0
     #: Who may read /metrics and /admin/openapi.json: anyone who reaches the port (`open`, for a
     #: scraper on a private network), or admin users only (`admin`, Basic or a bearer token).
     metrics_access: Literal["open", "admin"] = "open"
@@ -335,6 +337,8 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{name} must be a positive number of seconds")
     if settings.max_connections < 1:
         raise SettingsError("max_connections must be at least 1")
+    if settings.workers < 0:
+        raise SettingsError("workers must be 0 (one per core) or a number of processes")
     if settings.upstream_max_connections < 1 or settings.upstream_max_per_user < 1:
         raise SettingsError("upstream_max_connections and upstream_max_per_user must be at least 1")
     if settings.upstream_service and settings.upstream_service == settings.service:

@@ -64,8 +64,11 @@ class Authenticator:
         # Robots and shared logins (CI workload tokens) are counted per address only: a robot's
         # secret cannot be guessed, and one bad job must not lock every job out.
         per_address_only = username.startswith(accounts.ROBOT_LOGIN_PREFIX) or username in self.shared_logins
+        # Costing no hash (a robot's SHA-256, a password this process checked moments ago), a login
+        # is not reserved in the shared limiter: the hot path pays no database round trip for it.
+        cheap = per_address_only or await self._remembered(username, credentials)
         async with self.limiter.attempt(username, address, credentials.password.reveal(),
-                                        robot=per_address_only) as attempt:
+                                        robot=per_address_only, cheap=cheap) as attempt:
             current = _attempt.set(attempt)
             try:
                 if username.startswith(accounts.ROBOT_LOGIN_PREFIX):
@@ -78,6 +81,10 @@ class Authenticator:
             if result.subject is not None:
                 attempt.succeeded()
         return result
+
+    async def _remembered(self, name: str, credentials: BasicCredentials) -> bool:
+        user = await self.accounts.user(name)
+        return user is not None and self.verifier.remembered(name, user.password_hash, credentials.password.reveal())
 
     async def _user(self, name: str, credentials: BasicCredentials) -> LoginResult:
         user = await self.accounts.user(name)

@@ -1,9 +1,11 @@
-"""Token signing keys: generated on first start, kept 0600 in `<data>/keys`, several at once for rotation.
+"""Token signing keys: what a key is, its certificate and `kid`, and the ring of keys in use.
 
 Each key has a self-signed certificate, because distribution verifies the token's `x5c` header
 against `auth.token.rootcertbundle` first (2.8 and 3.x alike), and a libtrust-format `kid`, which 2.8
 needs for `kid`-only tokens and which a distribution 3 `jwks` file can carry verbatim
-(docs/client-compat.md §3). The newest key signs; every key on disk verifies, so a rotation can overlap.
+(docs/client-compat.md §3). The newest active key signs; every key verifies, so a rotation can overlap.
+Where the keys are kept (the database, sealed) is authgate.auth.key_store; the file functions here
+serve keys an earlier version kept in `<data>/keys` (imported once) and tests.
 """
 
 from __future__ import annotations
@@ -121,14 +123,14 @@ def _self_signed(private_key: PrivateKey, kid: str, now: datetime) -> x509.Certi
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Create with 0600 from the start (no window where the key is readable by others)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 
 
-def _check_private(path: Path) -> None:
+def check_private(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SigningKeyError(
@@ -137,52 +139,78 @@ def _check_private(path: Path) -> None:
         )
 
 
-def _load(directory: Path, index: int) -> SigningKey:
+def load_file_key(directory: Path, index: int) -> SigningKey:
     key_path = directory / f"signing-{index}.key"
-    _check_private(key_path)
-    loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(loaded, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-        raise SigningKeyError(f"{key_path}: only EC P-256 and RSA keys are accepted by distribution 2.8")
-    algorithm = _algorithm_of(loaded)
-    certificate = x509.load_pem_x509_certificate((directory / f"signing-{index}.crt").read_bytes())
-    return SigningKey(index, algorithm, loaded, certificate, libtrust_key_id(loaded.public_key()))
+    check_private(key_path)
+    return key_from_pem(index, key_path.read_bytes(), (directory / f"signing-{index}.crt").read_bytes(), str(key_path))
 
 
-def create_key(directory: Path, algorithm: Algorithm, now: datetime | None = None) -> SigningKey:
-    """A new key with the next index; it becomes the signer the next time the ring is loaded."""
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    indexes = [int(m.group(1)) for p in directory.iterdir() if (m := _KEY_FILE_RE.fullmatch(p.name))]
-    index = max(indexes, default=0) + 1
+def generate_key(algorithm: Algorithm, index: int, now: datetime | None = None) -> SigningKey:
+    """A new key and its self-signed certificate, in memory."""
     private_key = _generate_private_key(algorithm)
     kid = libtrust_key_id(private_key.public_key())
     certificate = _self_signed(private_key, kid, now or datetime.now(timezone.utc))
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (directory / f"signing-{index}.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    _write_private(directory / f"signing-{index}.key", pem)
     return SigningKey(index, algorithm, private_key, certificate, kid)
 
 
-class KeyRing:
-    """Every key on disk; the newest one of the configured algorithm signs."""
+def private_pem(key: SigningKey) -> bytes:
+    return key.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
-    def __init__(self, keys: list[SigningKey], algorithm: Algorithm) -> None:
-        candidates = [k for k in keys if k.algorithm == algorithm]
+
+def key_from_pem(index: int, pem: bytes, certificate_pem: bytes, where: str) -> SigningKey:
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(loaded, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise SigningKeyError(f"{where}: only EC P-256 and RSA keys are accepted by distribution 2.8")
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    return SigningKey(index, _algorithm_of(loaded), loaded, certificate, libtrust_key_id(loaded.public_key()))
+
+
+def file_key_indexes(directory: Path) -> list[int]:
+    """The `signing-N.key` files of `directory` (keys kept on disk before they moved to the database)."""
+    if not directory.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _KEY_FILE_RE.fullmatch(p.name)))
+
+
+def create_key(directory: Path, algorithm: Algorithm, now: datetime | None = None) -> SigningKey:
+    """A new key file with the next index (a ring of files: tests and the registry side of a deployment)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    key = generate_key(algorithm, max(file_key_indexes(directory), default=0) + 1, now)
+    (directory / f"signing-{key.index}.crt").write_bytes(key.certificate.public_bytes(serialization.Encoding.PEM))
+    write_private(directory / f"signing-{key.index}.key", private_pem(key))
+    return key
+
+
+class KeyRing:
+    """Every key; the newest active one of the configured algorithm signs, every one verifies.
+
+    The ring of a running process is updated in place (`update`) when another process rotates the
+    keys (authgate.auth.key_store): the token service and everything holding the ring see the change.
+    """
+
+    def __init__(self, keys: list[SigningKey], algorithm: Algorithm, staged: frozenset[str] = frozenset()) -> None:
+        candidates = [k for k in keys if k.algorithm == algorithm and k.kid not in staged]
         if not candidates:
-            raise SigningKeyError(f"no {algorithm} signing key; run `authgate keys rotate` to create one")
+            raise SigningKeyError(f"no active {algorithm} signing key; run `authgate keys rotate` to create one")
+        self.algorithm = algorithm
         self.keys = sorted(keys, key=lambda k: k.index)
+        #: Keys that verify but do not sign yet: the registries checking tokens must trust them first.
+        self.staged = staged
         self.signer = max(candidates, key=lambda k: k.index)
         self.by_kid = {k.kid: k for k in self.keys}
+
+    def update(self, other: KeyRing) -> None:
+        """Take `other`'s keys. The verifying keys first, so no moment signs with a key that does not verify."""
+        self.by_kid = other.by_kid
+        self.keys, self.staged = other.keys, other.staged
+        self.signer = other.signer
 
     @classmethod
     def load(cls, directory: Path, algorithm: Algorithm, create: bool = True) -> KeyRing:
         """Load `directory`, creating the first key (of `algorithm`) when there is none."""
-        indexes = sorted(
-            int(m.group(1)) for p in (directory.iterdir() if directory.is_dir() else []) if (m := _KEY_FILE_RE.fullmatch(p.name))
-        )
-        keys = [_load(directory, i) for i in indexes]
+        keys = [load_file_key(directory, i) for i in file_key_indexes(directory)]
         if create and not any(k.algorithm == algorithm for k in keys):
             keys.append(create_key(directory, algorithm))
         return cls(keys, algorithm)
@@ -205,7 +233,7 @@ def keys_dir(data: Path) -> Path:
 
 def remove_key(directory: Path, kid: str) -> SigningKey:
     """Delete a key by `kid`; refuses the only remaining key."""
-    keys = [_load(directory, int(m.group(1))) for p in directory.iterdir() if (m := _KEY_FILE_RE.fullmatch(p.name))]
+    keys = [load_file_key(directory, i) for i in file_key_indexes(directory)]
     match = [k for k in keys if k.kid == kid]
     if not match:
         raise SigningKeyError(f"no signing key with kid {kid!r} (see `authgate keys list`)")

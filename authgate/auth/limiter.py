@@ -21,6 +21,13 @@ refusals, not 39 × 401 and a 200.
 
 An administrator lifts a lock at once with `authgate user unlock NAME` (or `--address ADDR`),
 which every process reads from the database the next time the lock would apply.
+
+The counters live in a store (auth/limiter_store.py); `authgate serve` uses the database's
+(auth/limiter_db.py), shared by every process and replica, so guesses spread over them count together. A login whose
+secret costs no hash (a robot, a password this process checked a moment ago: `cheap=True`) is not
+reserved: it asks the store's memory whether its pair or address is locked and goes on, so the hot
+`/token` path pays no database round trip; when it fails it is counted afterwards, when a lock is
+known it is decided on the counters like any other. Any login about to pay a hash reserves first.
 """
 
 from __future__ import annotations
@@ -30,17 +37,19 @@ import hmac
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
 
 from authgate.auth.hash_slots import HashesBusy, HashSlots
-from authgate.auth.limiter_store import LimiterStore, MemoryLimiterStore
+from authgate.auth.limiter_store import LimiterStore, MemoryLimiterStore, bound
+from authgate.auth.limiter_unlocks import UnlockSource, UnlockTimes
 
-#: The wall-clock time of the latest administrator unlock of a target (`user:NAME`, `address:ADDR`).
-UnlockSource = Callable[[str], Awaitable[float]]
+__all__ = ["Attempt", "LoginLimiter", "TooManyAttempts", "UnlockSource"]
+
 
 
 class TooManyAttempts(Exception):
@@ -67,15 +76,27 @@ class Attempt:
     name: str
     address: str
     robot: bool
-    trusted: bool
-    delay: float
     at: float
     fingerprint: str
+    trusted: bool = False
+    delay: float = 0.0
+    #: Decided on the counters and reserved (`prepare`); a cheap attempt may skip it.
+    prepared: bool = False
     reserved: list[str] = field(default_factory=list)
+    #: Where the reservation stands among all events (`LimiterStore.add`).
+    place: int = 0
     ok: bool = False
 
     def succeeded(self) -> None:
         self.ok = True
+
+    async def prepare(self) -> None:
+        """Reserve, then decide on the counters (which include the reservation, so parallel attempts
+        on any process see each other): the delay, or `TooManyAttempts` with the reservation given back."""
+        if self.prepared:
+            return
+        self.prepared = True
+        await self.limiter.prepare(self)
 
     @asynccontextmanager
     async def hashing(self) -> AsyncIterator[None]:
@@ -86,6 +107,7 @@ class Attempt:
                 await anyio.sleep(self.delay)
             yield
             return
+        await self.prepare()
         try:
             async with self.limiter.slots.take(self.name, self.address, self.trusted):
                 if self.delay:
@@ -117,7 +139,7 @@ class LoginLimiter:
     ) -> None:
         self.store: LimiterStore = store or MemoryLimiterStore()
         self.slots = slots or HashSlots()
-        self.unlocks = unlocks
+        self.unlocks = UnlockTimes(unlocks) if unlocks is not None else None
         self.slow_after, self.block_after = slow_after, block_after
         self.user_slow_after = user_slow_after
         self.address_slow_after, self.address_block_after = address_slow_after, address_block_after
@@ -127,7 +149,9 @@ class LoginLimiter:
         self.trust_seconds = trust_days * 86400
         self.clock = clock
         self._key = secrets.token_bytes(32)
-        self._unlock_cache: dict[str, tuple[float, float]] = {}
+        #: Failures this process counted, by fingerprint (when), and pairs it trusted (until when).
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._trusted: OrderedDict[str, float] = OrderedDict()
 
     @staticmethod
     def _pair(name: str, address: str) -> str:
@@ -141,32 +165,26 @@ class LoginLimiter:
     def _address(address: str) -> str:
         return f"addr\0{address}\0"
 
-    def _trust_key(self, name: str, address: str) -> str:
-        return "trust\0" + hmac.new(self._key, f"{name}\0{address}".encode(), hashlib.sha256).hexdigest()
+    @staticmethod
+    def _trust_key(name: str, address: str) -> str:
+        """Hashed, so the shared store does not list who logs in from where; unkeyed, so every process
+        finds the same key."""
+        return "trust\0" + hashlib.sha256(f"{name}\0{address}".encode()).hexdigest()
 
     @asynccontextmanager
-    async def attempt(self, name: str, address: str | None, secret: str, robot: bool = False
-                      ) -> AsyncIterator[Attempt]:
+    async def attempt(self, name: str, address: str | None, secret: str, robot: bool = False,
+                      cheap: bool = False) -> AsyncIterator[Attempt]:
         """Decide, reserve, and on exit count the attempt as failed unless `succeeded()` was called.
 
         Raises `TooManyAttempts` before anything is checked when the pair or address is locked.
+        `cheap`: the secret costs no hash, so nothing is reserved unless a lock is known.
         """
-        now = self.clock()
         where = address or "unknown"
-        trusted = await self.store.mark(self._trust_key(name, where)) > now
-        delay = await self._decide(name, where, robot, trusted, now)
-        if delay:
-            # The unlock check may wait on the database while parallel attempts reserve: decide again
-            # on what they reserved, with no await between this decision and the reservation below.
-            await self._apply_unlocks(name, where)
-            delay = await self._decide(name, where, robot, trusted, now)
-        fingerprint = "seen\0" + hmac.new(self._key, f"{where}\0{name}\0{secret}".encode(), hashlib.sha256).hexdigest()
-        attempt = Attempt(self, name, where, robot, trusted, delay, now, fingerprint)
-        if await self.store.mark(fingerprint) <= now - self.dedupe_seconds:
-            attempt.reserved = [self._address(where)] if robot else [
-                self._pair(name, where), self._user(name), self._address(where)]
-            for key in attempt.reserved:
-                await self.store.add(key, now)
+        # Keyed per process and never stored: a wrong password's fingerprint stays in this process.
+        fingerprint = hmac.new(self._key, f"{where}\0{name}\0{secret}".encode(), hashlib.sha256).hexdigest()
+        attempt = Attempt(self, name, where, robot, self.clock(), fingerprint)
+        if not (cheap and self._clear(name, where, robot, attempt.at)):
+            await attempt.prepare()
         try:
             yield attempt
         except BaseException:
@@ -174,65 +192,122 @@ class LoginLimiter:
             raise
         if attempt.ok:
             await self._release(attempt)
-            await self.store.drop(self._pair(name, where))
-            await self.store.set_mark(self._trust_key(name, where), self.clock() + self.trust_seconds)
+            await self._succeeded(attempt)
         else:
             await self._failed(attempt)
 
+    def _clear(self, name: str, address: str, robot: bool, now: float) -> bool:
+        """Whether the store's memory vouches that neither the pair nor the address is locked."""
+        for key in [self._address(address)] + ([] if robot else [self._pair(name, address)]):
+            until = self.store.peek(key)
+            if until is None or until > now:
+                return False
+        return True
+
+    async def prepare(self, attempt: Attempt) -> None:
+        name, where, now = attempt.name, attempt.address, attempt.at
+        if not self._seen_recently(attempt.fingerprint, now):
+            attempt.reserved = [self._address(where)] if attempt.robot else [
+                self._pair(name, where), self._user(name), self._address(where)]
+            attempt.place = await self.store.add(attempt.reserved, now)
+        try:
+            attempt.trusted = (await self.store.marks([self._trust_key(name, where)]))[0] > now
+            attempt.delay = await self._decide(attempt, now)
+            if attempt.delay and await self._apply_unlocks(name, where):
+                attempt.delay = await self._decide(attempt, now)
+        except BaseException:
+            await self._release(attempt)
+            raise
+
+    def _seen_recently(self, fingerprint: str, now: float) -> bool:
+        """The same wrong secret from the same client within `dedupe_seconds` counts once."""
+        return self._seen.get(fingerprint, float("-inf")) > now - self.dedupe_seconds
+
     async def _release(self, attempt: Attempt) -> None:
-        for key in attempt.reserved:
-            await self.store.discard(key, attempt.at)
+        if attempt.reserved:
+            await self.store.discard(attempt.reserved, attempt.at)
+            attempt.reserved = []
+
+    async def _succeeded(self, attempt: Attempt) -> None:
+        """A right secret resets its pair's failures and trusts the pair. After a hash, at once; a cheap
+        login leaves both to the background (within about a second), and refreshes trust at most
+        hourly per pair, so a busy client costs the database nothing per login."""
+        now = self.clock()
+        pair, trust = self._pair(attempt.name, attempt.address), self._trust_key(attempt.name, attempt.address)
+        renew = self._trusted.get(trust, 0.0) < now + self.trust_seconds - 3600
+        if renew:
+            self._trusted[trust] = now + self.trust_seconds
+            bound(self._trusted, 10_000)
+        if attempt.prepared:
+            if not attempt.robot:
+                await self.store.drop(pair)
+            await self.store.set_mark(trust, now + self.trust_seconds)
+            return
+        if not attempt.robot:
+            self.store.defer_drop(pair)
+        if renew:
+            self.store.defer_mark(trust, now + self.trust_seconds)
 
     async def _failed(self, attempt: Attempt) -> None:
         now = self.clock()
-        await self.store.set_mark(attempt.fingerprint, now)
+        if not attempt.reserved:
+            if attempt.prepared or self._seen_recently(attempt.fingerprint, now):
+                return  # a repeat of a failure already counted
+            attempt.reserved = [self._address(attempt.address)] if attempt.robot else [
+                self._pair(attempt.name, attempt.address), self._user(attempt.name), self._address(attempt.address)]
+            attempt.place = await self.store.add(attempt.reserved, attempt.at)
+        self._seen[attempt.fingerprint] = now
+        self._seen.move_to_end(attempt.fingerprint)
+        bound(self._seen, 10_000)
         checks = [(self._address(attempt.address), self.address_block_after)]
         if not attempt.robot:
             checks.append((self._pair(attempt.name, attempt.address), self.block_after))
-        for key, limit in checks:
-            if attempt.reserved and await self.store.count(key, now - self.window) >= limit:
-                await self.store.drop(key)
-                await self.store.drop(key + "reported")  # the first refusal of this lock is reported
-                await self.store.set_mark(key, now + self.lockout)
+        # Up to this attempt's place: reservations after it may yet be refused and given back.
+        counts = await self.store.counts([key for key, _ in checks], now - self.window, attempt.place)
+        for (key, limit), count in zip(checks, counts):
+            if count >= limit:  # its refusals are reported once per `lockout` (`first`), however many processes refuse
+                await self.store.lock(key, now + self.lockout)
 
-    async def _decide(self, name: str, address: str, robot: bool, trusted: bool, now: float) -> float:
-        """The delay to apply, or `TooManyAttempts`."""
-        since = now - self.window
-        address_key = self._address(address)
+    async def _decide(self, attempt: Attempt, now: float) -> float:
+        """The delay to apply, or `TooManyAttempts`. The counts include this attempt's reservation."""
+        name, address, robot, trusted = attempt.name, attempt.address, attempt.robot, attempt.trusted
+        own = 1 if attempt.reserved else 0
+        pair, address_key = self._pair(name, address), self._address(address)
+        pair_count, user_count, address_count = (
+            count - own for count in await self.store.counts([pair, self._user(name), address_key], now - self.window,
+                                                             attempt.place))
+        pair_until, address_until = await self.store.marks([pair, address_key])
         delay = 0.0
         if not robot:
-            pair = self._pair(name, address)
-            await self._refuse_if(pair, await self.store.count(pair, since) >= self.block_after, now,
-                                  f"too many failed logins for {name} from this address",
-                                  f"`authgate user unlock {name}`", name, address)
-            if await self.store.count(pair, since) >= self.slow_after:
+            if await self._refuse_if(pair, pair_until, pair_count >= self.block_after, now,
+                                     f"too many failed logins for {name} from this address",
+                                     f"`authgate user unlock {name}`", name, address):
+                return await self._decide(attempt, now)  # unlocked: on the counters as they are now
+            if pair_count >= self.slow_after:
                 delay = self.delay
-            if not trusted:
-                failures = await self.store.count(self._user(name), since)
-                if failures >= self.user_slow_after:
-                    delay = max(delay, min(self.max_delay, self.delay * (failures // self.user_slow_after)))
+            if not trusted and user_count >= self.user_slow_after:
+                delay = max(delay, min(self.max_delay, self.delay * (user_count // self.user_slow_after)))
         if not trusted:
-            count = await self.store.count(address_key, since)
-            await self._refuse_if(address_key, count >= self.address_block_after, now,
-                                  "too many failed logins from this address; logging in from where you logged "
-                                  "in before still works",
-                                  f"`authgate user unlock --address {address}`", name, address)
-            if count >= self.address_slow_after:
+            if await self._refuse_if(address_key, address_until, address_count >= self.address_block_after, now,
+                                     "too many failed logins from this address; logging in from where you logged "
+                                     "in before still works",
+                                     f"`authgate user unlock --address {address}`", name, address):
+                return await self._decide(attempt, now)
+            if address_count >= self.address_slow_after:
                 delay = max(delay, self.delay)
         return delay
 
-    async def _refuse_if(self, key: str, over: bool, now: float, what: str, remedy: str,
-                         name: str, address: str) -> None:
-        until = await self.store.mark(key)
+    async def _refuse_if(self, key: str, until: float, over: bool, now: float, what: str, remedy: str,
+                         name: str, address: str) -> bool:
+        """Raises `TooManyAttempts` when locked; True when an administrator's unlock just cleared the
+        counters (this attempt's own reservation with them: one failure may go uncounted then)."""
         if until <= now and not over:
-            return
+            return False
         if await self._apply_unlocks(name, address):
-            return
-        retry_after = max(1, math.ceil(until - now)) if until > now else int(self.lockout)
-        reported = await self.store.mark(key + "reported")
-        first = now - reported >= self.lockout
-        if first:
-            await self.store.set_mark(key + "reported", now)
+            return True
+        left = until - self.clock()  # now: the lock may have been set while this attempt waited on the store
+        retry_after = min(int(self.lockout), max(1, math.ceil(left))) if until > now else int(self.lockout)
+        first = await self.store.first(key + "reported", now, self.lockout)
         raise TooManyAttempts(
             retry_after,
             f"{what}; try again in {_for_humans(retry_after)} (an administrator can lift this now with {remedy})",
@@ -246,23 +321,10 @@ class LoginLimiter:
         cleared = False
         for target, prefixes in ((f"user:{name}", (self._pair(name, "")[:-1], self._user(name))),
                                  (f"address:{address}", (self._address(address),))):
-            unlocked = await self._unlock_time(target)
-            if unlocked > await self.store.mark("unlocked\0" + target):
+            unlocked = await self.unlocks.latest(target)
+            if unlocked > (await self.store.marks(["unlocked\0" + target]))[0]:
                 for prefix in prefixes:
                     await self.store.clear(prefix)
                 await self.store.set_mark("unlocked\0" + target, unlocked)
                 cleared = True
         return cleared
-
-    async def _unlock_time(self, target: str) -> float:
-        """Asked of the database at most once a second per target (a locked name is hammered)."""
-        now = time.monotonic()
-        cached = self._unlock_cache.get(target)
-        if cached is not None and now - cached[0] < 1.0:
-            return cached[1]
-        assert self.unlocks is not None
-        value = await self.unlocks(target)
-        if len(self._unlock_cache) > 10_000:
-            self._unlock_cache.clear()
-        self._unlock_cache[target] = (now, value)
-        return value

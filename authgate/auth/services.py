@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,12 +14,17 @@ from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.accounts import count_users
 from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
-from authgate.auth.keys import KeyRing, keys_dir
+from authgate.auth.key_store import KeyStore
+from authgate.auth.keys import Algorithm, KeyRing, SigningKeyError, keys_dir
+from authgate.auth.hash_slots import HashSlots
 from authgate.auth.limiter import LoginLimiter
+from authgate.auth.limiter_db import DatabaseLimiterStore
 from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
 from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
+from authgate.db import versions
+from authgate.db.versions import VersionWatch
 from authgate.identity import build_chain
 from authgate.identity.chain import IdentityChain
 from authgate.policy.store import PolicyStore
@@ -40,24 +46,58 @@ class AuthServices:
     accounts: CachedAccounts
     #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
     bearer: VerifiedTokens
+    #: Polls the shared limiter locks and signing keys (authgate.db.versions); started by the lifespan.
+    shared: VersionWatch
 
 
-def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
-               policy: PolicyStore | None = None) -> AuthServices:
+async def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
+                     policy: PolicyStore | None = None) -> AuthServices:
     """Load (or create on first start) the signing keys and wire the authenticators."""
-    keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
+    shared = VersionWatch(db)
+    keys = await watch_keys(KeyStore(db, keys_dir(settings.data)), settings.signing_algorithm, shared)
     for key in keys.expiring():
         log.warning(
-            "token signing certificate %s expires %s: run `authgate keys rotate`, give the registry the new "
-            "`authgate keys export-cert`, then restart authgate", key.kid, key.not_after.isoformat(),
+            "token signing certificate %s expires %s: run `authgate keys rotate` (and in token-server or gateway "
+            "mode give the registry the new `authgate keys export-cert` before `authgate keys activate`)",
+            key.kid, key.not_after.isoformat(),
         )
     tokens = TokenService(keys, settings.issuer, settings.service, settings.token_ttl)
     verifier = PasswordVerifier(make_context(settings.bcrypt_rounds), cache_ttl=settings.password_cache_ttl)
-    limiter = LoginLimiter(unlocks=unlock_source(db))
+    # Always in the database, even for one process: N workers or replicas then count guesses together,
+    # and a restart does not forget a lockout. Logins that pay no hash pay no round trip either.
+    # N workers on one machine share its cores: each takes its share of the password checks at once.
+    slots = HashSlots(total=max(2, (os.cpu_count() or 2) // settings.workers) if settings.workers > 1 else None)
+    limiter = LoginLimiter(DatabaseLimiterStore(db, shared), slots, unlocks=unlock_source(db))
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = build_chain(settings, db, authenticator, registry, policy)
-    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens))
+    services = AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts,
+                            VerifiedTokens(tokens), shared)
+
+    async def forget_verified() -> None:
+        """Tokens verified before a key changed are verified again: a removed key's stop at once."""
+        services.bearer = VerifiedTokens(tokens)
+
+    shared.watch(versions.SIGNING_KEYS, forget_verified)  # after the ring's reload (watch_keys)
+    return services
+
+
+async def watch_keys(store: KeyStore, algorithm: Algorithm, shared: VersionWatch) -> KeyRing:
+    """The ring, updated in place whenever any process rotates, activates or removes a key."""
+    ring = await store.ring(algorithm)
+
+    async def reload() -> None:
+        try:
+            fresh = await store.ring(algorithm, create=False)
+        except SigningKeyError as exc:  # keep signing with what we have; say why once per change
+            log.error("signing keys changed but cannot be loaded: %s", exc)
+            return
+        if fresh.signer.kid != ring.signer.kid or set(fresh.by_kid) != set(ring.by_kid):
+            log.info("signing keys reloaded: %d keys, signing with %s", len(fresh.keys), fresh.signer.kid)
+        ring.update(fresh)
+
+    shared.watch(versions.SIGNING_KEYS, reload)
+    return ring
 
 
 class HoldsAuth(Protocol):

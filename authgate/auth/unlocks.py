@@ -1,8 +1,9 @@
-"""`authgate user unlock`: recorded in the database, read by the login limiter of every process.
+"""`authgate user unlock`: recorded in the database, applied by the login limiter of every process.
 
-The limiter keeps its counters in memory, per process; the CLI is another process. So an unlock
-is a row (`target`, time) that a limiter reads only when it is about to slow or refuse that target,
-at most once a second (auth/limiter.py), and applies if it is newer than the last one it applied.
+The CLI is another process than the servers. So an unlock is a row (`target`, time) that a limiter
+reads only when it is about to slow or refuse that target, at most once a second (auth/limiter.py),
+and applies, if it is newer than the last one applied, by clearing the target's counters in the
+shared store: one process applying it lifts the lock for all.
 """
 
 from __future__ import annotations

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
 
 from authgate.app import create_app
-from authgate.auth.keys import KeyRing, SigningKeyError, keys_dir
+from authgate.auth.keys import SigningKeyError
 from authgate.cli.common import fail, settings_from
 from authgate.cli.datadir import DataDirError
 from authgate.cli.serve_checks import prepare_to_serve
+from authgate.cli.keys import check_signing_keys
 from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
 from authgate.identity.base import IdentityConfigError
 from authgate.identity.report import check_sources
@@ -33,9 +35,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--public-url", help="URL clients use to reach authgate ($AUTHGATE_PUBLIC_URL)")
     parser.add_argument("--upstream", help="gateway mode: the upstream registry URL ($AUTHGATE_UPSTREAM)")
     parser.add_argument(
-        "--workers", type=int, default=1, metavar="N",
-        help="processes sharing the port, database and data dir (default 1: the login limiter's counters "
-             "are still per process, see docs/scale-out.md)")
+        "--workers", type=int, metavar="N",
+        help="processes sharing the port, database and data dir (default: one per CPU core this process may "
+             "use, at most 8; $AUTHGATE_WORKERS; see docs/scale-out.md)")
     parser.set_defaults(handler=_serve)
 
 
@@ -49,12 +51,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream)
+    if args.workers is not None and args.workers < 1:
+        return fail("--workers must be at least 1", 2)
+    settings = settings_from(args, host=args.host, port=args.port, public_url=args.public_url, upstream=args.upstream,
+                             workers=args.workers)
     configure_logging(settings.log_level, settings.log_format)
     try:
         settings = prepare_to_serve(settings)  # data directory (created owner only), tls init's certificate, policies
-        # Checked before listening, so an unsafe key file is one clear line, not a startup traceback.
-        KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
+        # Checked before listening, so a missing or unsafe seal key is one clear line, not a startup traceback.
+        check_signing_keys(settings)
     except (SigningKeyError, DataDirError) as exc:
         return fail(str(exc))
     from authgate.registry.embedded_s3 import check_object_store  # aiobotocore loads only when used
@@ -82,12 +87,17 @@ def _serve(args: argparse.Namespace) -> int:
     max_connections, warning = fit_open_files(settings.max_connections)
     if warning:
         log.warning(warning)
-    if args.workers < 1:
-        return fail("--workers must be at least 1", 2)
+    if not settings.workers:
+        from authgate.cli.workers import default_workers
+
+        settings = replace(settings, workers=default_workers())
+        log.info("serving with %d worker process%s (one per CPU core, at most 8; choose with --workers N)",
+                 settings.workers, "" if settings.workers == 1 else "es")
+    args.workers = settings.workers
     if args.workers > 1:
         from authgate.cli.workers import export_overrides, run_workers
 
-        export_overrides(args)
+        export_overrides(args)  # with the count: each worker sizes its share of the password checks by it
         run_workers(settings, args.workers)
         return 0
     uvicorn.run(

@@ -4,13 +4,20 @@ uvicorn starts workers with `spawn`, so each one imports the app factory by name
 own settings the way the parent did: `serve` puts its command-line overrides into the environment
 (`AUTHGATE_*`, `AUTHGATE_CONFIG`) before starting them. The workers share the port (one listening
 socket), the database and the data dir; what each keeps to itself is listed in docs/scale-out.md.
+
+The default is one worker per core: the login limiter, the account changes and the signing keys are
+shared through the database, so N workers behave as one. Capped at `MAX_DEFAULT_WORKERS` because each
+worker holds its own caches (~100 MB) and database pool, and PostgreSQL's default `max_connections`
+is 100: past that, say `--workers N` on purpose.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -20,6 +27,8 @@ from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, protocol_class
 from authgate.logs import configure_logging
 from authgate.settings import Settings, load_settings
 from authgate.tls.serving import with_data_dir_tls
+
+MAX_DEFAULT_WORKERS = 8
 
 #: The bounded HTTP protocol at module level, so a worker can import it by name ("module:attribute").
 BOUNDED_PROTOCOL = protocol_class()
@@ -41,7 +50,7 @@ def worker_app() -> Starlette:
 
 def export_overrides(args: argparse.Namespace) -> None:
     """Hand `serve`'s command-line settings to the workers through their inherited environment."""
-    for name in ("host", "port", "public_url", "upstream"):
+    for name in ("host", "port", "public_url", "upstream", "workers"):
         value = getattr(args, name, None)
         if value is not None:
             os.environ[f"AUTHGATE_{name.upper()}"] = str(value)
@@ -58,3 +67,16 @@ def run_workers(settings: Settings, workers: int) -> None:
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10, http=http_protocol_name(), timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
     )
+
+
+def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """One per core this process may run on: its CPU affinity, and a container's CPU quota (cgroup v2
+    `cpu.max`, `docker run --cpus`), which affinity does not show."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota here
+    return max(1, min(cores, MAX_DEFAULT_WORKERS))

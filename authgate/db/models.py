@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authgate.db.base import Base, UTCDateTime, utcnow
@@ -149,8 +149,8 @@ class ConsoleSession(Base):
 
 
 class LoginUnlock(Base):
-    """An administrator's `authgate user unlock`: the login limiter (in memory, per process) forgets
-    the target's failures and locks when it next meets them with an older unlock applied."""
+    """An administrator's `authgate user unlock`: the login limiter forgets the target's failures and
+    locks when it next meets them with an older unlock applied (authgate.auth.unlocks)."""
 
     __tablename__ = "login_unlocks"
 
@@ -235,3 +235,54 @@ class GatewayUpload(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class LimiterEvent(Base):
+    """A failed or in-progress login counted by the login limiter (authgate.auth.limiter_db), shared
+    by every process and replica. Rows older than the limiter's window are deleted in the background."""
+
+    __tablename__ = "limiter_events"
+    __table_args__ = (Index("ix_limiter_events_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: `pair\0NAME\0ADDR\0`, `user\0NAME\0`, `addr\0ADDR\0` (authgate.auth.limiter).
+    key: Mapped[str] = mapped_column(Text)
+    #: Unix time (seconds): the limiter's clock, compared with its window.
+    at: Mapped[float] = mapped_column(Float)
+
+
+class LimiterMark(Base):
+    """One timestamp per key for the login limiter: a lockout's end, a trusted pair's expiry."""
+
+    __tablename__ = "limiter_marks"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class SharedVersion(Base):
+    """Change counters of shared state other than accounts (`limiter_locks`, `signing_keys`): bumped in
+    the transaction that changes it, polled by every process (authgate.db.versions)."""
+
+    __tablename__ = "shared_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SigningKeyRow(Base):
+    """A token signing key, so every replica signs and verifies with the same keys and sees a rotation
+    without a restart. The private key is sealed (Fernet, key in the data dir's `keys/`, never in the
+    database): a database dump alone cannot mint tokens."""
+
+    __tablename__ = "signing_keys"
+
+    #: The ring's index: the newest active key of the configured algorithm signs.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    sealed_private_key: Mapped[str] = mapped_column(Text)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    #: False while staged: verifying only, until the registries that check tokens trust it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -91,3 +91,20 @@ def test_workers_must_be_positive(tmp_path: Path) -> None:
     server = AuthgateServer(tmp_path)
     result = server.cli("serve", "--workers", "0", check=False)
     assert result.returncode == 2 and "--workers must be at least 1" in result.stderr
+
+
+def test_the_default_is_one_worker_per_core(tmp_path: Path) -> None:
+    from authgate.cli.workers import default_workers
+
+    expected = default_workers()
+    server = AuthgateServer(tmp_path, bcrypt_rounds="4")
+    daemon = Daemon([sys.executable, "-m", "authgate", "serve"], tmp_path / "authgate.log", env=server.env)
+    server.daemon = daemon
+    try:
+        daemon.wait_until(http_ok(f"{server.url}/readyz"), "authgate", 60)
+        wait_for(lambda: f"serving with {expected} worker process" in daemon.output(), "the workers line", 30,
+                 daemon.log)
+        if expected > 1:
+            wait_for(lambda: len(workers_of(daemon)) == expected, f"{expected} workers", 30, daemon.log)
+    finally:
+        daemon.stop()

@@ -170,7 +170,9 @@ class AuthgateServer:
         return self._public_url or f"{self.scheme}://{self.registry}"
 
     def start(self, timeout: float = 30) -> AuthgateServer:
-        self.daemon = Daemon([sys.executable, "-m", "authgate", "serve"], self.workdir / "authgate.log", env=self.env)
+        # One process, as the suite was written for; tests/e2e/test_serve_workers.py covers the default (one per core).
+        self.daemon = Daemon([sys.executable, "-m", "authgate", "serve", "--workers", "1"], self.workdir / "authgate.log",
+                             env=self.env)
         self.daemon.wait_until(http_ok(f"{self.url}/healthz", verify=False), "authgate", timeout)
         return self
 

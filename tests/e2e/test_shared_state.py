@@ -1,0 +1,110 @@
+"""Two `authgate serve` processes on one database (SQLite file and PostgreSQL) share the login
+limiter's counters and the signing keys: guesses spread over both lock the pair on both, `authgate
+user unlock` lifts it for both, and `authgate keys rotate` is picked up by both without a restart,
+old tokens still accepted until the old key is removed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import AuthgateServer, Postgres
+
+pytestmark = pytest.mark.e2e
+
+#: Lock, unlock and key changes reach every process within this many seconds (a poll every 0.25 s;
+#: an unlock is read at most once a second by a process meeting the lock).
+PROMISE = 1.0
+SERVICE = "shared-state"
+PASSWORD = "alice-Pa55-word"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[AuthgateServer, AuthgateServer]]:
+    settings = {"service": SERVICE, "bcrypt_rounds": "4"}
+    if request.param == "postgresql":
+        postgres: Postgres = request.getfixturevalue("postgres")
+        settings["database_url"] = postgres.create_database()
+    (tmp_path / "second").mkdir()
+    first = AuthgateServer(tmp_path, **settings)
+    first.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    first.start()
+    second = AuthgateServer(tmp_path / "second", **settings)
+    second.env["AUTHGATE_DATA"] = str(first.data)  # the same database file (SQLite) and seal key
+    try:
+        second.start()
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
+
+
+def _basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()}
+
+
+def _login(server: AuthgateServer, password: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/token", headers=_basic(password), params={"service": SERVICE}, timeout=30)
+
+
+def _kid(token: str) -> str:
+    header = token.split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
+def _v2(server: AuthgateServer, token: str) -> int:
+    return httpx.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
+
+
+def test_guesses_spread_over_two_processes_lock_the_pair_on_both(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
+    first, second = pair
+    assert _login(second, PASSWORD).status_code == 200  # the second now knows the password: no hash next time
+    for i in range(10):  # five on each; each process alone would have checked all ten and more
+        server = first if i % 2 else second
+        assert _login(server, f"guess-{i}").status_code == 401
+    for server in (first, second):
+        refused = _login(server, PASSWORD)
+        assert refused.status_code == 429, "the pair is locked on both processes"
+        assert "authgate user unlock alice" in refused.json()["errors"][0]["message"]
+    assert _login(first, "guess-10").status_code == 429, "no further guess is checked"
+
+    assert "unlocked alice" in first.cli("user", "unlock", "alice").stdout
+    time.sleep(PROMISE + 0.2)
+    for server in (second, first):
+        assert _login(server, PASSWORD).status_code == 200, "the unlock lifts the lock for every process"
+
+
+def test_a_key_rotation_reaches_both_processes_without_a_restart(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
+    first, second = pair
+    old_token = _login(first, PASSWORD).json()["token"]
+    old_kid = _kid(old_token)
+    assert _kid(_login(second, PASSWORD).json()["token"]) == old_kid
+
+    assert "added signing key" in first.cli("keys", "rotate").stdout
+    time.sleep(PROMISE)
+    new_tokens = [_login(server, PASSWORD).json()["token"] for server in (first, second)]
+    new_kid = _kid(new_tokens[0])
+    assert new_kid != old_kid and _kid(new_tokens[1]) == new_kid, "both sign with the new key"
+    for server in (first, second):
+        assert _v2(server, old_token) == 200, "a token signed by the old key stays valid until it expires"
+        assert all(_v2(server, token) == 200 for token in new_tokens)
+
+    first.cli("keys", "remove", old_kid)
+    time.sleep(PROMISE)
+    for server in (first, second):
+        assert _v2(server, old_token) == 401, "a removed key verifies nothing on any process"
+        assert _v2(server, new_tokens[1]) == 200
+
+    seal = first.data / "keys" / "seal.key"
+    assert stat.S_IMODE(seal.stat().st_mode) == 0o600
+    secret = seal.read_bytes().strip().decode()
+    for log in (first.log_text(), second.log_text()):
+        assert "signing keys reloaded" in log
+        assert "PRIVATE KEY" not in log and secret not in log
