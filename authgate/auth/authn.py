@@ -6,6 +6,7 @@ so guessing is slowed and then refused whoever the name belongs to.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -57,16 +58,40 @@ class Authenticator:
         #: Login names many clients share (CI workload tokens: `oidc`): the limiter counts their
         #: failures per address only, so one bad job cannot lock every job out.
         self.shared_logins: frozenset[str] = frozenset()
+        #: Logins needing a hash, by limiter fingerprint (name, address, secret), while one is checked.
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
 
     async def login(self, credentials: BasicCredentials, address: str | None) -> LoginResult:
-        """Raises `TooManyAttempts` when the pair or address is locked out, or hashing is saturated."""
+        """Raises `TooManyAttempts` when the pair or address is locked out, or hashing is saturated.
+
+        Identical logins arriving together (CI jobs of one user starting at once) wait for the first
+        one's hash instead of each reserving an attempt: reservations count as possible failures, so
+        forty of them would lock the pair although every password was right. After the wait the
+        password is remembered (one bcrypt for all) or a known failure (counted once)."""
         username = credentials.username
         # Robots and shared logins (CI workload tokens) are counted per address only: a robot's
         # secret cannot be guessed, and one bad job must not lock every job out.
         per_address_only = username.startswith(accounts.ROBOT_LOGIN_PREFIX) or username in self.shared_logins
         # Costing no hash (a robot's SHA-256, a password this process checked moments ago), a login
         # is not reserved in the shared limiter: the hot path pays no database round trip for it.
-        cheap = per_address_only or await self._remembered(username, credentials)
+        if per_address_only or await self._remembered(username, credentials):
+            return await self._login(credentials, address, per_address_only, cheap=True)
+        key = self.limiter.fingerprint(username, address, credentials.password.reveal())
+        first = self._in_flight.get(key)
+        if first is not None:
+            await asyncio.shield(first)
+            cheap = await self._remembered(username, credentials)
+            return await self._login(credentials, address, per_address_only, cheap)
+        self._in_flight[key] = done = asyncio.get_running_loop().create_future()
+        try:
+            return await self._login(credentials, address, per_address_only, cheap=False)
+        finally:
+            del self._in_flight[key]
+            done.set_result(None)
+
+    async def _login(self, credentials: BasicCredentials, address: str | None, per_address_only: bool,
+                     cheap: bool) -> LoginResult:
+        username = credentials.username
         async with self.limiter.attempt(username, address, credentials.password.reveal(),
                                         robot=per_address_only, cheap=cheap) as attempt:
             current = _attempt.set(attempt)

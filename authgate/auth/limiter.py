@@ -171,6 +171,11 @@ class LoginLimiter:
         finds the same key."""
         return "trust\0" + hashlib.sha256(f"{name}\0{address}".encode()).hexdigest()
 
+    def fingerprint(self, name: str, address: str | None, secret: str) -> str:
+        """Keyed per process and never stored: a wrong password's fingerprint stays in this process."""
+        where = address or "unknown"
+        return hmac.new(self._key, f"{where}\0{name}\0{secret}".encode(), hashlib.sha256).hexdigest()
+
     @asynccontextmanager
     async def attempt(self, name: str, address: str | None, secret: str, robot: bool = False,
                       cheap: bool = False) -> AsyncIterator[Attempt]:
@@ -180,9 +185,7 @@ class LoginLimiter:
         `cheap`: the secret costs no hash, so nothing is reserved unless a lock is known.
         """
         where = address or "unknown"
-        # Keyed per process and never stored: a wrong password's fingerprint stays in this process.
-        fingerprint = hmac.new(self._key, f"{where}\0{name}\0{secret}".encode(), hashlib.sha256).hexdigest()
-        attempt = Attempt(self, name, where, robot, self.clock(), fingerprint)
+        attempt = Attempt(self, name, where, robot, self.clock(), self.fingerprint(name, address, secret))
         if not (cheap and self._clear(name, where, robot, attempt.at)):
             await attempt.prepare()
         try:

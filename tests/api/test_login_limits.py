@@ -48,6 +48,15 @@ async def test_parallel_guesses_cannot_slip_the_right_password_through(tmp_path:
             "the failures and one lockout, not thirty"
 
 
+async def test_identical_logins_at_once_all_get_in(tmp_path: Path, database_url: str) -> None:
+    # Forty CI jobs of one user starting at once: each reserved an attempt, the reservations counted as
+    # possible failures, and 23 of the 40 right passwords were refused with 429.
+    async with token_app(tmp_path, database_url) as (client, resources, _):
+        await add_user(resources, "ci", "ci-pw-long")
+        responses = await _gather(client, [basic("ci", "ci-pw-long")] * 40)
+        assert [r.status_code for r in responses] == [200] * 40
+
+
 async def test_hashes_in_flight_are_bounded(tmp_path: Path, database_url: str) -> None:
     # 60 parallel logins with made-up names cost 60 concurrent bcrypts before: a real login waited behind them.
     async with token_app(tmp_path, database_url, **PROXIED) as (client, resources, _):
