@@ -4,7 +4,8 @@ docker-registry (distribution 2.8) on one SeaweedFS bucket sharing one `http.sec
 c talk to the first registry, b to the second, so an upload moves between registries as well.
 docker pushes and pulls a multi-layer image; a chunked upload's requests land on all three
 replicas; a replica killed in the middle of a push leaves docker's retry to finish through the
-others, and nothing corrupt is stored."""
+others, and nothing corrupt is stored; the audit chain all replicas wrote verifies, and a policy
+change or `user disable` reaches every replica."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.balancer import Balancer, alive, docker_round_trip, on, push_while_a_replica_dies, replica
+from tests.support.balancer import (Balancer, alive, audit_chain_verifies, docker_round_trip, on,
+                                    policy_change_reaches_every_replica, push_while_a_replica_dies, replica,
+                                    user_disable_reaches_every_replica)
 from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port, wait_for
 from tests.support.seaweedfs import S3Distribution, SeaweedFS
 
@@ -55,7 +58,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, registries: list[S3Distrib
         settings = {**shared, "upstream": registries[n % 2].url}
         replicas.append(replica(tmp_path_factory.mktemp(f"gateway-{n}"), settings, None,
                                 replicas[0] if replicas else None, port))
-    replicas[0].cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    for user in ("alice", "bob"):
+        replicas[0].cli("user", "add", user, "--password-stdin", input=PASSWORD + "\n")
     balancer = Balancer(tmp_path_factory.mktemp("nginx"), balancer_port, [f"127.0.0.1:{p}" for p in ports])
     yield balancer, replicas
     balancer.stop()
@@ -111,6 +115,19 @@ def test_a_corrupt_chunk_through_the_balancer_is_refused(cluster: tuple[Balancer
     assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "DIGEST_INVALID"
     for registry in registries:
         assert httpx.head(f"{registry.url}/v2/alice/corrupt/blobs/{digest}").status_code == 404
+
+
+def test_audit_chain_of_all_replicas_verifies(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    audit_chain_verifies(cluster[1])
+
+
+def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    policy_change_reaches_every_replica(cluster[1], PASSWORD)
+
+
+def test_user_disable_on_one_replica_is_refused_by_every_replica(
+        cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
+    user_disable_reaches_every_replica(cluster[1], PASSWORD)
 
 
 def test_docker_push_survives_a_replica_killed_in_the_middle(

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import jwt
 import pytest
 
-from tests.support.balancer import (Balancer, alive, docker_round_trip, on, push_while_a_replica_dies,
-                                    replica)
+from tests.support.balancer import (Balancer, alive, audit_chain_verifies, docker_round_trip, on,
+                                    policy_change_reaches_every_replica, push_while_a_replica_dies, replica,
+                                    user_disable_reaches_every_replica)
 from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port, wait_for
 from tests.support.seaweedfs import SeaweedFS
 
@@ -131,43 +131,16 @@ def test_replica_killed_mid_upload(cluster: tuple[Balancer, list[AuthgateServer]
 
 
 def test_audit_chain_of_all_replicas_verifies(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
-    _, replicas = cluster
-    verify = replicas[0].cli("audit", "verify", check=False)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    audit_chain_verifies(cluster[1])
 
 
 def test_a_policy_change_reaches_every_replica(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
-    _, replicas = cluster
-    running = alive(replicas)
-    policies = Path(running[0].env["AUTHGATE_POLICIES"])
-
-    def granted(server: AuthgateServer) -> list[str]:
-        response = httpx.get(f"{server.url}/token", auth=("bob", PASSWORD),
-                             params={"service": "authgate", "scope": "repository:alice/balanced:pull"})
-        claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
-        return list(claims["access"][0]["actions"]) if claims["access"] else []
-
-    assert [granted(server) for server in running] == [[]] * len(running)
-    (policies / "bob.yaml").write_text(
-        'rules:\n  - name: bob-reads-alice\n    subjects: ["user:bob"]\n    repositories: ["alice/**"]\n'
-        '    allow: [pull]\n')
-    for server in running:
-        wait_for(lambda: granted(server) == ["pull"], f"the policy change on {server.url}", 10)
+    policy_change_reaches_every_replica(cluster[1], PASSWORD)
 
 
 def test_user_disable_on_one_replica_is_refused_by_every_replica(
         cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
-    _, replicas = cluster
-    running = alive(replicas)
-
-    def login(server: AuthgateServer) -> int:
-        return httpx.get(f"{server.url}/token", auth=("bob", PASSWORD), params={"service": "authgate"}).status_code
-
-    assert [login(server) for server in running] == [200] * len(running)  # every replica has bob's password cached
-    running[0].cli("user", "disable", "bob")
-    assert [login(server) for server in running] == [401] * len(running)
-    running[-1].cli("user", "enable", "bob")
-    assert [login(server) for server in running] == [200] * len(running)
+    user_disable_reaches_every_replica(cluster[1], PASSWORD)
 
 
 def test_docker_push_survives_a_replica_killed_in_the_middle(

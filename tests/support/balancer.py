@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+import jwt
 
 from tests.support.processes import AuthgateServer, Daemon, Dockerd, require, wait_for
 
@@ -173,3 +174,42 @@ def push_while_a_replica_dies(balancer: Balancer, replicas: list[AuthgateServer]
             dockerd.run("rm", exported, check=False)
 
     return result[0], pulled_back_whole
+
+
+def audit_chain_verifies(replicas: list[AuthgateServer]) -> None:
+    """`authgate audit verify` passes on the one chain every replica appended to."""
+    verify = replicas[0].cli("audit", "verify", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def policy_change_reaches_every_replica(replicas: list[AuthgateServer], password: str) -> None:
+    """A rule added to the shared policy directory grants user bob pull on every replica (bounded wait)."""
+    running = alive(replicas)
+    policies = Path(running[0].env["AUTHGATE_POLICIES"])
+
+    def granted(server: AuthgateServer) -> list[str]:
+        response = httpx.get(f"{server.url}/token", auth=("bob", password),
+                             params={"service": "authgate", "scope": "repository:alice/balanced:pull"})
+        claims = jwt.decode(response.json()["token"], options={"verify_signature": False})
+        return list(claims["access"][0]["actions"]) if claims["access"] else []
+
+    assert [granted(server) for server in running] == [[]] * len(running)
+    (policies / "bob.yaml").write_text(
+        'rules:\n  - name: bob-reads-alice\n    subjects: ["user:bob"]\n    repositories: ["alice/**"]\n'
+        '    allow: [pull]\n')
+    for server in running:
+        wait_for(lambda: granted(server) == ["pull"], f"the policy change on {server.url}", 10)
+
+
+def user_disable_reaches_every_replica(replicas: list[AuthgateServer], password: str) -> None:
+    """`user disable bob` on one replica refuses bob on every replica, though each had his password cached."""
+    running = alive(replicas)
+
+    def login(server: AuthgateServer) -> int:
+        return httpx.get(f"{server.url}/token", auth=("bob", password), params={"service": "authgate"}).status_code
+
+    assert [login(server) for server in running] == [200] * len(running)  # every replica has bob's password cached
+    running[0].cli("user", "disable", "bob")
+    assert [login(server) for server in running] == [401] * len(running)
+    running[-1].cli("user", "enable", "bob")
+    assert [login(server) for server in running] == [200] * len(running)
