@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from authgate.audit.openapi import openapi_document
 from authgate.audit.query import MAX_LIMIT, AuditFilter, list_events, parse_time
 from authgate.auth.challenge import unauthorized
+from authgate.auth.identity import identify
 from authgate.errors import ErrorCode, RegistryError
 from authgate.resources import resources_of
 
@@ -27,10 +28,8 @@ _MAX_INT = 2**63 - 1
 
 
 async def require_admin(request: Request) -> None:
-    from authgate.auth import identity  # resolved per call: tests may stand in a fake identify
-
     settings = resources_of(request).settings
-    who = await identity.identify(request)
+    who = await identify(request)
     if who.subject.is_anonymous:
         raise unauthorized(settings.realm, settings.service,
                            message="log in as an admin user (bearer token from /token, or Basic)")

@@ -14,7 +14,6 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
-from authgate.audit.events import AuditSink
 from authgate.audit.service import audit_routes, open_audit
 from authgate.backends import open_backend
 from authgate.auth.endpoints import token_routes
@@ -85,9 +84,8 @@ def _routes(metrics: Metrics) -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starlette:
-    """The app for `settings`; `audit_sink` replaces the audit log in the database (API tests keep
-    the events in a list to assert on them)."""
+def create_app(settings: Settings) -> Starlette:
+    """The app for `settings`: everything it holds is built from them in the lifespan."""
     metrics = Metrics()
 
     @asynccontextmanager
@@ -98,7 +96,7 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             db = Database(settings.database)
             stack.push_async_callback(db.close)
             await db.upgrade()
-            audit = audit_sink if audit_sink is not None else await open_audit(settings, db, stack)
+            audit = await open_audit(settings, db, stack)
             readiness = Readiness()
             policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
             app.state.resources = Resources(
