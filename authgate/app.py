@@ -20,6 +20,7 @@ from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
 from authgate.console.repository_list import stop_refreshing
+from authgate.identity import build_chain
 from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import RegistryError, render_error
@@ -99,12 +100,15 @@ def create_app(settings: Settings) -> Starlette:
             audit = await open_audit(settings, db, stack)
             readiness = Readiness()
             policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
+            auth, identity = build_auth(settings, db, lambda authenticator: build_chain(
+                settings, db, authenticator, metrics.registry, policy))
             app.state.resources = Resources(
                 settings=settings,
                 db=db,
                 policy=policy,
                 audit=audit,
-                auth=build_auth(settings, db, metrics.registry, policy),
+                auth=auth,
+                identity=identity,
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)

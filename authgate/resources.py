@@ -9,6 +9,7 @@ from starlette.requests import Request
 from authgate.audit.events import AuditSink
 from authgate.auth.services import AuthServices
 from authgate.db.session import Database
+from authgate.identity.chain import IdentityChain
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.routes import Backend
@@ -24,6 +25,8 @@ class Resources:
     audit: AuditSink
     #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
     auth: AuthServices
+    #: The identity sources as built (`auth.identity` is the same chain, seen through auth's protocol).
+    identity: IdentityChain
     #: What `/readyz` and `/healthz` report; the policy store and the gateway write to it.
     readiness: Readiness
     #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.

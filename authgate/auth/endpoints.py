@@ -36,7 +36,7 @@ from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.bodies import BodyTooLarge, read_bounded
-from authgate.identity.base import IdentityUnavailable
+from authgate.auth.authn import IdentityUnavailable
 from authgate.policy.access import grant
 from authgate.resources import Resources, resources_of
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes

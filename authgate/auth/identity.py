@@ -11,6 +11,7 @@ from starlette.requests import Request
 from authgate.audit import context
 from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
+from authgate.auth.authn import IdentityUnavailable
 from authgate.auth.challenge import unauthorized
 from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
 from authgate.auth.limiter import TooManyAttempts
@@ -18,7 +19,6 @@ from authgate.auth.services import auth_of
 from authgate.auth.tokens import InvalidToken
 from authgate.db.base import utcnow
 from authgate.errors import ErrorCode, RegistryError
-from authgate.identity.base import IdentityUnavailable
 from authgate.resources import resources_of
 from authgate.subject import ANONYMOUS, Identity, Subject
 

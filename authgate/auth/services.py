@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from prometheus_client import CollectorRegistry
+from typing import Protocol, TypeVar
 
 from authgate.auth.account_cache import CachedAccounts
-from authgate.auth.account_store import DatabaseAccounts
+from authgate.auth.account_store import DatabaseAccounts, UserRecord
 from authgate.auth.accounts import count_users
 from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
@@ -19,12 +18,35 @@ from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.auth.tokens import TokenService
 from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
-from authgate.identity import build_chain
-from authgate.identity.chain import IdentityChain
-from authgate.policy.store import PolicyStore
 from authgate.settings import Settings
+from authgate.subject import Subject
 
 log = logging.getLogger(__name__)
+
+
+class IdentityLookup(Protocol):
+    """What auth asks of the identity sources (`authgate.identity`, the layer above, which
+    implements it) once a token or refresh token is presented: is its account still good?"""
+
+    @property
+    def external(self) -> bool:
+        """Whether any source other than the local database is configured."""
+        ...
+
+    async def resolve(self, username: str) -> Subject | None:
+        """The live subject of a user the local database does not hold; None when gone or disabled."""
+        ...
+
+    def robot(self, name: str) -> Subject | None:
+        """The live subject of a `robot:NAME` no stored robot has (a CI workload), or None."""
+        ...
+
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
+        """At a refresh grant: the user as its source still vouches for it, or None."""
+        ...
+
+
+Lookup = TypeVar("Lookup", bound=IdentityLookup)
 
 
 @dataclass
@@ -35,16 +57,18 @@ class AuthServices:
     limiter: LoginLimiter
     authenticator: Authenticator
     #: The ordered identity sources behind `authenticator`'s user logins (authgate.identity).
-    identity: IdentityChain
+    identity: IdentityLookup
     #: Users, robots and refresh tokens from memory; started and stopped by the lifespan.
     accounts: CachedAccounts
     #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
     bearer: VerifiedTokens
 
 
-def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
-               policy: PolicyStore | None = None) -> AuthServices:
-    """Load (or create on first start) the signing keys and wire the authenticators."""
+def build_auth(settings: Settings, db: Database, identity_for: Callable[[Authenticator], Lookup]
+               ) -> tuple[AuthServices, Lookup]:
+    """Load (or create on first start) the signing keys and wire the authenticators;
+    `identity_for` builds the identity sources around the local password check (`build_chain`).
+    Returns the services and those sources as built (the device login needs them by type)."""
     keys = KeyRing.load(keys_dir(settings.data), settings.signing_algorithm)
     for key in keys.expiring():
         log.warning(
@@ -56,8 +80,9 @@ def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | N
     limiter = LoginLimiter(unlocks=unlock_source(db))
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
-    identity = build_chain(settings, db, authenticator, registry, policy)
-    return AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens))
+    identity = identity_for(authenticator)
+    services = AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts, VerifiedTokens(tokens))
+    return services, identity
 
 
 class HoldsAuth(Protocol):

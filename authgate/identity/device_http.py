@@ -52,7 +52,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _source(resources: Resources, name: str) -> PeopleSource | None:
-    people = [s for s in auth_of(resources).identity.sources if isinstance(s, PeopleSource)]
+    people = [s for s in resources.identity.sources if isinstance(s, PeopleSource)]
     if not name and len(people) == 1:
         return people[0]
     return next((s for s in people if s.name == name), None)

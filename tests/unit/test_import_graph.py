@@ -19,11 +19,6 @@ ROOT = Path(authgate.__file__).parent
 #: accounts, policy or the other mode.
 FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "bodies", "private_files", "tasks", "logs"}
 
-#: Packages that are one layer split for size: the identity sources (LDAP, OIDC, local) and the
-#: rest of auth/ build on each other (auth/services wires the chain; the sources use accounts and
-#: credentials), so a cycle between them is not one between layers.
-SAME_LAYER = {"identity": "auth"}
-
 #: The request-time locator (`resources_of`), still reached by handlers in several packages; these
 #: edges are exempt from the cycle check until handlers get their dependencies passed in.
 LOCATOR = "resources"
@@ -33,7 +28,7 @@ def _node(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "authgate" or len(parts) < 2:
         return None
-    return SAME_LAYER.get(parts[1], parts[1])
+    return parts[1]
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
@@ -42,7 +37,6 @@ def _graph() -> dict[str, dict[str, set[str]]]:
     for path in ROOT.rglob("*.py"):
         relative = path.relative_to(ROOT)
         source = relative.parts[0].removesuffix(".py")
-        source = SAME_LAYER.get(source, source)
         for found in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(found, ast.ImportFrom) and found.level == 0 and found.module:
                 modules = [found.module]
@@ -95,8 +89,15 @@ def test_only_request_handlers_reach_the_locator() -> None:
     """Stores, policy and the gateway get their dependencies passed in; only the HTTP entry points
     (and `backends`, which hands them out) still look them up on the app."""
     users = {source for source, targets in GRAPH.items() if LOCATOR in targets}
-    assert users <= {"app", "backends", "admin_api", "registry", "auth", "audit", "console", "cli"}, users
+    assert users <= {"app", "backends", "admin_api", "registry", "auth", "identity", "audit", "console", "cli"}, users
     assert {"storage", "gateway", "policy"}.isdisjoint(users)
+
+
+def test_identity_builds_on_auth_not_the_reverse() -> None:
+    """The identity sources use accounts, credentials and the login limiter; auth asks them only
+    through its own `IdentityLookup` protocol, and the app wires the chain in."""
+    assert "identity" in GRAPH and "auth" in GRAPH["identity"]
+    assert "identity" not in GRAPH["auth"], dict(GRAPH["auth"]).get("identity")
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
