@@ -1,10 +1,16 @@
-"""`create_app(settings)`: the one place that wires routes, middleware and lifespan resources."""
+"""`create_app(settings)`: the one place that wires routes, middleware and lifespan resources.
+
+What the app holds (`Resources`: database, policy, audit log, auth, backend) is built in the
+lifespan, and the routes are made there, once it exists: each handler is handed what it uses
+rather than looking it up on the request.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,19 +34,19 @@ from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.backend import registry_routes
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def _healthz(request: Request) -> Response:
-    degraded = dict(resources_of(request).readiness.degraded)
+async def _healthz(readiness: Readiness, request: Request) -> Response:
+    degraded = dict(readiness.degraded)
     return JSONResponse({"status": "ok", "degraded": degraded} if degraded else {"status": "ok"})
 
 
-async def _readyz(request: Request) -> Response:
-    not_ready = resources_of(request).readiness.not_ready
+async def _readyz(readiness: Readiness, request: Request) -> Response:
+    not_ready = readiness.not_ready
     if not_ready:
         return JSONResponse({"status": "not ready", "reasons": dict(not_ready)}, status_code=503)
     return JSONResponse({"status": "ready"})
@@ -58,30 +64,30 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
+def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]], resources: Resources
                               ) -> Callable[[Request], Awaitable[Response]]:
     """`metrics_access: admin`: what authgate says about itself is for admin users only."""
 
     async def guarded(request: Request) -> Response:
-        if resources_of(request).settings.metrics_access == "admin":
-            await require_admin(request)
+        if resources.settings.metrics_access == "admin":
+            await require_admin(request, resources)
         return await endpoint(request)
 
     return guarded
 
 
-def _routes(metrics: Metrics) -> list[BaseRoute]:
+def _routes(resources: Resources, metrics: Metrics) -> list[BaseRoute]:
     return [
-        Route("/healthz", _healthz, methods=["GET"]),
-        Route("/readyz", _readyz, methods=["GET"]),
-        Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
-        *token_routes(),
-        *device_routes(),
-        *registry_routes(),
-        *admin_routes(),
-        *audit_routes(),
+        Route("/healthz", partial(_healthz, resources.readiness), methods=["GET"]),
+        Route("/readyz", partial(_readyz, resources.readiness), methods=["GET"]),
+        Route("/metrics", _admin_only_if_configured(metrics.endpoint, resources), methods=["GET"]),
+        *token_routes(resources),
+        *device_routes(resources),
+        *registry_routes(resources),
+        *admin_routes(resources),
+        *audit_routes(resources.settings, resources.audit),
         # Last: the web console's paths never shadow the API's.
-        *console_routes(),
+        *console_routes(resources),
     ]
 
 
@@ -102,7 +108,7 @@ def create_app(settings: Settings) -> Starlette:
             policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
             auth, identity = build_auth(settings, db, lambda authenticator: build_chain(
                 settings, db, authenticator, metrics.registry, policy))
-            app.state.resources = Resources(
+            resources = app.state.resources = Resources(
                 settings=settings,
                 db=db,
                 policy=policy,
@@ -119,10 +125,12 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
+            app.router.routes[:] = _routes(resources, metrics)
+            stack.callback(app.router.routes.clear)  # nothing answers with what is being closed
             yield
 
     return Starlette(
-        routes=_routes(metrics),
+        routes=[],  # made in the lifespan, with what they use
         middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
                     Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,

@@ -1,10 +1,9 @@
-"""What the running process holds: built once in the lifespan, reached through `request.app.state.resources`."""
+"""What the running process holds: built once in the lifespan (`authgate.app`), then handed to the
+routes as they are made. `app.state.resources` keeps it for tests and tools; no handler looks it up."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from starlette.requests import Request
 
 from authgate.audit.events import AuditSink
 from authgate.auth.services import AuthServices
@@ -32,7 +31,3 @@ class Resources:
     #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.
     backend: Backend | None = None
 
-
-def resources_of(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources

@@ -31,7 +31,7 @@ def _has_token(request: Request) -> bool:
 async def guard(request: Request, target: Target, resources: Resources) -> Identity:
     """Return the caller's identity if the route's needed actions are allowed, else raise the 401."""
     settings = resources.settings
-    identity = await identify(request)  # raises the 401 for bad credentials
+    identity = await identify(request, resources)  # raises the 401 for bad credentials
     anonymous_without_token = identity.subject.is_anonymous and not _has_token(request)
     if target.route.kind is Kind.BASE:
         # Docker's login pings `/v2/` and needs 200 for any valid credential; no scope here (zot#1125).

@@ -19,8 +19,8 @@ ROOT = Path(authgate.__file__).parent
 #: accounts, policy or the other mode.
 FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "bodies", "private_files", "tasks", "logs"}
 
-#: The request-time locator (`resources_of`), still reached by handlers in several packages; these
-#: edges are exempt from the cycle check until handlers get their dependencies passed in.
+#: What the running app holds (`Resources`). HTTP entry points in lower packages are handed it when
+#: the app makes its routes and import its type for that; those edges are exempt from the cycle check.
 LOCATOR = "resources"
 
 
@@ -85,12 +85,24 @@ def test_no_import_cycle_between_packages() -> None:
         raise AssertionError("import cycle:\n  " + "\n  ".join(steps))
 
 
-def test_only_request_handlers_reach_the_locator() -> None:
-    """Stores, policy and the gateway get their dependencies passed in; only the HTTP entry points
-    (and `backends`, which hands them out) still look them up on the app."""
+def test_only_request_handlers_know_the_resources() -> None:
+    """Stores, policy, the audit log and the gateway get their dependencies passed in; only HTTP
+    entry points (and `backends`, which hands them out) are given the whole `Resources`."""
     users = {source for source, targets in GRAPH.items() if LOCATOR in targets}
-    assert users <= {"app", "backends", "admin_api", "registry", "auth", "identity", "audit", "console", "cli"}, users
-    assert {"storage", "gateway", "policy"}.isdisjoint(users)
+    assert users <= {"app", "backends", "admin_api", "registry", "auth", "identity", "console", "cli"}, users
+    assert {"storage", "gateway", "policy", "audit"}.isdisjoint(users)
+
+
+def test_no_handler_looks_its_dependencies_up_on_the_app() -> None:
+    """Handlers are given what they use when `create_app` makes the routes; `app.state` is written
+    there (for tests and tools) and read nowhere in the package."""
+    readers = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno}" for path in ROOT.rglob("*.py") if path.name != "app.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "state"
+        and isinstance(node.value, ast.Attribute) and node.value.attr == "app"
+    )
+    assert readers == []
 
 
 def test_identity_builds_on_auth_not_the_reverse() -> None:
