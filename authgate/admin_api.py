@@ -10,6 +10,7 @@ Anonymous callers get the 401 challenge that says how to log in; others get 403.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -19,18 +20,17 @@ from starlette.routing import BaseRoute, Route
 from authgate.audit.openapi import openapi_document
 from authgate.audit.query import MAX_LIMIT, AuditFilter, list_events, parse_time
 from authgate.auth.challenge import unauthorized
+from authgate.auth.identity import AuthContext, identify
 from authgate.errors import ErrorCode, RegistryError
-from authgate.resources import resources_of
+from authgate.resources import Resources
 
 _FILTERS = ("repository", "actor", "action", "since", "until")
 _MAX_INT = 2**63 - 1
 
 
-async def require_admin(request: Request) -> None:
-    from authgate.auth import identity  # resolved per call: tests may stand in a fake identify
-
-    settings = resources_of(request).settings
-    who = await identity.identify(request)
+async def require_admin(request: Request, app: AuthContext) -> None:
+    settings = app.settings
+    who = await identify(request, app)
     if who.subject.is_anonymous:
         raise unauthorized(settings.realm, settings.service,
                            message="log in as an admin user (bearer token from /token, or Basic)")
@@ -73,12 +73,12 @@ def filter_from_query(request: Request) -> AuditFilter:
                        action=params.get("action") or None, **times)
 
 
-async def list_audit(request: Request) -> Response:
-    await require_admin(request)
+async def list_audit(resources: Resources, request: Request) -> Response:
+    await require_admin(request, resources)
     flt = filter_from_query(request)
     limit = min(_int_param(request, "limit", 100) or 100, MAX_LIMIT)
     before = _int_param(request, "before", None)
-    events = await list_events(resources_of(request).db, flt, limit, before)
+    events = await list_events(resources.db, flt, limit, before)
     body: dict[str, Any] = {"events": events, "next": None}
     headers = {}
     if len(events) == limit:
@@ -90,14 +90,14 @@ async def list_audit(request: Request) -> Response:
     return JSONResponse(body, headers=headers)
 
 
-async def openapi(request: Request) -> Response:
-    if resources_of(request).settings.metrics_access == "admin":
-        await require_admin(request)
-    return JSONResponse(openapi_document(resources_of(request).settings.url))
+async def openapi(resources: Resources, request: Request) -> Response:
+    if resources.settings.metrics_access == "admin":
+        await require_admin(request, resources)
+    return JSONResponse(openapi_document(resources.settings.url))
 
 
-def admin_routes() -> list[BaseRoute]:
+def admin_routes(resources: Resources) -> list[BaseRoute]:
     return [
-        Route("/admin/audit", list_audit, methods=["GET"]),
-        Route("/admin/openapi.json", openapi, methods=["GET"]),
+        Route("/admin/audit", partial(list_audit, resources), methods=["GET"]),
+        Route("/admin/openapi.json", partial(openapi, resources), methods=["GET"]),
     ]

@@ -1,10 +1,16 @@
-"""`create_app(settings)`: the one place that wires routes, middleware and lifespan resources."""
+"""`create_app(settings)`: the one place that wires routes, middleware and lifespan resources.
+
+What the app holds (`Resources`: database, policy, audit log, auth, backend) is built in the
+lifespan, and the routes are made there, once it exists: each handler is handed what it uses
+rather than looking it up on the request.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
@@ -15,13 +21,13 @@ from starlette.routing import BaseRoute, Route
 
 from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
-from authgate.audit.events import AuditSink
 from authgate.audit.service import audit_routes, open_audit
 from authgate.backends import open_backend
 from authgate.auth.endpoints import token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.console import console_routes
 from authgate.console.repository_list import stop_refreshing
+from authgate.identity import build_chain
 from authgate.identity.device_http import device_routes
 from authgate.db.session import Database
 from authgate.errors import ErrorCode, RegistryError, render_error
@@ -29,19 +35,19 @@ from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.backend import registry_routes
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def _healthz(request: Request) -> Response:
-    degraded = dict(resources_of(request).readiness.degraded)
+async def _healthz(readiness: Readiness, request: Request) -> Response:
+    degraded = dict(readiness.degraded)
     return JSONResponse({"status": "ok", "degraded": degraded} if degraded else {"status": "ok"})
 
 
-async def _readyz(request: Request) -> Response:
-    not_ready = resources_of(request).readiness.not_ready
+async def _readyz(readiness: Readiness, request: Request) -> Response:
+    not_ready = readiness.not_ready
     if not_ready:
         return JSONResponse({"status": "not ready", "reasons": dict(not_ready)}, status_code=503)
     return JSONResponse({"status": "ready"})
@@ -68,36 +74,35 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
                                       headers={"Retry-After": "5"}))
 
 
-def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
+def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]], resources: Resources
                               ) -> Callable[[Request], Awaitable[Response]]:
     """`metrics_access: admin`: what authgate says about itself is for admin users only."""
 
     async def guarded(request: Request) -> Response:
-        if resources_of(request).settings.metrics_access == "admin":
-            await require_admin(request)
+        if resources.settings.metrics_access == "admin":
+            await require_admin(request, resources)
         return await endpoint(request)
 
     return guarded
 
 
-def _routes(metrics: Metrics) -> list[BaseRoute]:
+def _routes(resources: Resources, metrics: Metrics) -> list[BaseRoute]:
     return [
-        Route("/healthz", _healthz, methods=["GET"]),
-        Route("/readyz", _readyz, methods=["GET"]),
-        Route("/metrics", _admin_only_if_configured(metrics.endpoint), methods=["GET"]),
-        *token_routes(),
-        *device_routes(),
-        *registry_routes(),
-        *admin_routes(),
-        *audit_routes(),
+        Route("/healthz", partial(_healthz, resources.readiness), methods=["GET"]),
+        Route("/readyz", partial(_readyz, resources.readiness), methods=["GET"]),
+        Route("/metrics", _admin_only_if_configured(metrics.endpoint, resources), methods=["GET"]),
+        *token_routes(resources),
+        *device_routes(resources),
+        *registry_routes(resources),
+        *admin_routes(resources),
+        *audit_routes(resources.settings, resources.audit),
         # Last: the web console's paths never shadow the API's.
-        *console_routes(),
+        *console_routes(resources),
     ]
 
 
-def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starlette:
-    """The app for `settings`; `audit_sink` replaces the audit log in the database (API tests keep
-    the events in a list to assert on them)."""
+def create_app(settings: Settings) -> Starlette:
+    """The app for `settings`: everything it holds is built from them in the lifespan."""
     metrics = Metrics()
 
     @asynccontextmanager
@@ -108,15 +113,18 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             db = Database(settings.database)
             stack.push_async_callback(db.close)
             await db.upgrade()
-            audit = audit_sink if audit_sink is not None else await open_audit(settings, db, stack)
+            audit = await open_audit(settings, db, stack)
             readiness = Readiness()
             policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
-            app.state.resources = Resources(
+            auth, identity = await build_auth(settings, db, lambda authenticator: build_chain(
+                settings, db, authenticator, metrics.registry, policy))
+            resources = app.state.resources = Resources(
                 settings=settings,
                 db=db,
                 policy=policy,
                 audit=audit,
-                auth=await build_auth(settings, db, metrics.registry, policy),
+                auth=auth,
+                identity=identity,
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)
@@ -129,10 +137,12 @@ def create_app(settings: Settings, audit_sink: AuditSink | None = None) -> Starl
             stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
+            app.router.routes[:] = _routes(resources, metrics)
+            stack.callback(app.router.routes.clear)  # nothing answers with what is being closed
             yield
 
     return Starlette(
-        routes=_routes(metrics),
+        routes=[],  # made in the lifespan, with what they use
         middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
                     Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,

@@ -1,14 +1,14 @@
-"""What the running process holds: built once in the lifespan, reached through `request.app.state.resources`."""
+"""What the running process holds: built once in the lifespan (`authgate.app`), then handed to the
+routes as they are made. `app.state.resources` keeps it for tests and tools; no handler looks it up."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from authgate.audit.events import AuditSink
 from authgate.auth.services import AuthServices
 from authgate.db.session import Database
+from authgate.identity.chain import IdentityChain
 from authgate.policy.store import PolicyStore
 from authgate.readiness import Readiness
 from authgate.registry.routes import Backend
@@ -24,12 +24,10 @@ class Resources:
     audit: AuditSink
     #: Signing keys, token service, password verifier, login limiter (authgate.auth.services).
     auth: AuthServices
+    #: The identity sources as built (`auth.identity` is the same chain, seen through auth's protocol).
+    identity: IdentityChain
     #: What `/readyz` and `/healthz` report; the policy store and the gateway write to it.
     readiness: Readiness
     #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.
     backend: Backend | None = None
 
-
-def resources_of(request: Request) -> Resources:
-    resources: Resources = request.app.state.resources
-    return resources

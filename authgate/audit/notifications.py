@@ -13,16 +13,16 @@ import hmac
 import json
 import logging
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authgate.audit.events import AuditEvent
+from authgate.audit.events import AuditEvent, AuditSink
 from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.errors import ErrorCode, RegistryError
-from authgate.resources import resources_of
 from authgate.settings import Settings
 from authgate.subject import ANONYMOUS, Subject
 
@@ -131,9 +131,7 @@ def to_audit_event(raw: Any, settings: Settings) -> AuditEvent | None:
     )
 
 
-async def receive_notifications(request: Request) -> Response:
-    resources = resources_of(request)
-    settings = resources.settings
+async def receive_notifications(settings: Settings, audit: AuditSink, request: Request) -> Response:
     if not settings.notification_secret:
         raise RegistryError(ErrorCode.UNSUPPORTED, "notifications are off: set notification_secret to enable them",
                             status=404)
@@ -155,10 +153,10 @@ async def receive_notifications(request: Request) -> Response:
     for raw in events:
         event = to_audit_event(raw, settings)
         if event is not None:
-            await resources.audit.record(event)
+            await audit.record(event)
             recorded += 1
     return JSONResponse({"recorded": recorded, "ignored": len(events) - recorded})
 
 
-def notification_routes() -> list[BaseRoute]:
-    return [Route("/notifications", receive_notifications, methods=["POST"])]
+def notification_routes(settings: Settings, audit: AuditSink) -> list[BaseRoute]:
+    return [Route("/notifications", partial(receive_notifications, settings, audit), methods=["POST"])]

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 
 from starlette.routing import BaseRoute
 
+from authgate.audit.events import AuditSink
 from authgate.audit.notifications import notification_routes
 from authgate.audit.recorder import AuditRecorder
 from authgate.audit.webhook import WebhookSender
@@ -27,6 +28,6 @@ async def open_audit(settings: Settings, db: Database, stack: AsyncExitStack) ->
     return recorder
 
 
-def audit_routes() -> list[BaseRoute]:
+def audit_routes(settings: Settings, audit: AuditSink) -> list[BaseRoute]:
     """The audit routes that need no login: registry notifications (the admin API is `admin_api`)."""
-    return notification_routes()
+    return notification_routes(settings, audit)

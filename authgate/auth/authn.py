@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 _attempt: ContextVar[Attempt | None] = ContextVar("authgate_login_attempt", default=None)
 
 
+class IdentityUnavailable(Exception):
+    """No identity source answered and at least one was down: the client must hear "try again
+    later", not "wrong password" (a person would otherwise reset a password that was right).
+    Raised by the identity chain (authgate.identity), answered as a 503 by auth's endpoints."""
+
+    def __init__(self, sources: list[str]) -> None:
+        self.sources = sources
+        super().__init__(
+            f"the identity source{'s' if len(sources) > 1 else ''} {', '.join(sources)} "
+            "that could check this account cannot be reached; try again later"
+        )
+
+
 @dataclass(frozen=True)
 class LoginResult:
     """`subject` on success; `user` is the row for users (refresh tokens bind to it)."""

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import parse_qsl
 
 import anyio
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authgate.audit.context import request_context
+from authgate.audit.context import client_address, request_context
 from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
 from authgate.auth.account_store import UserRecord
@@ -30,15 +31,14 @@ from authgate.auth.credentials import (
     check_lengths,
     parse_authorization,
 )
-from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
 from authgate.bodies import BodyTooLarge, read_bounded
-from authgate.identity.base import IdentityUnavailable
+from authgate.auth.authn import IdentityUnavailable
 from authgate.policy.access import grant
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.scope import Scope, ScopeError, format_scopes, parse_scopes
 from authgate.subject import ANONYMOUS, Subject
 
@@ -133,7 +133,7 @@ def _check_service(resources: Resources, service: str) -> None:
 async def _login(auth: AuthServices, resources: Resources, request: Request, creds: BasicCredentials,
                  outcome: _Outcome) -> None:
     try:
-        result = await auth.authenticator.login(creds, client_address(request))
+        result = await auth.authenticator.login(creds, client_address(request, resources.settings))
     except TooManyAttempts as exc:
         if exc.first:
             await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
@@ -141,13 +141,15 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         raise TokenRequestError(429, "slow_down", exc.message,
                                 {"Retry-After": str(exc.retry_after)}) from None
     except IdentityUnavailable as exc:
-        log.warning("login for %r from %s not checked: %s", creds.username[:100], client_address(request), exc)
+        log.warning("login for %r from %s not checked: %s", creds.username[:100],
+                    client_address(request, resources.settings), exc)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=str(exc))
         raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
     outcome.source, outcome.identity = result.source, result.details
     if result.subject is None:
-        log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request), result.reason)
+        log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request, resources.settings),
+                 result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=result.reason)
         raise _denied(login_refusal_message(result.reason, creds.username[:255]))
@@ -252,12 +254,12 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     return outcome
 
 
-async def token_endpoint(request: Request) -> Response:
-    resources = resources_of(request)
+async def token_endpoint(resources: Resources, request: Request) -> Response:
     auth = auth_of(resources)
     try:
         outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
-        granted = grant(resources.policy, outcome.subject, outcome.requested, client_address(request))
+        granted = grant(resources.policy, outcome.subject, outcome.requested,
+                        client_address(request, resources.settings))
         issued = auth.tokens.issue_recent(outcome.subject, granted, epoch=outcome.epoch)
         refresh = outcome.refresh_token
         if refresh is None and outcome.offline and outcome.user is not None:
@@ -282,5 +284,5 @@ async def token_endpoint(request: Request) -> Response:
     return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def token_routes() -> list[BaseRoute]:
-    return [Route("/token", token_endpoint, methods=["GET", "POST"])]
+def token_routes(resources: Resources) -> list[BaseRoute]:
+    return [Route("/token", partial(token_endpoint, resources), methods=["GET", "POST"])]

@@ -1,31 +1,41 @@
 """Who made this request: the contract between auth/ (which proves it) and registry/ (which asks it).
 
-`identify(request)` is called once per `/v2/` request by the registry guard, which then checks the
-route's needed actions against `Identity.token_grants(...)` and the live policy.
+`identify(request, app)` is called once per `/v2/` request by the registry guard, which then checks
+the route's needed actions against `Identity.token_grants(...)` and the live policy.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.requests import Request
 
 from authgate.audit import context
-from authgate.audit.events import AuditEvent
+from authgate.audit.events import AuditEvent, AuditSink
 from authgate.auth import accounts
+from authgate.auth.authn import IdentityUnavailable
 from authgate.auth.challenge import unauthorized
 from authgate.auth.credentials import BasicCredentials, CredentialsError, parse_authorization
 from authgate.auth.limiter import TooManyAttempts
-from authgate.auth.services import auth_of
+from authgate.auth.services import AuthServices
 from authgate.auth.tokens import InvalidToken
 from authgate.db.base import utcnow
 from authgate.errors import ErrorCode, RegistryError
-from authgate.identity.base import IdentityUnavailable
-from authgate.resources import resources_of
+from authgate.settings import Settings
 from authgate.subject import ANONYMOUS, Identity, Subject
 
 
-def client_address(request: Request) -> str | None:
-    """The peer, or behind a trusted proxy the forwarded client: the login limiter counts per real client."""
-    return context.client_address(request, resources_of(request).settings)
+class AuthContext(Protocol):
+    """What identifying a caller uses, handed in by whoever asks (the app's `Resources` has it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def audit(self) -> AuditSink: ...
+
+    @property
+    def auth(self) -> AuthServices: ...
 
 
 def too_many(exc: TooManyAttempts) -> RegistryError:
@@ -33,11 +43,10 @@ def too_many(exc: TooManyAttempts) -> RegistryError:
                          headers={"Retry-After": str(exc.retry_after)})
 
 
-async def subject_for_token(request: Request, sub: str, epoch: str | None) -> Subject | None:
+async def subject_for_token(auth: AuthServices, sub: str, epoch: str | None) -> Subject | None:
     """The live subject behind a token's `sub`: None when the account is gone, disabled, or not the
     incarnation the token was issued to (removed and re-created, disabled since: `account_epoch`).
     Asked of the account cache: no database round trip while it is fresh."""
-    auth = auth_of(resources_of(request))
     if sub == "":
         return ANONYMOUS
     if sub.startswith("robot:"):
@@ -60,23 +69,20 @@ def unavailable(exc: IdentityUnavailable) -> RegistryError:
     return RegistryError(ErrorCode.UNAVAILABLE, str(exc), headers={"Retry-After": "30"})
 
 
-async def _record_basic_failure(request: Request, username: str, reason: str | None) -> None:
+async def _record_basic_failure(request: Request, app: AuthContext, username: str, reason: str | None) -> None:
     """A failed Basic login on /v2/ (`curl -u`) is a failed login like one at /token."""
-    resources = resources_of(request)
-    await resources.audit.record(AuditEvent(
+    await app.audit.record(AuditEvent(
         action="auth:login:failure", actor=Subject("user", username[:255]), outcome="failure", reason=reason,
-        details={"via": "basic on /v2/"}, **context.request_context(request, resources.settings),
+        details={"via": "basic on /v2/"}, **context.request_context(request, app.settings),
     ))
 
 
-async def identify(request: Request) -> Identity:
+async def identify(request: Request, app: AuthContext) -> Identity:
     """Bearer → the token's subject and grants; Basic → a login; nothing → anonymous.
 
     A bad token or bad credentials raise the 401 the client needs to try again.
     """
-    resources = resources_of(request)
-    settings = resources.settings
-    auth = auth_of(resources)
+    settings, auth = app.settings, app.auth
     try:
         credentials = parse_authorization(request.headers.get("authorization"))
     except CredentialsError as exc:
@@ -87,16 +93,16 @@ async def identify(request: Request) -> Identity:
         if credentials.empty:
             return Identity(ANONYMOUS)
         try:
-            result = await auth.authenticator.login(credentials, client_address(request))
+            result = await auth.authenticator.login(credentials, context.client_address(request, settings))
         except TooManyAttempts as exc:
             if exc.first:
-                await _record_basic_failure(request, credentials.username, "locked out after repeated failures")
+                await _record_basic_failure(request, app, credentials.username, "locked out after repeated failures")
             raise too_many(exc) from None
         except IdentityUnavailable as exc:
-            await _record_basic_failure(request, credentials.username, str(exc))
+            await _record_basic_failure(request, app, credentials.username, str(exc))
             raise unavailable(exc) from None
         if result.subject is None:
-            await _record_basic_failure(request, credentials.username, result.reason)
+            await _record_basic_failure(request, app, credentials.username, result.reason)
             raise unauthorized(settings.realm, settings.service, message="invalid username or password")
         return Identity(result.subject)
     try:
@@ -104,7 +110,7 @@ async def identify(request: Request) -> Identity:
     except InvalidToken as exc:
         raise unauthorized(settings.realm, settings.service, error="invalid_token", message=str(exc)) from None
     try:
-        subject = await subject_for_token(request, verified.subject, verified.epoch)
+        subject = await subject_for_token(auth, verified.subject, verified.epoch)
     except IdentityUnavailable as exc:
         raise unavailable(exc) from None
     if subject is None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from prometheus_client import CollectorRegistry
+from typing import Protocol, TypeVar
 
 from authgate.auth.account_cache import CachedAccounts
-from authgate.auth.account_store import DatabaseAccounts
+from authgate.auth.account_store import DatabaseAccounts, UserRecord
 from authgate.auth.accounts import count_users
 from authgate.auth.bearer_cache import VerifiedTokens
 from authgate.auth.authn import Authenticator
@@ -25,12 +24,35 @@ from authgate.auth.unlocks import unlock_source
 from authgate.db.session import Database
 from authgate.db import versions
 from authgate.db.versions import VersionWatch
-from authgate.identity import build_chain
-from authgate.identity.chain import IdentityChain
-from authgate.policy.store import PolicyStore
 from authgate.settings import Settings
+from authgate.subject import Subject
 
 log = logging.getLogger(__name__)
+
+
+class IdentityLookup(Protocol):
+    """What auth asks of the identity sources (`authgate.identity`, the layer above, which
+    implements it) once a token or refresh token is presented: is its account still good?"""
+
+    @property
+    def external(self) -> bool:
+        """Whether any source other than the local database is configured."""
+        ...
+
+    async def resolve(self, username: str) -> Subject | None:
+        """The live subject of a user the local database does not hold; None when gone or disabled."""
+        ...
+
+    def robot(self, name: str) -> Subject | None:
+        """The live subject of a `robot:NAME` no stored robot has (a CI workload), or None."""
+        ...
+
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
+        """At a refresh grant: the user as its source still vouches for it, or None."""
+        ...
+
+
+Lookup = TypeVar("Lookup", bound=IdentityLookup)
 
 
 @dataclass
@@ -41,7 +63,7 @@ class AuthServices:
     limiter: LoginLimiter
     authenticator: Authenticator
     #: The ordered identity sources behind `authenticator`'s user logins (authgate.identity).
-    identity: IdentityChain
+    identity: IdentityLookup
     #: Users, robots and refresh tokens from memory; started and stopped by the lifespan.
     accounts: CachedAccounts
     #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
@@ -50,9 +72,11 @@ class AuthServices:
     shared: VersionWatch
 
 
-async def build_auth(settings: Settings, db: Database, registry: CollectorRegistry | None = None,
-                     policy: PolicyStore | None = None) -> AuthServices:
-    """Load (or create on first start) the signing keys and wire the authenticators."""
+async def build_auth(settings: Settings, db: Database, identity_for: Callable[[Authenticator], Lookup]
+                     ) -> tuple[AuthServices, Lookup]:
+    """Load (or create on first start) the signing keys and wire the authenticators;
+    `identity_for` builds the identity sources around the local password check (`build_chain`).
+    Returns the services and those sources as built (the device login needs them by type)."""
     shared = VersionWatch(db)
     keys = await watch_keys(KeyStore(db, keys_dir(settings.data)), settings.signing_algorithm, shared)
     for key in keys.expiring():
@@ -70,7 +94,7 @@ async def build_auth(settings: Settings, db: Database, registry: CollectorRegist
     limiter = LoginLimiter(DatabaseLimiterStore(db, shared), slots, unlocks=unlock_source(db))
     accounts = CachedAccounts(DatabaseAccounts(db))
     authenticator = Authenticator(db, accounts, verifier, limiter)
-    identity = build_chain(settings, db, authenticator, registry, policy)
+    identity = identity_for(authenticator)
     services = AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts,
                             VerifiedTokens(tokens), shared)
 
@@ -79,7 +103,7 @@ async def build_auth(settings: Settings, db: Database, registry: CollectorRegist
         services.bearer = VerifiedTokens(tokens)
 
     shared.watch(versions.SIGNING_KEYS, forget_verified)  # after the ring's reload (watch_keys)
-    return services
+    return services, identity
 
 
 async def watch_keys(store: KeyStore, algorithm: Algorithm, shared: VersionWatch) -> KeyRing:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authgate.audit.context import client_address
 from authgate.auth import accounts
-from authgate.auth.identity import client_address
 from authgate.console import registry_view
 from authgate.console.teams import policy_engine
 from authgate.console.web import ConsoleError, bad_input, page, render, require_user
-from authgate.resources import resources_of
+from authgate.db.session import Database
+from authgate.resources import Resources
 from authgate.subject import Subject
 
 _KINDS = ("user", "robot", "team")
@@ -23,8 +24,7 @@ _KINDS = ("user", "robot", "team")
 _TEAM_MEMBER = "-"
 
 
-async def _subject(request: Request, kind: str, name: str) -> Subject:
-    db = resources_of(request).db
+async def _subject(db: Database, kind: str, name: str) -> Subject:
     try:
         accounts.check_name(name, kind)
     except accounts.AccountError as exc:
@@ -42,8 +42,8 @@ async def _subject(request: Request, kind: str, name: str) -> Subject:
 
 
 @page
-async def access_page(request: Request) -> Response:
-    who = await require_user(request)
+async def access_page(resources: Resources, request: Request) -> Response:
+    who = await require_user(resources, request)
     params = request.query_params
     kind = params.get("kind", "user")
     name = params.get("name", who.subject.name).strip()
@@ -58,6 +58,8 @@ async def access_page(request: Request) -> Response:
         raise ConsoleError(403, "Admins only", "You may ask about yourself; admins may ask about anyone.")
     if registry_view.parse_name(repository) is None:
         raise bad_input("That is not a repository name (lower-case path such as team/app).")
-    subject = who.subject if kind == "user" and name == who.subject.name else await _subject(request, kind, name)
-    context["explanation"] = policy_engine(request).explain(subject, repository, address=client_address(request))
+    own = kind == "user" and name == who.subject.name
+    subject = who.subject if own else await _subject(resources.db, kind, name)
+    address = client_address(request, resources.settings)
+    context["explanation"] = policy_engine(resources).explain(subject, repository, address=address)
     return render(request, "access.html", context, who=who)

@@ -25,7 +25,7 @@ from authgate.console.web import SECURITY_HEADERS, bad_input, page, render, requ
 from authgate.db.models import AuditEvent as AuditRow
 from authgate.errors import RegistryError
 from authgate.reference import Digest
-from authgate.resources import resources_of
+from authgate.resources import Resources
 
 PAGE_SIZE = 50
 _TEXT_FILTERS = ("actor", "repository", "action", "digest", "outcome", "since", "until")
@@ -82,10 +82,10 @@ def _before(request: Request) -> int | None:
 
 
 @page
-async def audit_page(request: Request) -> Response:
-    who = await require_admin(request)
+async def audit_page(resources: Resources, request: Request) -> Response:
+    who = await require_admin(resources, request)
     flt, values = _filters(request)
-    events = await list_events(resources_of(request).db, flt, PAGE_SIZE, _before(request))
+    events = await list_events(resources.db, flt, PAGE_SIZE, _before(request))
     more = events[-1]["seq"] if len(events) == PAGE_SIZE else None
     query = {k: v for k, v in values.items() if v}
     return render(request, "audit.html", {"title": "Audit log", "events": events, "values": values,
@@ -93,10 +93,10 @@ async def audit_page(request: Request) -> Response:
 
 
 @page
-async def chain_status(request: Request) -> Response:
+async def chain_status(resources: Resources, request: Request) -> Response:
     """The chain check walks the whole log, so it runs when asked (a button), not on every search."""
-    who = await require_admin(request)
-    result = await verify(resources_of(request).db)
+    who = await require_admin(resources, request)
+    result = await verify(resources.db)
     template = "chain_status.html" if request.headers.get("hx-request") else "chain_page.html"
     return render(request, template, {"title": "Audit chain", "result": result}, who=who)
 
@@ -119,13 +119,13 @@ async def _lines(events: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterat
 
 
 @page
-async def audit_export(request: Request) -> Response:
-    await require_admin(request)
+async def audit_export(resources: Resources, request: Request) -> Response:
+    await require_admin(resources, request)
     fmt = request.query_params.get("format", "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise bad_input("format must be jsonl or csv.")
     flt, _ = _filters(request)
     media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     headers = {"Content-Disposition": f'attachment; filename="authgate-audit.{fmt}"', **SECURITY_HEADERS}
-    return StreamingResponse(_lines(iter_events(resources_of(request).db, flt), fmt), media_type=media,
+    return StreamingResponse(_lines(iter_events(resources.db, flt), fmt), media_type=media,
                              headers=headers)

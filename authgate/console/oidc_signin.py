@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from authgate.audit.context import request_context
 from authgate.audit.events import AuditEvent
-from authgate.auth.identity import client_address
+from authgate.audit.context import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.services import auth_of
 from authgate.console.sessions import SESSION_TTL, start_session
@@ -35,7 +35,7 @@ from authgate.identity.base import SourceUnavailable
 from authgate.identity.people import Person, PeopleSource
 from authgate.identity.people_accounts import PersonError
 from authgate.identity.people_code import CodeSignIn, authorization_url, check_issuer, finish_code_sign_in
-from authgate.resources import resources_of
+from authgate.resources import Resources
 from authgate.subject import Subject
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,21 @@ FLOW_TTL = 600
 _START_AGAIN = "Start again with the button below."
 
 
-def people_sources(request: Request) -> list[PeopleSource]:
-    return [s for s in auth_of(resources_of(request)).identity.sources if isinstance(s, PeopleSource)]
+def people_sources(resources: Resources) -> list[PeopleSource]:
+    return [s for s in resources.identity.sources if isinstance(s, PeopleSource)]
 
 
-def _source(request: Request) -> PeopleSource:
+def _source(resources: Resources, request: Request) -> PeopleSource:
     name = request.path_params["source"]
-    found = next((s for s in people_sources(request) if s.name == name), None)
+    found = next((s for s in people_sources(resources) if s.name == name), None)
     if found is None or found.sealer is None:
         raise ConsoleError(404, "Not found", "No OpenID provider is configured under that name for signing in.")
     return found
 
 
-def redirect_uri(request: Request, source: PeopleSource) -> str:
+def redirect_uri(resources: Resources, source: PeopleSource) -> str:
     """From `public_url`: the address registered at the provider, whatever Host the request had."""
-    return f"{resources_of(request).settings.url}/signin/oidc/{quote(source.name)}/callback"
+    return f"{resources.settings.url}/signin/oidc/{quote(source.name)}/callback"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -78,10 +78,10 @@ def _flow_path(source: PeopleSource) -> str:
 
 
 @page
-async def start(request: Request) -> Response:
-    source = _source(request)
+async def start(resources: Resources, request: Request) -> Response:
+    source = _source(resources, request)
     next_path = safe_next(request.query_params.get("next", "/"))
-    settings = resources_of(request).settings
+    settings = resources.settings
     if not settings.public_url and _origin(settings.url) != _origin(str(request.url)):
         # The provider sends the browser back to settings.url; the sign-in cookie set here would not
         # be there, and the person would be told their sign-in was not started in this browser.
@@ -91,7 +91,7 @@ async def start(request: Request) -> Response:
                            "people use (and register its callback at the provider).")
     sign_in = CodeSignIn.new(source.name, next_path)
     try:
-        target = await authorization_url(source, sign_in, redirect_uri(request, source))
+        target = await authorization_url(source, sign_in, redirect_uri(resources, source))
     except SourceUnavailable as exc:
         log.warning("console sign-in with %s not started: %s", source.name, exc)
         raise ConsoleError(503, "Identity provider unreachable", f"The identity provider {source.name} cannot be "
@@ -99,7 +99,7 @@ async def start(request: Request) -> Response:
     assert source.sealer is not None
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(FLOW_COOKIE, source.sealer.seal(sign_in.dumps()), max_age=FLOW_TTL, httponly=True,
-                        samesite="lax", secure=secure_cookies(request), path=_flow_path(source))
+                        samesite="lax", secure=secure_cookies(resources, request), path=_flow_path(source))
     return response
 
 
@@ -107,14 +107,15 @@ class _NotCounted(Exception):
     """Carries an unreachable provider out of the limiter's attempt: not a failed sign-in."""
 
 
-async def _trade(request: Request, source: PeopleSource, sign_in: CodeSignIn, code: str) -> Person:
+async def _trade(resources: Resources, request: Request, source: PeopleSource, sign_in: CodeSignIn, code: str
+                 ) -> Person:
     """The code traded and checked, as one attempt of the login limiter (per client address, as
     device codes are: a refused code counts, an unreachable provider does not)."""
-    limiter = auth_of(resources_of(request)).limiter
+    limiter = auth_of(resources).limiter
     refused: PersonError | None = None
-    async with limiter.attempt("", client_address(request), code, robot=True) as attempt:
+    async with limiter.attempt("", client_address(request, resources.settings), code, robot=True) as attempt:
         try:
-            person = await finish_code_sign_in(source, sign_in, code, redirect_uri(request, source))
+            person = await finish_code_sign_in(source, sign_in, code, redirect_uri(resources, source))
         except SourceUnavailable as exc:
             raise _NotCounted(str(exc)) from exc
         except PersonError as exc:
@@ -127,9 +128,8 @@ async def _trade(request: Request, source: PeopleSource, sign_in: CodeSignIn, co
 
 
 @page
-async def callback(request: Request) -> Response:
-    source = _source(request)
-    resources = resources_of(request)
+async def callback(resources: Resources, request: Request) -> Response:
+    source = _source(resources, request)
     params = request.query_params
     sealed = request.cookies.get(FLOW_COOKIE)
     opened = source.sealer.unseal(sealed, max_age=FLOW_TTL) if sealed and source.sealer else None
@@ -152,18 +152,18 @@ async def callback(request: Request) -> Response:
                                  if params.get("error_description") else "")
             raise _Refused(403 if error == "access_denied" else 400, f"the provider answered {said}",
                            f"{source.name} did not sign you in ({said}). {_START_AGAIN}")
-        person = await _trade(request, source, sign_in, params.get("code", ""))
+        person = await _trade(resources, request, source, sign_in, params.get("code", ""))
     except PersonError as exc:
-        return await _refuse(request, source, next_path, _Refused(
+        return await _refuse(resources, request, source, next_path, _Refused(
             403, str(exc), f"Signing in with {source.name} failed: {exc}. {_START_AGAIN}"))
     except _Refused as refused:
-        return await _refuse(request, source, next_path, refused)
+        return await _refuse(resources, request, source, next_path, refused)
     except _NotCounted as exc:
         log.warning("console sign-in with %s not finished: %s", source.name, exc)
-        return _drop_flow(render_form(request, next_path, f"The identity provider {source.name} cannot be "
+        return _drop_flow(render_form(resources, request, next_path, f"The identity provider {source.name} cannot be "
                                                           "reached; try again later.", status=503), source)
     except TooManyAttempts as exc:
-        response = render_form(request, next_path, f"Too many failed sign-ins. Try again in {exc.retry_after} "
+        response = render_form(resources, request, next_path, f"Too many failed sign-ins. Try again in {exc.retry_after} "
                                                    "seconds.", status=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return _drop_flow(response, source)
@@ -173,7 +173,7 @@ async def callback(request: Request) -> Response:
         details={"via": "console", "source": source.name}, **request_context(request, resources.settings)))
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=secure_cookies(request), path="/")
+                        samesite="lax", secure=secure_cookies(resources, request), path="/")
     return _drop_flow(response, source)
 
 
@@ -185,13 +185,13 @@ class _Refused(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
-async def _refuse(request: Request, source: PeopleSource, next_path: str, refused: _Refused) -> Response:
-    resources = resources_of(request)
+async def _refuse(resources: Resources, request: Request, source: PeopleSource, next_path: str, refused: _Refused
+                  ) -> Response:
     await resources.audit.record(AuditEvent(
         action="auth:login:failure", actor=Subject("user", "(console sign-in)"), outcome="failure",
         reason=refused.reason[:300], details={"via": "console", "source": source.name},
         **request_context(request, resources.settings)))
-    return _drop_flow(render_form(request, next_path, refused.message, status=refused.status), source)
+    return _drop_flow(render_form(resources, request, next_path, refused.message, status=refused.status), source)
 
 
 def _drop_flow(response: Response, source: PeopleSource) -> Response:

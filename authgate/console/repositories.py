@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authgate.auth.identity import client_address
+from authgate.audit.context import client_address
 from authgate.console import registry_view
 from authgate.console.repository_list import content_of
 from authgate.console.web import ConsoleError, bad_input, can_pull, not_found, page, render, require_user
 from authgate.errors import RegistryError
 from authgate.policy import filter_pullable
 from authgate.registry.content import RegistryContent
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.subject import Subject
 
 PAGE_SIZE = 50
@@ -70,13 +70,13 @@ async def visible_page(resources: Resources, subject: Subject, address: str | No
 
 
 @page
-async def repository_list(request: Request) -> Response:
-    who = await require_user(request)
+async def repository_list(resources: Resources, request: Request) -> Response:
+    who = await require_user(resources, request)
     query = request.query_params.get("q", "").strip().lower()
     if len(query) > MAX_SEARCH:
         raise bad_input(f"The search is longer than {MAX_SEARCH} characters; repository names are shorter.")
     number = _page_number(request.query_params.get("page"))
-    names, total, last = await visible_page(resources_of(request), who.subject, client_address(request), query,
+    names, total, last = await visible_page(resources, who.subject, client_address(request, resources.settings), query,
                                             number)
     context = {"names": names, "total": total, "page": min(number, last), "last": last, "q": query,
                "title": "Repositories"}
@@ -87,10 +87,10 @@ async def repository_list(request: Request) -> Response:
 _HOST_RE = re.compile(r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 
 
-def pull_host(request: Request) -> str:
+def pull_host(resources: Resources, request: Request) -> str:
     """The registry address for `docker pull`/`login` lines: `public_url` when set, else the address
     this browser reached authgate at (what docker on the same machine would use too)."""
-    settings = resources_of(request).settings
+    settings = resources.settings
     host = request.headers.get("host", "")
     if settings.public_url or not _HOST_RE.fullmatch(host):
         return settings.url.split("://", 1)[-1]
@@ -98,16 +98,15 @@ def pull_host(request: Request) -> str:
 
 
 @page
-async def repository_page(request: Request) -> Response:
-    who = await require_user(request)
-    resources = resources_of(request)
+async def repository_page(resources: Resources, request: Request) -> Response:
+    who = await require_user(resources, request)
     rest = request.path_params["rest"]
     raw_name, _, raw_tag = rest.partition(TAG_SEPARATOR)
     name = registry_view.parse_name(raw_name.rstrip("/"))
-    if name is None or not can_pull(request, who.subject, str(name)):
+    if name is None or not can_pull(resources, request, who.subject, str(name)):
         raise not_found("repository")
     store = _store(resources)
-    host = pull_host(request)
+    host = pull_host(resources, request)
     if not raw_tag:
         with _reading():
             tags = await registry_view.tags(resources, store, name)

@@ -13,23 +13,23 @@ from authgate.auth import accounts
 from authgate.console.sessions import SignedIn
 from authgate.console.web import admin_form, audit_admin, bad_input, field, page, render, require_user
 from authgate.policy.engine import PolicyEngine
-from authgate.resources import resources_of
+from authgate.resources import Resources
 
 _ACTIONS = ("create", "delete", "add", "remove")
 
 
-def policy_engine(request: Request) -> PolicyEngine:
-    return resources_of(request).policy.engine
+def policy_engine(resources: Resources) -> PolicyEngine:
+    return resources.policy.engine
 
 
 @page
-async def teams_page(request: Request) -> Response:
-    return await _teams(request, await require_user(request))
+async def teams_page(resources: Resources, request: Request) -> Response:
+    return await _teams(resources, request, await require_user(resources, request))
 
 
-async def _teams(request: Request, who: SignedIn, error: str = "", status: int = 200) -> Response:
-    teams = await accounts.list_teams(resources_of(request).db)
-    engine = policy_engine(request)
+async def _teams(resources: Resources, request: Request, who: SignedIn, error: str = "", status: int = 200) -> Response:
+    teams = await accounts.list_teams(resources.db)
+    engine = policy_engine(resources)
     declared = [{"name": t.name, "members": sorted(f"{kind}:{name}" for kind, name in t.members),
                  "origin": str(getattr(t, "origin", ""))} for t in engine.policy.teams]
     if not who.subject.admin:
@@ -41,12 +41,12 @@ async def _teams(request: Request, who: SignedIn, error: str = "", status: int =
 
 
 @page
-async def team_change(request: Request) -> Response:
-    who, form = await admin_form(request)
+async def team_change(resources: Resources, request: Request) -> Response:
+    who, form = await admin_form(resources, request)
     action, team, user = field(form, "action"), field(form, "team"), field(form, "user")
     if action not in _ACTIONS:
         raise bad_input("action must be create, delete, add or remove.")
-    db = resources_of(request).db
+    db = resources.db
     try:
         if action == "create":
             await accounts.create_team(db, team)
@@ -57,7 +57,7 @@ async def team_change(request: Request) -> Response:
         else:
             await accounts.remove_members(db, team, [user])
     except accounts.AccountError as exc:
-        await audit_admin(request, who, f"team:{action}:failure", team, outcome="failure", user=user or None)
-        return await _teams(request, who, str(exc), 400)
-    await audit_admin(request, who, f"team:{action}", team, user=user or None)
+        await audit_admin(resources, request, who, f"team:{action}:failure", team, outcome="failure", user=user or None)
+        return await _teams(resources, request, who, str(exc), 400)
+    await audit_admin(resources, request, who, f"team:{action}", team, user=user or None)
     return RedirectResponse("/teams", status_code=303)

@@ -18,12 +18,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from authgate.audit.context import request_context
+from authgate.audit.context import client_address, request_context
 from authgate.audit.events import AuditEvent
-from authgate.auth.identity import client_address
 from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.console.sessions import SignedIn, load_session, same_token
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.subject import Subject
 
 SESSION_COOKIE = "authgate_session"
@@ -49,7 +48,8 @@ Form = dict[str, str]
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+#: A console page: given what the app holds when the routes are made (`console_routes`), and the request.
+Endpoint = Callable[[Resources, Request], Awaitable[Response]]
 
 
 class ConsoleError(Exception):
@@ -71,30 +71,30 @@ def bad_input(message: str) -> ConsoleError:
     return ConsoleError(400, "Bad request", message)
 
 
-def secure_cookies(request: Request) -> bool:
+def secure_cookies(resources: Resources, request: Request) -> bool:
     """`Secure` under HTTPS: the request came over TLS, or the public URL is https (behind a proxy)."""
-    settings = resources_of(request).settings
+    settings = resources.settings
     return request.url.scheme == "https" or settings.url.startswith("https://")
 
 
-async def signed_in(request: Request) -> SignedIn | None:
+async def signed_in(resources: Resources, request: Request) -> SignedIn | None:
     cached = request.scope.get("authgate.console")
     if cached is None:
-        cached = await load_session(resources_of(request).db, request.cookies.get(SESSION_COOKIE))
+        cached = await load_session(resources.db, request.cookies.get(SESSION_COOKIE))
         request.scope["authgate.console"] = cached or False
     return cached or None
 
 
-async def require_user(request: Request) -> SignedIn:
+async def require_user(resources: Resources, request: Request) -> SignedIn:
     """The signed-in user; otherwise a redirect to the sign-in page that comes back here."""
-    who = await signed_in(request)
+    who = await signed_in(resources, request)
     if who is None:
         raise _SignInFirst(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     return who
 
 
-async def require_admin(request: Request) -> SignedIn:
-    who = await require_user(request)
+async def require_admin(resources: Resources, request: Request) -> SignedIn:
+    who = await require_user(resources, request)
     if not who.subject.admin:
         raise ConsoleError(403, "Admins only", "This page is for admin users (authgate user add NAME --admin).")
     return who
@@ -130,9 +130,9 @@ async def read_form(request: Request) -> Form:
     return form
 
 
-async def checked_form(request: Request) -> tuple[SignedIn, Form]:
+async def checked_form(resources: Resources, request: Request) -> tuple[SignedIn, Form]:
     """The signed-in user and their form, refused with 403 unless it carries the session's CSRF token."""
-    who = await require_user(request)
+    who = await require_user(resources, request)
     form = await read_form(request)
     if not same_token(form.get("csrf"), who.csrf_token):
         raise ConsoleError(403, "Form expired", "This form did not come from your console session "
@@ -140,11 +140,11 @@ async def checked_form(request: Request) -> tuple[SignedIn, Form]:
     return who, form
 
 
-async def admin_form(request: Request) -> tuple[SignedIn, Form]:
+async def admin_form(resources: Resources, request: Request) -> tuple[SignedIn, Form]:
     """As `checked_form`, for an admin user only."""
-    who, form = await checked_form(request)
+    who, form = await checked_form(resources, request)
     if not who.subject.admin:
-        await require_admin(request)
+        await require_admin(resources, request)
     return who, form
 
 
@@ -158,16 +158,15 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
-def can_pull(request: Request, subject: Subject, repository: str) -> bool:
+def can_pull(resources: Resources, request: Request, subject: Subject, repository: str) -> bool:
     """The one question every repository view asks the policy engine."""
-    policy = resources_of(request).policy
-    return "pull" in policy.allowed_actions(subject, repository, client_address(request))
+    policy = resources.policy
+    return "pull" in policy.allowed_actions(subject, repository, client_address(request, resources.settings))
 
 
-async def audit_admin(request: Request, who: SignedIn, action: str, target: str,
+async def audit_admin(resources: Resources, request: Request, who: SignedIn, action: str, target: str,
                       outcome: str = "success", **details: Any) -> None:
     """Admin changes made in the console, with the signed-in subject as actor."""
-    resources: Resources = resources_of(request)
     await resources.audit.record(AuditEvent(
         action=action, actor=who.subject, reference=target[:255], outcome=outcome,
         details={"via": "console", **details}, **request_context(request, resources.settings),
@@ -178,13 +177,13 @@ def page(endpoint: Endpoint) -> Endpoint:
     """Security headers on every answer; errors and "sign in first" become pages, not tracebacks."""
 
     @functools.wraps(endpoint)
-    async def wrapped(request: Request) -> Response:
+    async def wrapped(resources: Resources, request: Request) -> Response:
         try:
-            response = await endpoint(request)
+            response = await endpoint(resources, request)
         except _SignInFirst as exc:
             response = RedirectResponse("/signin?next=" + quote(exc.next_path, safe="/"), status_code=303)
         except ConsoleError as exc:
-            who = await signed_in(request)
+            who = await signed_in(resources, request)
             response = render(request, "error.html", {"title": exc.title, "message": exc.message},
                               status=exc.status, who=who)
         for name, value in SECURITY_HEADERS.items():

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from authgate.auth.authn import Authenticator
 from authgate.auth.keys import keys_dir
 from authgate.db.session import Database
-from authgate.identity.base import IdentityConfigError, IdentitySource
+from authgate.identity.base import IdentityConfigError, IdentitySource, RechecksUsers, VouchesForRobots
 from authgate.identity.chain import IdentityChain
 from authgate.identity.config import LdapConfig, WorkloadConfig, load_identity
 from authgate.identity.local import LocalSource
@@ -40,18 +40,24 @@ def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
 
     Raises `IdentityConfigError` naming the setting when the file is wrong."""
     sources: list[IdentitySource] = []
+    robots: list[VouchesForRobots] = []
+    rechecks: list[RechecksUsers] = []
     for config in load_identity(settings.identity):
         if isinstance(config, LdapConfig):
             sources.append(ldap_source_for(config, settings.token_ttl))
         elif isinstance(config, PeopleConfig):
-            sources.append(PeopleSource(config, db, Sealer(keys_dir(settings.data) / "identity.key")))
+            people = PeopleSource(config, db, Sealer(keys_dir(settings.data) / "identity.key"))
+            sources.append(people)
+            rechecks.append(people)
         elif isinstance(config, WorkloadConfig):
-            sources.append(WorkloadSource(config, db, workloads_of(policy)))
+            workload = WorkloadSource(config, db, workloads_of(policy))
+            sources.append(workload)
+            robots.append(workload)
             # Every CI job logs in with this one name: count failures per address, not per name.
             authenticator.shared_logins |= {config.username}
         else:
             sources.append(LocalSource(db, authenticator._user))
-    chain = IdentityChain(sources, registry)
+    chain = IdentityChain(sources, registry, robots=robots, rechecks=rechecks)
     authenticator.check_user = chain.authenticate_user
     return chain
 

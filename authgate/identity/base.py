@@ -23,18 +23,6 @@ class SourceUnavailable(Exception):
     """The source could not answer; the message names the server and the cause, never a secret."""
 
 
-class IdentityUnavailable(Exception):
-    """No source answered and at least one was down: the client must hear "try again later", not
-    "wrong password" (a person would otherwise reset a password that was right)."""
-
-    def __init__(self, sources: list[str]) -> None:
-        self.sources = sources
-        super().__init__(
-            f"the identity source{'s' if len(sources) > 1 else ''} {', '.join(sources)} "
-            "that could check this account cannot be reached; try again later"
-        )
-
-
 class IdentityConfigError(ValueError):
     """A source configuration that cannot work; the message names the setting (`SOURCE.KEY`)."""
 
@@ -96,4 +84,27 @@ class IdentitySource(Protocol):
 
     def describe(self) -> str:
         """One line for the start-up summary; no secrets."""
+        ...
+
+
+class VouchesForRobots(Protocol):
+    """A source that also vouches for robots no stored robot is: CI workloads (`workload.py`),
+    while the policy declares them."""
+
+    name: str
+
+    def robot(self, name: str) -> Subject | None:
+        """The live subject of `robot:NAME`, or None when this source does not vouch for it."""
+        ...
+
+
+class RechecksUsers(Protocol):
+    """A source whose users are linked into the local database (device login, `people.py`) and
+    must be asked again whether it still vouches for them when a refresh token is redeemed."""
+
+    name: str
+
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
+        """The user (perhaps with synced teams), None when no longer vouched for; raises
+        `SourceUnavailable` when the source cannot answer."""
         ...

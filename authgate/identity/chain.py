@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from authgate.auth import accounts
 from authgate.auth.account_store import UserRecord
-from authgate.auth.authn import LoginResult
+from authgate.auth.authn import IdentityUnavailable, LoginResult
 from authgate.auth.credentials import BasicCredentials
-from authgate.identity.base import Answer, IdentitySource, IdentityUnavailable, SourceUnavailable
+from authgate.identity.base import Answer, IdentitySource, RechecksUsers, SourceUnavailable, VouchesForRobots
 from authgate.identity.local import LOCAL
 from authgate.subject import Subject
 
@@ -24,10 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class IdentityChain:
-    def __init__(self, sources: Sequence[IdentitySource], registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, sources: Sequence[IdentitySource], registry: CollectorRegistry | None = None, *,
+                 robots: Sequence[VouchesForRobots] = (), rechecks: Sequence[RechecksUsers] = ()) -> None:
+        """`robots` and `rechecks`: the sources (of `sources`, in their order) that also vouch for
+        robots, and that link users whom a refresh must check again."""
         if not sources:
             raise ValueError("an identity chain needs at least one source")
         self.sources = tuple(sources)
+        self.robots = tuple(robots)
+        self.rechecks = tuple(rechecks)
         registry = registry if registry is not None else CollectorRegistry()  # never the global one
         self.unavailable = Counter(
             "authgate_identity_source_unavailable", "Times an identity source could not answer and was skipped",
@@ -43,7 +48,7 @@ class IdentityChain:
         """Whether any source other than the local database is configured."""
         return any(s.kind != LOCAL for s in self.sources)
 
-    def _skip(self, source: IdentitySource, exc: SourceUnavailable) -> None:
+    def _skip(self, source: IdentitySource | RechecksUsers, exc: SourceUnavailable) -> None:
         self.unavailable.labels(source.name).inc()
         log.warning("identity source %s is unavailable, skipped: %s", source.name, exc)
 
@@ -91,10 +96,9 @@ class IdentityChain:
     def robot(self, name: str) -> Subject | None:
         """The live subject behind a `robot:NAME` token that no stored robot has: a CI workload
         while the policy still declares it."""
-        for source in self.sources:
-            vouch = getattr(source, "robot", None)
-            subject = vouch(name) if vouch is not None else None
-            if isinstance(subject, Subject):
+        for source in self.robots:
+            subject = source.robot(name)
+            if subject is not None:
                 return subject
         return None
 
@@ -102,12 +106,9 @@ class IdentityChain:
         """At a refresh grant: ask the source that vouches for a provider-linked user (device login)
         whether it still does. The user (perhaps with synced teams), or None when it does not.
         Raises `IdentityUnavailable` when that source cannot answer."""
-        for source in self.sources:
-            recheck = getattr(source, "recheck", None)
-            if recheck is None:
-                continue
+        for source in self.rechecks:
             try:
-                checked: UserRecord | None = await recheck(user)
+                checked = await source.recheck(user)
             except SourceUnavailable as exc:
                 self._skip(source, exc)
                 raise IdentityUnavailable([source.name]) from None

@@ -18,6 +18,7 @@ import yaml
 from authgate.auth.accounts import NAME_RE
 from authgate.durations import DurationError, parse_seconds
 from authgate.identity.base import IdentityConfigError
+from authgate.identity.config_checks import ca_file, fail, source_name, text, timeout
 from authgate.identity.local import LOCAL
 from authgate.identity.people_config import PeopleConfig, parse_people
 
@@ -85,92 +86,55 @@ _LDAP_KEYS = {
 }
 
 
-def _fail(where: str, message: str) -> IdentityConfigError:
-    return IdentityConfigError(f"{where}: {message}")
-
-
 def _duration(where: str, value: Any) -> int:
     if isinstance(value, bool):  # YAML `yes`: str() would make it "True", not a number
-        raise _fail(where, f"{value!r} is not a duration (seconds, or 30s, 5m, 1h)")
+        raise fail(where, f"{value!r} is not a duration (seconds, or 30s, 5m, 1h)")
     try:
         return parse_seconds(str(value))
     except DurationError as exc:
-        raise _fail(where, str(exc)) from None
-
-
-def _text(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _fail(where, "must be a string")
-    return value
+        raise fail(where, str(exc)) from None
 
 
 def _filter(where: str, value: str, needs: str) -> str:
     if not (value.startswith("(") and value.endswith(")")) or value.count("(") != value.count(")"):
-        raise _fail(where, f"{value!r} is not an LDAP filter: it must be in parentheses, balanced")
+        raise fail(where, f"{value!r} is not an LDAP filter: it must be in parentheses, balanced")
     if needs not in value:
-        raise _fail(where, f"must contain {needs}, replaced by the escaped value at login")
+        raise fail(where, f"must contain {needs}, replaced by the escaped value at login")
     try:
         value.format(username="x", dn="x")
     except (KeyError, IndexError, ValueError):
-        raise _fail(where, "only {username} and {dn} may appear in braces") from None
+        raise fail(where, "only {username} and {dn} may appear in braces") from None
     return value
 
 
-def _ca_file(where: str, value: Any, file_dir: Path) -> Path:
-    """The CA bundle to trust for this source, relative to the identity file; checked now so a typo
-    fails at start rather than at the first login."""
-    ca = file_dir / Path(_text(f"{where}.ca_file", value)).expanduser()
-    if not ca.is_file():
-        raise _fail(f"{where}.ca_file", f"{ca} is not a readable file")
-    return ca
-
-
-def _timeout(where: str, value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 60:
-        raise _fail(f"{where}.timeout", "must be a number of seconds between 0 and 60")
-    return float(value)
-
-
-def _source_name(where: str, raw: dict[str, Any], default: str, known: set[str]) -> str:
-    """A source's name, checked, after refusing settings its kind does not know: a typo fails the load
-    instead of silently leaving a default in place. Later errors are reported under this name."""
-    name = _text(f"{where}.name", raw.get("name", default))
-    if not NAME_RE.fullmatch(name) or name == LOCAL:
-        raise _fail(f"{where}.name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise _fail(f"{name}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
-    return name
-
-
 def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
-    name = where = _source_name(where, raw, "ldap", _LDAP_KEYS)
-    url = _text(f"{where}.url", raw.get("url", ""))
+    name = where = source_name(where, raw, "ldap", _LDAP_KEYS)
+    url = text(f"{where}.url", raw.get("url", ""))
     parts = urlsplit(url)
     if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
-        raise _fail(f"{where}.url", f"{url!r}: must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        raise fail(f"{where}.url", f"{url!r}: must be ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
     values: dict[str, Any] = {"name": name, "url": url}
     for key in ("bind_dn", "user_dn_template", "user_base", "group_base", "group_name_attribute"):
         if key in raw:
-            values[key] = _text(f"{where}.{key}", raw[key])
+            values[key] = text(f"{where}.{key}", raw[key])
     password = raw.get("bind_password", "")
     password_file = raw.get("bind_password_file")
     env_name = f"AUTHGATE_IDENTITY_{name.upper().replace('-', '_').replace('.', '_')}_BIND_PASSWORD"
     if env_name in os.environ:
         password = os.environ[env_name]
     elif password_file:
-        path = file_dir / Path(_text(f"{where}.bind_password_file", password_file)).expanduser()
+        path = file_dir / Path(text(f"{where}.bind_password_file", password_file)).expanduser()
         try:
             password = path.read_text().rstrip("\r\n")
         except OSError as exc:
-            raise _fail(f"{where}.bind_password_file", f"cannot read {path}: {exc.strerror}") from None
-    values["bind_password"] = _text(f"{where}.bind_password", password)
+            raise fail(f"{where}.bind_password_file", f"cannot read {path}: {exc.strerror}") from None
+    values["bind_password"] = text(f"{where}.bind_password", password)
     if values.get("bind_dn"):
         if not values["bind_password"]:
-            raise _fail(f"{where}.bind_password", f"bind_dn needs a password (bind_password, bind_password_file "
+            raise fail(f"{where}.bind_password", f"bind_dn needs a password (bind_password, bind_password_file "
                         f"or ${env_name})")
         if not values.get("user_base"):
-            raise _fail(f"{where}.user_base", "search-then-bind (bind_dn) needs the base DN to search users under")
+            raise fail(f"{where}.user_base", "search-then-bind (bind_dn) needs the base DN to search users under")
     elif values.get("user_dn_template"):
         template = values["user_dn_template"]
         try:
@@ -178,41 +142,41 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
         except (KeyError, IndexError, ValueError):
             template = ""
         if "{username}" not in template:
-            raise _fail(f"{where}.user_dn_template", "must contain {username} (and no other braces), e.g. "
+            raise fail(f"{where}.user_dn_template", "must contain {username} (and no other braces), e.g. "
                         "uid={username},ou=people,…")
     else:
-        raise _fail(f"{where}.bind_dn", "set bind_dn (a service account: search, then bind as the user) or "
+        raise fail(f"{where}.bind_dn", "set bind_dn (a service account: search, then bind as the user) or "
                     "user_dn_template (bind as the user directly)")
     if "user_filter" in raw:
-        values["user_filter"] = _filter(f"{where}.user_filter", _text(f"{where}.user_filter", raw["user_filter"]),
+        values["user_filter"] = _filter(f"{where}.user_filter", text(f"{where}.user_filter", raw["user_filter"]),
                                         "{username}")
     if "group_filter" in raw:
-        values["group_filter"] = _filter(f"{where}.group_filter", _text(f"{where}.group_filter", raw["group_filter"]),
+        values["group_filter"] = _filter(f"{where}.group_filter", text(f"{where}.group_filter", raw["group_filter"]),
                                          "{dn}" if "{username}" not in raw["group_filter"] else "{username}")
     depth = raw.get("nested_depth", 0)
     if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= MAX_NESTED_DEPTH:
-        raise _fail(f"{where}.nested_depth", f"must be a whole number from 0 to {MAX_NESTED_DEPTH}")
+        raise fail(f"{where}.nested_depth", f"must be a whole number from 0 to {MAX_NESTED_DEPTH}")
     values["nested_depth"] = depth
     teams = raw.get("teams", {}) or {}
     if not isinstance(teams, dict):
-        raise _fail(f"{where}.teams", "must map directory group names to team names")
+        raise fail(f"{where}.teams", "must map directory group names to team names")
     for group, team in teams.items():
         if not isinstance(team, str) or not NAME_RE.fullmatch(team):
-            raise _fail(f"{where}.teams.{group}", f"{team!r} is not a valid team name")
+            raise fail(f"{where}.teams.{group}", f"{team!r} is not a valid team name")
     values["teams"] = tuple((str(g), str(t)) for g, t in teams.items())
     unmapped = raw.get("unmapped_groups", "by_name")
     if unmapped not in ("by_name", "ignore"):
-        raise _fail(f"{where}.unmapped_groups", "must be by_name or ignore")
+        raise fail(f"{where}.unmapped_groups", "must be by_name or ignore")
     values["unmapped_groups"] = unmapped
     start_tls = raw.get("start_tls", False)
     if not isinstance(start_tls, bool):
-        raise _fail(f"{where}.start_tls", "must be true or false")
+        raise fail(f"{where}.start_tls", "must be true or false")
     if start_tls and parts.scheme == "ldaps":
-        raise _fail(f"{where}.start_tls", "ldaps:// is already TLS; use start_tls with ldap:// only")
+        raise fail(f"{where}.start_tls", "ldaps:// is already TLS; use start_tls with ldap:// only")
     values["start_tls"] = start_tls
     if raw.get("ca_file"):
-        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
-    values["timeout"] = _timeout(where, raw.get("timeout", 5))
+        values["ca_file"] = ca_file(where, raw["ca_file"], file_dir)
+    values["timeout"] = timeout(where, raw.get("timeout", 5))
     values["cache_ttl"] = _duration(f"{where}.cache_ttl", raw.get("cache_ttl", 60))
     return LdapConfig(**values)
 
@@ -220,30 +184,30 @@ def _ldap(where: str, raw: dict[str, Any], file_dir: Path) -> LdapConfig:
 def _workload(where: str, raw: dict[str, Any], file_dir: Path) -> WorkloadConfig:
     from authgate.identity.jwks import ALLOWED_ALGORITHMS
 
-    name = where = _source_name(where, raw, "oidc", _WORKLOAD_KEYS)
-    issuer = _text(f"{where}.issuer", raw.get("issuer", ""))
+    name = where = source_name(where, raw, "oidc", _WORKLOAD_KEYS)
+    issuer = text(f"{where}.issuer", raw.get("issuer", ""))
     parts = urlsplit(issuer)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
     if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-        raise _fail(f"{where}.issuer", f"{issuer!r}: must be an https:// URL (its keys must come over TLS)")
-    audience = _text(f"{where}.audience", raw.get("audience", ""))
+        raise fail(f"{where}.issuer", f"{issuer!r}: must be an https:// URL (its keys must come over TLS)")
+    audience = text(f"{where}.audience", raw.get("audience", ""))
     if not audience:
-        raise _fail(f"{where}.audience", "set the audience the CI job requests its token for (e.g. the registry URL)")
+        raise fail(f"{where}.audience", "set the audience the CI job requests its token for (e.g. the registry URL)")
     algorithms = raw.get("algorithms", ["RS256", "ES256"])
     if not isinstance(algorithms, list) or not algorithms or any(a not in ALLOWED_ALGORITHMS for a in algorithms):
-        raise _fail(f"{where}.algorithms", f"a list among {', '.join(ALLOWED_ALGORITHMS)} (never none or HS*)")
+        raise fail(f"{where}.algorithms", f"a list among {', '.join(ALLOWED_ALGORITHMS)} (never none or HS*)")
     values: dict[str, Any] = {"name": name, "issuer": issuer.rstrip("/"), "audience": audience,
                               "algorithms": tuple(algorithms)}
     if raw.get("ca_file"):
-        values["ca_file"] = _ca_file(where, raw["ca_file"], file_dir)
+        values["ca_file"] = ca_file(where, raw["ca_file"], file_dir)
     leeway = raw.get("leeway", 30)
     if not isinstance(leeway, int) or isinstance(leeway, bool) or not 0 <= leeway <= 300:
-        raise _fail(f"{where}.leeway", "must be whole seconds from 0 to 300")
+        raise fail(f"{where}.leeway", "must be whole seconds from 0 to 300")
     values["leeway"] = leeway
-    values["timeout"] = _timeout(where, raw.get("timeout", 5))
-    username = _text(f"{where}.username", raw.get("username", "oidc"))
+    values["timeout"] = timeout(where, raw.get("timeout", 5))
+    username = text(f"{where}.username", raw.get("username", "oidc"))
     if not NAME_RE.fullmatch(username):
-        raise _fail(f"{where}.username", f"{username!r} is not a valid login name")
+        raise fail(f"{where}.username", f"{username!r} is not a valid login name")
     values["username"] = username
     return WorkloadConfig(**values)
 
@@ -252,31 +216,31 @@ def parse_identity(data: Any, origin: str = "identity", file_dir: Path = Path(".
     """The sources, in order. `local` must come first when present: a name in the local database
     is always that local account, for logins and for the tokens it was given."""
     if not isinstance(data, dict) or not isinstance(data.get("sources"), list) or not data["sources"]:
-        raise _fail(origin, "must be a mapping with `sources:`, a list such as [local, {type: ldap, …}]")
+        raise fail(origin, "must be a mapping with `sources:`, a list such as [local, {type: ldap, …}]")
     unknown = sorted(set(data) - {"sources"})
     if unknown:
-        raise _fail(f"{origin}: {unknown[0]}", "unknown setting (only `sources`)")
+        raise fail(f"{origin}: {unknown[0]}", "unknown setting (only `sources`)")
     sources: list[SourceConfig] = []
     names: set[str] = set()
     for index, entry in enumerate(data["sources"]):
         where = f"{origin}: sources[{index}]"
         if entry == LOCAL or (isinstance(entry, dict) and entry.get("type") == LOCAL and len(entry) == 1):
             if index != 0:
-                raise _fail(where, "local must be the first source (a local account always wins its name)")
+                raise fail(where, "local must be the first source (a local account always wins its name)")
             sources.append(LOCAL)
             names.add(LOCAL)
             continue
         parsers: dict[str, Callable[[str, dict[str, Any], Path], LdapConfig | WorkloadConfig | PeopleConfig]] = {
             "ldap": _ldap, "oidc_workload": _workload, "oidc": parse_people}
         if not isinstance(entry, dict) or entry.get("type") not in parsers:
-            raise _fail(f"{where}.type", "each source is `local` or a mapping with `type:` ldap, oidc_workload or oidc")
+            raise fail(f"{where}.type", "each source is `local` or a mapping with `type:` ldap, oidc_workload or oidc")
         try:
             config: LdapConfig | WorkloadConfig | PeopleConfig = parsers[entry["type"]](
                 f"sources[{index}]", entry, file_dir)
         except IdentityConfigError as exc:
             raise IdentityConfigError(f"{origin}: {exc}") from None
         if config.name in names:
-            raise _fail(f"{where}.name", f"two sources are named {config.name!r}; give each its own name")
+            raise fail(f"{where}.name", f"two sources are named {config.name!r}; give each its own name")
         names.add(config.name)
         sources.append(config)
     return sources

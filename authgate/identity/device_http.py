@@ -9,15 +9,15 @@ provider's tokens never leave authgate.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authgate.audit.context import request_context
+from authgate.audit.context import client_address, request_context
 from authgate.audit.events import AuditEvent
-from authgate.auth.identity import client_address
 from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token
 from authgate.auth.services import auth_of
@@ -25,7 +25,7 @@ from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.identity.base import SourceUnavailable
 from authgate.identity.people import Pending, PeopleSource
 from authgate.identity.people_accounts import PersonError
-from authgate.resources import Resources, resources_of
+from authgate.resources import Resources
 from authgate.subject import Subject
 
 log = logging.getLogger(__name__)
@@ -52,22 +52,22 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _source(resources: Resources, name: str) -> PeopleSource | None:
-    people = [s for s in auth_of(resources).identity.sources if isinstance(s, PeopleSource)]
+    people = [s for s in resources.identity.sources if isinstance(s, PeopleSource)]
     if not name and len(people) == 1:
         return people[0]
     return next((s for s in people if s.name == name), None)
 
 
-async def _audit(request: Request, action: str, actor: Subject, source: str, reason: str | None = None) -> None:
-    resources = resources_of(request)
+async def _audit(resources: Resources, request: Request, action: str, actor: Subject, source: str,
+                 reason: str | None = None) -> None:
     await resources.audit.record(AuditEvent(
         action=action, actor=actor, outcome="failure" if action.endswith(":failure") else "success", reason=reason,
         details={"grant_type": "device_code", "source": source}, **request_context(request, resources.settings)))
 
 
-async def device_start(request: Request) -> Response:
+async def device_start(resources: Resources, request: Request) -> Response:
     form = await _form(request)
-    source = _source(resources_of(request), form.get("source", ""))
+    source = _source(resources, form.get("source", ""))
     if source is None:
         return _error(404, "invalid_request", "no OpenID device login is configured under that source name "
                       "(see the identity file: type: oidc)")
@@ -91,14 +91,13 @@ class _NotAFailure(Exception):
         self.cause = cause
 
 
-async def device_token(request: Request) -> Response:
-    resources = resources_of(request)
+async def device_token(resources: Resources, request: Request) -> Response:
     form = await _form(request)
     source = _source(resources, form.get("source", ""))
     device_code = form.get("device_code", "")
     if source is None or not device_code or len(device_code) > 512:
         return _error(400, "invalid_request", "source and device_code are required")
-    limiter, address = auth_of(resources).limiter, client_address(request)
+    limiter, address = auth_of(resources).limiter, client_address(request, resources.settings)
     refused: PersonError | None = None
     try:
         # Guessed device codes are failed logins of this address (counted per address only).
@@ -120,16 +119,17 @@ async def device_token(request: Request) -> Response:
         return _error(503, "temporarily_unavailable", f"the identity provider {source.name} cannot be reached; "
                       "try again later")
     if refused is not None:
-        await _audit(request, "auth:login:failure", Subject("user", "(device login)"), source.name, str(refused))
+        await _audit(resources, request, "auth:login:failure", Subject("user", "(device login)"), source.name,
+                     str(refused))
         return _error(403, "access_denied", str(refused))
     settings = resources.settings
     refresh = await issue_refresh_token(resources.db, person.user, settings.service,
                                         form.get("client_id", "authgate-cli")[:255], settings.refresh_token_ttl)
-    await _audit(request, "auth:login", Subject("user", person.user.name, person.teams), source.name)
+    await _audit(resources, request, "auth:login", Subject("user", person.user.name, person.teams), source.name)
     return JSONResponse({"username": person.user.name, "refresh_token": refresh, "teams": sorted(person.teams),
                          "groups": list(person.groups), "source": source.name}, headers={"Cache-Control": "no-store"})
 
 
-def device_routes() -> list[BaseRoute]:
-    return [Route("/auth/oidc/device", device_start, methods=["POST"]),
-            Route("/auth/oidc/token", device_token, methods=["POST"])]
+def device_routes(resources: Resources) -> list[BaseRoute]:
+    return [Route("/auth/oidc/device", partial(device_start, resources), methods=["POST"]),
+            Route("/auth/oidc/token", partial(device_token, resources), methods=["POST"])]

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from authgate.auth.accounts import NAME_RE
 from authgate.identity.base import IdentityConfigError
+from authgate.identity.config_checks import ca_file, source_name, timeout
 
 _KEYS = {
     "name", "type", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "username_claim",
@@ -43,13 +44,7 @@ def parse_people(where: str, raw: dict[str, Any], file_dir: Path) -> PeopleConfi
     def fail(key: str, message: str) -> IdentityConfigError:
         return IdentityConfigError(f"{where}.{key}: {message}")
 
-    name = str(raw.get("name", "oidc"))
-    if not NAME_RE.fullmatch(name) or name == "local":
-        raise fail("name", f"{name!r}: use lower-case letters, digits, . _ - (and not `local`)")
-    where = name
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown setting (known: {', '.join(sorted(_KEYS))})")
+    name = where = source_name(where, raw, "oidc", _KEYS)
     issuer = str(raw.get("issuer", "")).rstrip("/")
     parts = urlsplit(issuer)
     loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
@@ -95,12 +90,6 @@ def parse_people(where: str, raw: dict[str, Any], file_dir: Path) -> PeopleConfi
         raise fail("algorithms", f"a list among {', '.join(ALLOWED_ALGORITHMS)}")
     values["algorithms"] = tuple(algorithms)
     if raw.get("ca_file"):
-        ca = file_dir / Path(str(raw["ca_file"])).expanduser()
-        if not ca.is_file():
-            raise fail("ca_file", f"{ca} is not a readable file")
-        values["ca_file"] = ca
-    timeout = raw.get("timeout", 10)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 60:
-        raise fail("timeout", "must be a number of seconds between 0 and 60")
-    values["timeout"] = float(timeout)
+        values["ca_file"] = ca_file(where, raw["ca_file"], file_dir)
+    values["timeout"] = timeout(where, raw.get("timeout", 10))
     return PeopleConfig(**values)

@@ -11,13 +11,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from authgate.auth.authn import Authenticator
+from authgate.auth.authn import Authenticator, IdentityUnavailable
 from authgate.auth.account_store import DatabaseAccounts
 from authgate.auth.credentials import BasicCredentials, Secret
 from authgate.auth.limiter import LoginLimiter
 from authgate.auth.passwords import PasswordVerifier, make_context
 from authgate.db.session import Database
-from authgate.identity.base import IdentityConfigError, IdentityUnavailable, TeamOrigin
+from authgate.identity.base import IdentityConfigError, TeamOrigin
 from authgate.identity.config import LdapConfig, WorkloadConfig, load_identity
 from authgate.identity.local import LocalSource
 from authgate.policy.workloads import WorkloadRule

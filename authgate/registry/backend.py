@@ -6,6 +6,8 @@ Which backend serves (embedded store, upstream gateway, none in token-server mod
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -13,13 +15,12 @@ from starlette.routing import BaseRoute, Route
 from authgate.registry.guard import guard
 from authgate.registry.routes import match
 from authgate.registry.token_only import not_served_here
-from authgate.resources import resources_of
+from authgate.resources import Resources
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 
-async def _v2(request: Request) -> Response:
-    resources = resources_of(request)
+async def _v2(resources: Resources, request: Request) -> Response:
     backend = resources.backend
     if backend is None:  # token-server mode; before the guard: a 401 would send docker to log in here
         raise not_served_here(resources.settings)
@@ -34,6 +35,7 @@ async def _v2(request: Request) -> Response:
     return response
 
 
-def registry_routes() -> list[BaseRoute]:
+def registry_routes(resources: Resources) -> list[BaseRoute]:
     """The `/v2/` routes for `create_app`; every method goes through `match` (405 there, not here)."""
-    return [Route("/v2/{rest:path}", _v2, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])]
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return [Route("/v2/{rest:path}", partial(_v2, resources), methods=methods)]

@@ -12,8 +12,8 @@ from starlette.requests import Request
 
 from authgate.audit import context as audit_context
 from authgate.audit.events import AuditEvent
-from authgate.auth import identity as identity_module
 from authgate.auth.challenge import unauthorized
+from authgate.auth.identity import identify
 from authgate.policy.access import missing_scopes, refusal_message
 from authgate.registry.routes import Kind, Target
 from authgate.resources import Resources
@@ -28,15 +28,10 @@ def _has_token(request: Request) -> bool:
     return request.headers.get("authorization", "").strip().lower().startswith("bearer ")
 
 
-async def _identify(request: Request) -> Identity:
-    # Through the module, so API tests can fake auth at this seam; it raises the 401 for bad credentials.
-    return await identity_module.identify(request)
-
-
 async def guard(request: Request, target: Target, resources: Resources) -> Identity:
     """Return the caller's identity if the route's needed actions are allowed, else raise the 401."""
     settings = resources.settings
-    identity = await _identify(request)
+    identity = await identify(request, resources)  # raises the 401 for bad credentials
     anonymous_without_token = identity.subject.is_anonymous and not _has_token(request)
     if target.route.kind is Kind.BASE:
         # Docker's login pings `/v2/` and needs 200 for any valid credential; no scope here (zot#1125).

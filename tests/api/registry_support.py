@@ -1,7 +1,10 @@
-"""A stand-in for `authgate.auth.identity.identify` and an in-process app for the registry API tests.
+"""The whole app in-process for the registry API tests: real accounts, real tokens, the real audit log.
 
-The real `identify` verifies JWTs and passwords (auth/'s tests cover that); here the transport seam
-is faked so these tests can state exactly what a token grants.
+Users `alice` and `bob` (passwords `alice-pw`, `bob-pw`) exist in the test database, so Basic
+credentials go through the real login. `Registry.token_for` has the app's own token service sign a
+token granting exactly what a test states: a token that claims more than the live policy allows is
+how the guard's "token AND policy" rule is shown. Audit events are read back from the hash-chained
+log on the temporary SQLite database, as `authgate audit list` reads them.
 """
 
 from __future__ import annotations
@@ -9,31 +12,23 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
-import pytest
-from starlette.requests import Request
 
 from authgate.app import create_app
-from authgate.audit.events import AuditEvent
-from authgate.auth import identity as identity_module
-from authgate.auth.challenge import unauthorized
+from authgate.audit.bounds import UnauthenticatedThrottle
+from authgate.audit.query import AuditFilter, iter_events
+from authgate.audit.recorder import AuditRecorder
+from authgate.auth import accounts
+from authgate.resources import Resources
+from authgate.scope import Scope
 from authgate.settings import Settings
-from authgate.subject import ANONYMOUS, Identity, Subject
+from authgate.subject import ANONYMOUS, Subject
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
-#: token -> (subject, access); access maps (type, name) to granted actions.
-TOKENS: dict[str, Identity] = {}
-
-
-def token_for(user: str | None, *access: tuple[str, str, str]) -> str:
-    """Register a fake bearer token granting `access` ((type, name, "a,b")) and return it."""
-    subject = Subject("user", user) if user else ANONYMOUS
-    grants = {(t, n): frozenset(a for a in actions.split(",") if a) for t, n, actions in access}
-    token = f"tok{len(TOKENS)}"
-    TOKENS[token] = Identity(subject, grants)
-    return token
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -44,42 +39,67 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-async def fake_identify(request: Request) -> Identity:
-    settings = request.app.state.resources.settings
-    header = request.headers.get("authorization", "")
-    if not header:
-        return Identity(ANONYMOUS, None)
-    kind, _, value = header.partition(" ")
-    if kind.lower() == "bearer" and value in TOKENS:
-        return TOKENS[value]
-    if kind.lower() == "basic":
-        user, _, password = base64.b64decode(value).decode().partition(":")
-        if not user and not password:
-            return Identity(ANONYMOUS, None)  # as the real identify: `Basic Og==` is anonymous
-        if PASSWORDS.get(user) == password:
-            return Identity(Subject("user", user), None)
-    raise unauthorized(settings.realm, settings.service, error="invalid_token")
+async def add_test_users(resources: Resources) -> None:
+    """The accounts the registry tests log in with; no login delay, so wrong passwords cost nothing."""
+    resources.auth.limiter.delay = 0
+    for name, password in PASSWORDS.items():
+        if await accounts.find_user(resources.db, name) is None:  # a data dir started again
+            await accounts.create_user(resources.db, name, resources.auth.verifier.hash(password))
 
 
-class RecordingAudit:
-    def __init__(self) -> None:
-        self.events: list[AuditEvent] = []
+@dataclass
+class AuditLog:
+    """The app's audit log, read back from its database."""
 
-    async def record(self, event: AuditEvent) -> None:
-        self.events.append(event)
+    resources: Resources
 
-    def actions(self) -> list[str]:
-        return [e.action for e in self.events]
+    async def events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first, in its public form (what `authgate audit list --json` shows)."""
+        assert isinstance(self.resources.audit, AuditRecorder), "the real recorder, writing to the test database"
+        await self.resources.audit.flush()
+        return [event async for event in iter_events(self.resources.db, AuditFilter())]
+
+    async def actions(self) -> list[str]:
+        return [event["action"] for event in await self.events()]
+
+    def record_every_failure(self) -> None:
+        """Lift the log's cap on failures from one address (10 a minute, `audit.bounds`) for tests
+        that count how many failures the endpoints report."""
+        assert isinstance(self.resources.audit, AuditRecorder)
+        self.resources.audit.throttle = UnauthenticatedThrottle(per_key=1000)
+
+
+@dataclass
+class Registry:
+    http: httpx.AsyncClient
+    resources: Resources
+
+    async def token_for(self, user: str | None, *access: tuple[str, str, str]) -> str:
+        """A token signed by the app's token service for `user` (None: anonymous) granting `access`
+        ((type, name, "a,b")), bound to the user's current account as a `/token` one would be."""
+        subject, epoch = ANONYMOUS, ""
+        if user is not None:
+            account = await accounts.find_user(self.resources.db, user)
+            assert account is not None, f"no test user {user}"
+            subject, epoch = Subject("user", user), accounts.account_epoch(account)
+        scopes = [Scope(kind, name, frozenset(a for a in actions.split(",") if a)) for kind, name, actions in access]
+        return self.resources.auth.tokens.issue(subject, scopes, epoch=epoch).token
+
+    async def events(self) -> list[dict[str, Any]]:
+        return await AuditLog(self.resources).events()
+
+    async def actions(self) -> list[str]:
+        return await AuditLog(self.resources).actions()
 
 
 @asynccontextmanager
-async def registry_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
-                          ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
-    """The whole app in-process (lifespan included) behind an httpx client, audit recorded."""
-    monkeypatch.setattr(identity_module, "identify", fake_identify)
-    audit = RecordingAudit()
-    app = create_app(Settings(data=tmp_path / "data", **settings), audit)  # type: ignore[arg-type]
+async def registry_client(tmp_path: Path, **settings: object) -> AsyncIterator[Registry]:
+    """The whole app in-process (lifespan included) behind an httpx client."""
+    settings.setdefault("bcrypt_rounds", 4)
+    app = create_app(Settings(data=tmp_path / "data", **settings))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
+        resources: Resources = app.state.resources
+        await add_test_users(resources)
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as client:
-            yield client, audit
+            yield Registry(client, resources)

@@ -22,12 +22,13 @@ def _others_bits(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
-async def test_a_fresh_data_dir_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_fresh_data_dir_is_private(tmp_path: Path) -> None:
     # Created under the usual umask 022: the database (password hashes) and blobs (private images)
     # inside were readable by every local user.
     previous = os.umask(0o022)
     try:
-        async with registry_client(tmp_path, monkeypatch) as (http, _audit):
+        async with registry_client(tmp_path) as app:
+            http = app.http
             pushed = await http.post("/v2/alice/app/blobs/uploads/", params={
                 "digest": "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"},
                 content=b"hello", headers=basic("alice", "alice-pw"))
@@ -43,7 +44,7 @@ async def test_a_fresh_data_dir_is_private(tmp_path: Path, monkeypatch: pytest.M
 
 
 async def test_an_existing_open_data_dir_gets_private_database_and_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A host bind mount is typically 0755: authgate.db was created 0644 in it, the store 0755.
     data = tmp_path / "data"
@@ -53,7 +54,8 @@ async def test_an_existing_open_data_dir_gets_private_database_and_store(
     os.chmod(data / "registry", 0o755)
     previous = os.umask(0o022)
     try:
-        async with registry_client(tmp_path, monkeypatch) as (http, _audit):
+        async with registry_client(tmp_path) as app:
+            http = app.http
             pushed = await http.post("/v2/alice/app/blobs/uploads/", params={
                 "digest": "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"},
                 content=b"hello", headers=basic("alice", "alice-pw"))

@@ -54,8 +54,8 @@ async def _trickle(http: httpx.AsyncClient, repository: str, headers: dict[str, 
 
 
 async def test_one_user_cannot_hold_every_upstream_connection(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Distribution) -> None:
-    async with gateway(tmp_path, monkeypatch, upstream=registry.url, upstream_max_connections=2,
+        tmp_path: Path, registry: Distribution) -> None:
+    async with gateway(tmp_path, upstream=registry.url, upstream_max_connections=2,
                        upstream_max_per_user=1, upstream_connect_timeout=0.5) as (http, backend):
         trickle, held = await _trickle(http, "alice/slow", ALICE)
         more = await http.get("/v2/alice/slow/tags/list", headers=ALICE)
@@ -70,9 +70,9 @@ async def test_one_user_cannot_hold_every_upstream_connection(
 
 
 async def test_readyz_is_about_the_upstream_not_the_pool(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Distribution) -> None:
+        tmp_path: Path, registry: Distribution) -> None:
     """Even with every pooled connection held by clients, the health check reaches the upstream."""
-    async with gateway(tmp_path, monkeypatch, upstream=registry.url, upstream_max_connections=2,
+    async with gateway(tmp_path, upstream=registry.url, upstream_max_connections=2,
                        upstream_max_per_user=2, upstream_connect_timeout=0.5) as (http, backend):
         held = [await _trickle(http, "alice/slow", ALICE) for _ in range(2)]
         assert await backend.upstream.check()
@@ -84,8 +84,8 @@ async def test_readyz_is_about_the_upstream_not_the_pool(
 
 
 async def test_a_silent_upload_body_is_cancelled(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Distribution) -> None:
-    async with gateway(tmp_path, monkeypatch, upstream=registry.url, upstream_timeout=0.5) as (http, _):
+        tmp_path: Path, registry: Distribution) -> None:
+    async with gateway(tmp_path, upstream=registry.url, upstream_timeout=0.5) as (http, _):
         start = await http.post("/v2/alice/silent/blobs/uploads/", headers=ALICE)
         trickle = Trickle()
         response = await asyncio.wait_for(

@@ -14,10 +14,9 @@ import httpx
 import pytest
 
 from authgate.app import create_app
-from authgate.auth import identity as identity_module
 from authgate.settings import Settings
 from authgate.gateway.backend import GatewayBackend, open_upstream
-from tests.api.registry_support import basic, fake_identify
+from tests.api.registry_support import add_test_users, basic
 
 pytestmark = pytest.mark.anyio
 ALICE = basic("alice", "alice-pw")
@@ -31,15 +30,15 @@ def anyio_backend() -> str:
 
 
 @asynccontextmanager
-async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str = "http://127.0.0.1:9",
+async def gateway(tmp_path: Path, upstream: str = "http://127.0.0.1:9",
                   handler: Handler | None = None, **settings: object
                   ) -> AsyncIterator[tuple[httpx.AsyncClient, GatewayBackend]]:
     """The app in gateway mode; with `handler`, its upstream is an httpx MockTransport."""
-    monkeypatch.setattr(identity_module, "identify", fake_identify, raising=False)
     app = create_app(Settings(data=tmp_path / "data", upstream=upstream,  # type: ignore[arg-type]
-                              upstream_health_interval=3600, **settings))
+                              upstream_health_interval=3600, bcrypt_rounds=4, **settings))
     async with app.router.lifespan_context(app):
         resources = app.state.resources
+        await add_test_users(resources)
         transport = httpx.MockTransport(handler) if handler else None
         async with open_upstream(resources.settings, resources.auth.tokens, resources.readiness, resources.policy,
                                  resources.audit, resources.db, transport=transport) as backend:
@@ -71,11 +70,11 @@ def _error(response: httpx.Response) -> str:
     (lambda request: httpx.Response(503, text="maintenance"), 503, "UNAVAILABLE"),
     (lambda request: httpx.Response(401, text="{}"), 503, "UNAVAILABLE"),
 ])
-async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture, fault: Handler, status: int,
                                                     code: str) -> None:
     caplog.set_level(logging.WARNING)
-    async with gateway(tmp_path, monkeypatch, upstream="http://10.9.8.7:5000", handler=fault) as (http, _):
+    async with gateway(tmp_path, upstream="http://10.9.8.7:5000", handler=fault) as (http, _):
         for method, path in [("GET", f"/v2/alice/app/manifests/latest"), ("GET", f"/v2/alice/app/blobs/{DIGEST}"),
                              ("POST", "/v2/alice/app/blobs/uploads/"), ("GET", "/v2/_catalog")]:
             response = await http.request(method, path, headers=ALICE)
@@ -86,7 +85,7 @@ async def test_upstream_faults_are_clear_oci_errors(tmp_path: Path, monkeypatch:
     assert "http://10.9.8.7:5000" in caplog.text
 
 
-async def test_readyz_follows_the_upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_readyz_follows_the_upstream(tmp_path: Path) -> None:
     state = {"up": False}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -94,7 +93,7 @@ async def test_readyz_follows_the_upstream(tmp_path: Path, monkeypatch: pytest.M
             raise httpx.ConnectError("connection refused")
         return httpx.Response(200, json={})
 
-    async with gateway(tmp_path, monkeypatch, handler=handler) as (http, backend):
+    async with gateway(tmp_path, handler=handler) as (http, backend):
         assert (await http.get("/v2/alice/app/tags/list", headers=ALICE)).status_code == 503
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and "unreachable" in ready.json()["reasons"]["upstream"]
@@ -103,16 +102,19 @@ async def test_readyz_follows_the_upstream(tmp_path: Path, monkeypatch: pytest.M
         assert (await http.get("/readyz")).status_code == 200
 
 
-async def test_garbage_catalog_is_unavailable_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_garbage_catalog_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     answers = iter([httpx.Response(200, text="not json at all"), httpx.Response(200, json={"repositories": 7})])
 
-    async with gateway(tmp_path, monkeypatch, handler=lambda request: next(answers)) as (http, _):
+    def handler(request: httpx.Request) -> httpx.Response:  # the health check's `GET /v2/` finds it up
+        return httpx.Response(200, json={}) if request.url.path == "/v2/" else next(answers)
+
+    async with gateway(tmp_path, handler=handler) as (http, _):
         for _ in range(2):
             response = await http.get("/v2/_catalog", headers=ALICE)
             assert response.status_code == 503 and _error(response) == "UNAVAILABLE"
 
 
-async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_silent_upstream_times_out(tmp_path: Path) -> None:
     """A real socket that accepts and never answers: 504 after `upstream_timeout`, not a hung client."""
     accepted: list[asyncio.StreamWriter] = []
 
@@ -122,7 +124,7 @@ async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.M
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with gateway(tmp_path, monkeypatch, upstream=f"http://127.0.0.1:{port}",
+        async with gateway(tmp_path, upstream=f"http://127.0.0.1:{port}",
                            upstream_timeout=0.5) as (http, _):
             response = await asyncio.wait_for(http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE), 10)
             assert response.status_code == 504 and _error(response) == "UPSTREAM_TIMEOUT"
@@ -132,10 +134,10 @@ async def test_a_silent_upstream_times_out(tmp_path: Path, monkeypatch: pytest.M
         server.close()
 
 
-async def test_a_stopped_upstream_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_a_stopped_upstream_is_unavailable(tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    async with gateway(tmp_path, monkeypatch, upstream="http://127.0.0.1:9") as (http, _):
+    async with gateway(tmp_path, upstream="http://127.0.0.1:9") as (http, _):
         # The operator learns at start where /v2/ goes (and with which credentials mode).
         assert "gateway mode: /v2/ goes to the upstream registry http://127.0.0.1:9 (upstream_auth none)" in caplog.text
         response = await http.put("/v2/alice/app/manifests/latest", content=b"{}", headers=ALICE)
@@ -161,10 +163,10 @@ def _storage_redirect(seen: list[httpx.Request]) -> Handler:
 
 
 @pytest.mark.parametrize("mode", ["follow", "pass"])
-async def test_storage_redirects_are_followed_or_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_storage_redirects_are_followed_or_passed(tmp_path: Path,
                                                         mode: str) -> None:
     seen: list[httpx.Request] = []
-    async with gateway(tmp_path, monkeypatch, handler=_storage_redirect(seen), upstream_auth="basic",
+    async with gateway(tmp_path, handler=_storage_redirect(seen), upstream_auth="basic",
                        upstream_username="gw", upstream_password="gw-secret", upstream_redirects=mode) as (http, _):
         response = await http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE)
     if mode == "follow":
@@ -178,7 +180,7 @@ async def test_storage_redirects_are_followed_or_passed(tmp_path: Path, monkeypa
         assert len(seen) == 1
 
 
-async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_blob_wire_faults(tmp_path: Path) -> None:
     """The lean blob-download wire against real sockets: a garbage status line, a Content-Length
     that is not a number, and a body cut short of its Content-Length (the client's connection is then closed, never completed)."""
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -203,7 +205,7 @@ async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with gateway(tmp_path, monkeypatch, upstream=f"http://127.0.0.1:{port}") as (http, _):
+            async with gateway(tmp_path, upstream=f"http://127.0.0.1:{port}") as (http, _):
                 if expected is not None:
                     response = await http.get(f"/v2/alice/app/blobs/{DIGEST}", headers=ALICE)
                     assert response.status_code == expected and _error(response) == "UNAVAILABLE"
@@ -218,17 +220,18 @@ async def test_blob_wire_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             server.close()
 
 
-async def test_an_upstream_error_is_relayed_as_502_with_its_oci_error(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_upstream_error_is_relayed_as_502_with_its_oci_error(tmp_path: Path) -> None:
     """distribution answers 500 UNKNOWN to a manifest with foreign layers: the client sees why."""
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "HEAD":
             return httpx.Response(404)
+        if request.url.path == "/v2/":  # the health check
+            return httpx.Response(200, json={})
         return httpx.Response(500, json={"errors": [{
             "code": "UNKNOWN", "message": "unknown error at http://10.9.8.7:5000",
             "detail": {"reason": "invalid URL on layer", "at": "10.9.8.7:5000"}}]})
 
-    async with gateway(tmp_path, monkeypatch, upstream="http://10.9.8.7:5000", handler=handler) as (http, _):
+    async with gateway(tmp_path, upstream="http://10.9.8.7:5000", handler=handler) as (http, _):
         response = await http.put("/v2/alice/app/manifests/v1", content=b"{}", headers=ALICE)
         assert response.status_code == 502
         error = response.json()["errors"][0]
@@ -237,7 +240,7 @@ async def test_an_upstream_error_is_relayed_as_502_with_its_oci_error(tmp_path: 
         assert (await http.get("/readyz")).status_code == 200  # the upstream answered: it is up
 
 
-async def test_an_upload_range_that_is_not_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_upload_range_that_is_not_a_number(tmp_path: Path) -> None:
     """`"²".isdigit()` is true and `int("²")` raises: an upstream's `Range: 0-²` was a 500."""
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
@@ -248,7 +251,7 @@ async def test_an_upload_range_that_is_not_a_number(tmp_path: Path, monkeypatch:
                                                 (b"Range", "0-\u00b2".encode())])
         return httpx.Response(204)
 
-    async with gateway(tmp_path, monkeypatch, handler=handler) as (http, _):
+    async with gateway(tmp_path, handler=handler) as (http, _):
         start = await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)
         response = await http.patch(start.headers["location"], content=b"abc", headers=ALICE)
         assert response.status_code == 400 and _error(response) == "BLOB_UPLOAD_INVALID"

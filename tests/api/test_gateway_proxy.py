@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.registry_support import RecordingAudit, basic, registry_client
+from tests.api.registry_support import Registry, basic, registry_client
 from tests.support.processes import Distribution
 
 pytestmark = pytest.mark.anyio
@@ -37,10 +37,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Distribution
-                  ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
-    async with registry_client(tmp_path, monkeypatch, upstream=registry.url) as pair:
-        yield pair
+async def gateway(tmp_path: Path, registry: Distribution
+                  ) -> AsyncIterator[Registry]:
+    async with registry_client(tmp_path, upstream=registry.url) as app:
+        yield app
 
 
 def _digest(data: bytes) -> str:
@@ -79,8 +79,8 @@ def _with_digest(location: str, digest: str) -> str:
 
 
 async def test_chunked_push_is_hashed_committed_and_audited(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, audit = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     chunks = [b"a" * 70_000, b"b" * 50_000, b"c" * 3]
     data = b"".join(chunks)
     response = await _chunked_push(http, "alice/chunked", chunks, _digest(data), ALICE)
@@ -89,8 +89,8 @@ async def test_chunked_push_is_hashed_committed_and_audited(
     assert response.headers["location"] == f"/v2/alice/chunked/blobs/{_digest(data)}"
     _no_upstream_address(response, registry)
     assert _upstream_has_blob(registry, "alice/chunked", _digest(data))
-    pushed = [e for e in audit.events if e.action == "blob:push"]
-    assert [(e.digest, e.size, e.repository, str(e.actor)) for e in pushed] == [
+    pushed = [e for e in (await gateway.events()) if e["action"] == "blob:push"]
+    assert [(e["digest"], e["size"], e["repository"], e["actor"]) for e in pushed] == [
         (_digest(data), len(data), "alice/chunked", "user:alice")]
     pulled = await http.get(f"/v2/alice/chunked/blobs/{_digest(data)}", headers=ALICE)
     assert pulled.status_code == 200 and pulled.content == data
@@ -101,8 +101,8 @@ async def test_chunked_push_is_hashed_committed_and_audited(
 
 
 async def test_wrong_digest_is_refused_and_never_committed(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, audit = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     data = b"the real content"
     claimed = _digest(b"what the client claims")
     response = await _chunked_push(http, "alice/tampered", [data], claimed, ALICE)
@@ -110,12 +110,12 @@ async def test_wrong_digest_is_refused_and_never_committed(
     assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
     assert not _upstream_has_blob(registry, "alice/tampered", claimed)
     assert not _upstream_has_blob(registry, "alice/tampered", _digest(data))
-    assert [(e.action, e.outcome, e.reason) for e in audit.events] == [("blob:push:failure", "failure", "digest mismatch")]
+    assert [(e["action"], e["outcome"], e["reason"]) for e in (await gateway.events())] == [("blob:push:failure", "failure", "digest mismatch")]
 
 
 async def test_monolithic_post_and_final_chunk_put(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, _ = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     data = b"monolithic" * 1000
     response = await http.post("/v2/alice/mono/blobs/uploads/", params={"digest": _digest(data)}, content=data,
                                headers={**ALICE, "Content-Type": "application/octet-stream"})
@@ -132,8 +132,8 @@ async def test_monolithic_post_and_final_chunk_put(
 
 
 async def test_manifest_round_trip_is_audited_with_its_digest(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, audit = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     config = b"{}"
     layer = b"layer bytes"
     for blob in (config, layer):
@@ -151,8 +151,8 @@ async def test_manifest_round_trip_is_audited_with_its_digest(
     assert put.status_code == 201, put.text
     assert put.headers["docker-content-digest"] == _digest(manifest)
     _no_upstream_address(put, registry)
-    event = [e for e in audit.events if e.action == "manifest:push"][0]
-    assert (event.digest, event.reference, event.size) == (_digest(manifest), "v1", len(manifest))
+    event = [e for e in (await gateway.events()) if e["action"] == "manifest:push"][0]
+    assert (event["digest"], event["reference"], event["size"]) == (_digest(manifest), "v1", len(manifest))
     got = await http.get("/v2/alice/web/manifests/v1", headers={**ALICE, "Accept": media})
     assert got.status_code == 200 and got.content == manifest and got.headers["content-type"] == media
     tags = await http.get("/v2/alice/web/tags/list", headers=ALICE)
@@ -163,8 +163,8 @@ async def test_manifest_round_trip_is_audited_with_its_digest(
 
 
 async def test_catalog_shows_only_what_the_caller_may_pull(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, _ = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     for repository, who in [("alice/one", ALICE), ("alice/two", ALICE), ("bob/secret", BOB)]:
         response = await http.post(f"/v2/{repository}/blobs/uploads/", params={"digest": _digest(b"c")},
                                    content=b"c", headers=who)
@@ -182,11 +182,10 @@ async def test_catalog_shows_only_what_the_caller_may_pull(
     assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "PAGINATION_NUMBER_INVALID"
 
 
-async def test_an_upload_authgate_never_opened_is_unknown(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
+async def test_an_upload_authgate_never_opened_is_unknown(gateway: Registry, registry: Distribution) -> None:
     """A session opened on the upstream directly (no record in authgate's database) is refused with
     BLOB_UPLOAD_UNKNOWN and nothing is forwarded, so no unhashed byte reaches the upstream that way."""
-    http, _ = gateway
+    http = gateway.http
     direct = httpx.post(f"{registry.url}/v2/alice/replica/blobs/uploads/")
     assert direct.status_code == 202
     path = httpx.URL(direct.headers["location"]).raw_path.decode()
@@ -201,8 +200,8 @@ async def test_an_upload_authgate_never_opened_is_unknown(
 
 
 async def test_denied_requests_never_reach_the_upstream(
-        gateway: tuple[httpx.AsyncClient, RecordingAudit], registry: Distribution) -> None:
-    http, _ = gateway
+        gateway: Registry, registry: Distribution) -> None:
+    http = gateway.http
     response = await http.post("/v2/alice/private/blobs/uploads/", params={"digest": _digest(b"z")},
                                content=b"z", headers=BOB)
     assert response.status_code == 401
@@ -226,7 +225,7 @@ async def _push_manifest(http: httpx.AsyncClient, repository: str, reference: st
                           headers={**ALICE, "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
 
 
-async def test_immutable_tags_hold_in_gateway_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_immutable_tags_hold_in_gateway_mode(tmp_path: Path,
                                                    registry: Distribution) -> None:
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -235,7 +234,8 @@ async def test_immutable_tags_hold_in_gateway_mode(tmp_path: Path, monkeypatch: 
         "  - name: own\n    subjects: ['user:*']\n    repositories: ['${user}/**']\n    allow: ['*']\n"
         "  - name: frozen\n    repositories: ['alice/frozen']\n    immutable_tags: ['v*']\n"
     )
-    async with registry_client(tmp_path, monkeypatch, upstream=registry.url, policies=policies) as (http, audit):
+    async with registry_client(tmp_path, upstream=registry.url, policies=policies) as app:
+        http = app.http
         first = await _push_manifest(http, "alice/frozen", "v1", b"one")
         assert first.status_code == 201, first.text
         moved = await _push_manifest(http, "alice/frozen", "v1", b"two")
@@ -249,24 +249,25 @@ async def test_immutable_tags_hold_in_gateway_mode(tmp_path: Path, monkeypatch: 
         assert refused.status_code == 403
         assert (await _push_manifest(http, "alice/frozen", "latest", b"one")).status_code == 201
         assert (await _push_manifest(http, "alice/frozen", "latest", b"two")).status_code == 201
-        assert [e.details for e in audit.events if e.action == "tag:move"] == [{"from": digest}]
-        assert ("manifest:push:failure", "immutable tag") in [(e.action, e.reason) for e in audit.events]
-        assert ("manifest:delete:failure", "immutable tag") in [(e.action, e.reason) for e in audit.events]
+        assert [e["details"] for e in (await app.events()) if e["action"] == "tag:move"] == [{"from": digest}]
+        assert ("manifest:push:failure", "immutable tag") in [(e["action"], e["reason"]) for e in (await app.events())]
+        assert ("manifest:delete:failure", "immutable tag") in [(e["action"], e["reason"]) for e in (await app.events())]
 
 
-async def test_locations_use_the_public_url_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_locations_use_the_public_url_when_set(tmp_path: Path,
                                                      registry: Distribution) -> None:
-    async with registry_client(tmp_path, monkeypatch, upstream=registry.url,
-                               public_url="https://registry.example.test") as (http, _):
+    async with registry_client(tmp_path, upstream=registry.url,
+                               public_url="https://registry.example.test") as app:
+        http = app.http
         start = await http.post("/v2/alice/public/blobs/uploads/", headers=ALICE)
         assert start.status_code == 202
         assert start.headers["location"].startswith("https://registry.example.test/v2/alice/public/blobs/uploads/")
         _no_upstream_address(start, registry)
 
 
-async def test_cross_repository_mount(gateway: tuple[httpx.AsyncClient, RecordingAudit],
+async def test_cross_repository_mount(gateway: Registry,
                                       registry: Distribution) -> None:
-    http, audit = gateway
+    http = gateway.http
     data = b"shared base layer"
     pushed = await http.post("/v2/alice/base/blobs/uploads/", params={"digest": _digest(data)}, content=data,
                              headers=ALICE)
@@ -275,7 +276,7 @@ async def test_cross_repository_mount(gateway: tuple[httpx.AsyncClient, Recordin
                               params={"mount": _digest(data), "from": "alice/base"}, headers=ALICE)
     assert mounted.status_code == 201 and mounted.headers["location"].startswith("/v2/alice/derived/blobs/")
     assert _upstream_has_blob(registry, "alice/derived", _digest(data))
-    assert [(e.action, e.details) for e in audit.events if e.action == "blob:mount"] == [
+    assert [(e["action"], e["details"]) for e in (await gateway.events()) if e["action"] == "blob:mount"] == [
         ("blob:mount", {"from": "alice/base"})]
     # an unknown blob: the registry opens an ordinary session instead, which the gateway tracks
     fallback = await http.post("/v2/alice/derived/blobs/uploads/",

@@ -20,12 +20,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_gc_frees_unreferenced_blobs_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_gc_frees_unreferenced_blobs_on_s3(tmp_path: Path,
                                                  seaweedfs: SeaweedFS, bucket: str) -> None:  # noqa: F811
     settings = s3_settings(seaweedfs, bucket)
     env = authgate_env(tmp_path / "data", **{k: str(v) for k, v in settings.items()})
     env.update(seaweedfs.env())
-    async with registry_client(tmp_path, monkeypatch, **settings) as (http, _):
+    async with registry_client(tmp_path, **settings) as app:
+        http = app.http
         await push_image(http, layer=b"kept layer")
         orphan = await push_blob(http, b"nobody references me")
         young = run_cli(env, "gc")  # default grace: everything is young

@@ -17,13 +17,13 @@ import pytest
 
 from authgate.auth.services import auth_of
 from authgate.resources import Resources
-from tests.api.registry_support import RecordingAudit
+from tests.api.registry_support import AuditLog
 from tests.api.token_support import add_user, basic, token_app
 from tests.support.identity_setup import write_policies
 from tests.support.slapd import Slapd
 
 pytestmark = pytest.mark.anyio
-Ctx = tuple[httpx.AsyncClient, Resources, RecordingAudit]
+Ctx = tuple[httpx.AsyncClient, Resources, AuditLog]
 
 POLICY = """
 rules:
@@ -95,18 +95,18 @@ async def test_search_then_bind_maps_groups_to_teams_including_nested(search_ctx
         "the group 'Platform Admins' maps to team admins by the explicit mapping"
     assert await _grants(client, resources, "dave", "dave-pw", "dave/tools") == {"pull", "push"}, \
         "directory users own their namespace like local users"
-    issued = [e for e in audit.events if e.action == "token:issue"]
-    assert issued[0].actor.name == "alice" and issued[0].details["source"] == "corp", \
+    issued = [e for e in (await audit.events()) if e["action"] == "token:issue"]
+    assert issued[0]["actor"] == "user:alice" and issued[0]["details"]["source"] == "corp", \
         "the audit event names the source that authenticated"
     assert await _grants(client, resources, "bob", "bob-pw", "bob/app") == {"pull", "push"}, "local users still work"
-    assert [e for e in audit.events if e.action == "token:issue"][-1].details["source"] == "local"
+    assert [e for e in (await audit.events()) if e["action"] == "token:issue"][-1]["details"]["source"] == "local"
 
 
 async def test_wrong_password_disabled_unknown_and_empty_password_are_refused(search_ctx: Ctx) -> None:
     client, resources, audit = search_ctx
     assert await _grants(client, resources, "alice", "wrong") == 401
-    failure = [e for e in audit.events if e.action == "auth:login:failure"][-1]
-    assert (failure.reason, failure.details["source"]) == ("wrong password", "corp")
+    failure = [e for e in (await audit.events()) if e["action"] == "auth:login:failure"][-1]
+    assert (failure["reason"], failure["details"]["source"]) == ("wrong password", "corp")
     assert await _grants(client, resources, "erin", "erin-pw") == 401, "erin is disabled (shadowExpire) in the directory"
     assert await _grants(client, resources, "nobody", "x") == 401
     assert await _grants(client, resources, "alice", "") == 401, "an empty password is never an anonymous bind"
@@ -176,7 +176,7 @@ async def test_failed_directory_logins_log_neither_password_nor_bind_password(
     await client.get("/v2/", headers=basic("carol", password))
     slapd.stop()
     await client.get("/token", headers=basic("dave", password))
-    everything = caplog.text + repr(audit.events)
+    everything = caplog.text + repr(await audit.events())
     assert "login failed for 'alice'" in caplog.text
     assert password not in everything and SERVICE_PASSWORD not in everything
     slapd.start()

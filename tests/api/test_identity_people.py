@@ -15,13 +15,13 @@ from authgate.auth import accounts
 from authgate.auth.refresh import revoke_refresh_tokens
 from authgate.auth.services import auth_of
 from authgate.resources import Resources
-from tests.api.registry_support import RecordingAudit
+from tests.api.registry_support import AuditLog
 from tests.api.token_support import add_user, basic, token_app
 from tests.support.identity_setup import oidc_people, write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider, set_account, sign_in
 
 pytestmark = pytest.mark.anyio
-Ctx = tuple[httpx.AsyncClient, Resources, RecordingAudit]
+Ctx = tuple[httpx.AsyncClient, Resources, AuditLog]
 POLICY = """
 rules:
   - name: backend team
@@ -82,8 +82,8 @@ async def test_device_login_gives_a_refresh_token_with_the_providers_groups_as_t
     assert body["refresh_token"].startswith("agrt_")
     assert await _refresh(client, resources, body["refresh_token"]) == {"pull", "push"}, \
         "docker's identity token works like any refresh token"
-    login = [e for e in audit.events if e.action == "auth:login"][-1]
-    assert (login.actor.name, login.details["source"]) == ("alice", "sso")
+    login = [e for e in (await audit.events()) if e["action"] == "auth:login"][-1]
+    assert (login["actor"], login["details"]["source"]) == ("user:alice", "sso")
     assert (await client.get("/token", headers=basic("alice", "anything"))).status_code == 401, \
         "a device-login user has no password"
     answer, _ = await auth_of(resources).identity.ask("alice", None)  # what `authgate identity test` prints
@@ -146,4 +146,4 @@ async def test_guessing_device_codes_is_refused_like_guessing_passwords(ctx: Ctx
         if response.status_code == 429:
             break
     assert statuses[0] == 403 and statuses[-1] == 429, statuses
-    assert [e for e in audit.events if e.action == "auth:login:failure"][0].details["source"] == "sso"
+    assert [e for e in (await audit.events()) if e["action"] == "auth:login:failure"][0]["details"]["source"] == "sso"

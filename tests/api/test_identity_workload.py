@@ -22,13 +22,13 @@ import pytest
 from authgate.auth.services import auth_of
 from authgate.identity.workload import WorkloadSource
 from authgate.resources import Resources
-from tests.api.registry_support import RecordingAudit
+from tests.api.registry_support import AuditLog
 from tests.api.token_support import basic, token_app
 from tests.support.identity_setup import write_identity, write_policies
 from tests.support.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.anyio
-Ctx = tuple[httpx.AsyncClient, Resources, RecordingAudit]
+Ctx = tuple[httpx.AsyncClient, Resources, AuditLog]
 AUDIENCE = "https://registry.test"
 MAIN = {"repository": "org/app", "ref": "refs/heads/main"}
 CLIENTS = [
@@ -84,17 +84,17 @@ async def _login(client: httpx.AsyncClient, resources: Resources, token: str, re
     return set(access.get(("repository", repository), frozenset()))
 
 
-def _reason(audit: RecordingAudit) -> str | None:
-    return [e for e in audit.events if e.action == "auth:login:failure"][-1].reason
+async def _reason(audit: AuditLog) -> str | None:
+    return [e for e in (await audit.events()) if e["action"] == "auth:login:failure"][-1]["reason"]
 
 
 async def test_a_matching_workload_token_pushes_where_its_claims_allow(ctx: Ctx, provider: OidcProvider) -> None:
     client, resources, audit = ctx
     token = provider.token("app-main", AUDIENCE)
     assert await _login(client, resources, token) == {"pull", "push"}
-    issued = [e for e in audit.events if e.action == "token:issue"][-1]
-    assert (str(issued.actor), issued.details["source"]) == ("robot:app-main", "ci")
-    assert issued.details["identity"] == {"workload": "app-main", "sub": "app-main", "repository": "org/app",
+    issued = [e for e in (await audit.events()) if e["action"] == "token:issue"][-1]
+    assert (issued["actor"], issued["details"]["source"]) == ("robot:app-main", "ci")
+    assert issued["details"]["identity"] == {"workload": "app-main", "sub": "app-main", "repository": "org/app",
                                           "ref": "refs/heads/main"}, "the audit log says which job it was"
     assert await _login(client, resources, token, "org/other") == set(), "nothing outside its rule"
     get = await client.get("/token", headers=basic("oidc", token), params={"scope": "repository:org/app/api:push"})
@@ -113,7 +113,7 @@ async def test_refused_tokens_say_why_in_the_audit_log(ctx: Ctx, provider: OidcP
     client, resources, audit = ctx
     response = await _login(client, resources, provider.token(client_id, audience))
     assert isinstance(response, httpx.Response) and response.status_code == 401
-    assert _reason(audit) == reason
+    assert await _reason(audit) == reason
 
 
 async def test_expired_token_is_refused(ctx: Ctx, provider: OidcProvider) -> None:
@@ -122,7 +122,7 @@ async def test_expired_token_is_refused(ctx: Ctx, provider: OidcProvider) -> Non
     time.sleep(2.1)  # ttl 1 s, leeway 0
     response = await _login(client, resources, token)
     assert isinstance(response, httpx.Response) and response.status_code == 401
-    assert _reason(audit) == "workload token has expired"
+    assert await _reason(audit) == "workload token has expired"
 
 
 async def test_a_token_from_an_unconfigured_issuer_is_refused(ctx: Ctx, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ async def test_a_token_from_an_unconfigured_issuer_is_refused(ctx: Ctx, tmp_path
     finally:
         stranger.stop()
     assert isinstance(response, httpx.Response) and response.status_code == 401
-    assert _reason(audit) == "workload token from an issuer that is not configured"
+    assert await _reason(audit) == "workload token from an issuer that is not configured"
 
 
 async def test_forged_tokens_are_refused(ctx: Ctx, provider: OidcProvider) -> None:
@@ -169,7 +169,7 @@ async def test_key_rotation_is_followed_and_old_keys_die(ctx: Ctx, provider: Oid
         "a token signed with the new key is accepted after one JWKS refetch"
     response = await _login(client, resources, old)
     assert isinstance(response, httpx.Response) and response.status_code == 401
-    assert _reason(audit) == "workload token signed by a key the issuer does not publish"
+    assert await _reason(audit) == "workload token signed by a key the issuer does not publish"
 
 
 @pytest.mark.parametrize(("policy_change", "issuer", "message"), [
@@ -205,6 +205,6 @@ async def test_a_refused_workload_token_is_not_logged(ctx: Ctx, provider: OidcPr
     token = provider.token("app-feature", AUDIENCE)
     await _login(client, resources, token)
     await client.get("/v2/", headers=basic("oidc", token))
-    everything = caplog.text + repr(audit.events)
+    everything = caplog.text + repr(await audit.events())
     assert "login failed for 'oidc'" in caplog.text
     assert token not in everything and token.split(".")[2] not in everything

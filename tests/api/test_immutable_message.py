@@ -19,7 +19,7 @@ def _manifest(config: bytes) -> bytes:
                                   "size": len(config)}, "layers": []}).encode()
 
 
-def test_the_immutable_tag_refusal_names_the_rule_not_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_immutable_tag_refusal_names_the_rule_not_the_path(tmp_path: Path) -> None:
     policies = tmp_path / "secret-server-dir"
     policies.mkdir()
     (policies / "p.yaml").write_text("rules:\n  - name: own\n    subjects: ['user:*']\n    repositories: ['${user}/**']\n"
@@ -28,7 +28,8 @@ def test_the_immutable_tag_refusal_names_the_rule_not_the_path(tmp_path: Path, m
     alice = {**basic("alice", "alice-pw"), "Content-Type": "application/vnd.oci.image.manifest.v1+json"}
 
     async def scenario() -> None:
-        async with registry_client(tmp_path, monkeypatch, policies=policies) as (http, _):
+        async with registry_client(tmp_path, policies=policies) as app:
+            http = app.http
             for config in (b"{}", b'{"a":1}'):
                 digest = "sha256:" + hashlib.sha256(config).hexdigest()
                 started = await http.post(f"/v2/alice/app/blobs/uploads/?digest={digest}", content=config,

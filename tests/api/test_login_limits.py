@@ -34,6 +34,7 @@ async def test_parallel_guesses_cannot_slip_the_right_password_through(tmp_path:
     # The measurement: 39 parallel wrong passwords and the right one last got 39 x 401 and a 200.
     async with token_app(tmp_path, database_url) as (client, resources, audit):
         await add_user(resources, "alice", "alice-pw")
+        audit.record_every_failure()
         passwords = [f"guess-{i}" for i in range(39)] + ["alice-pw"]
         responses = await _gather(client, [basic("alice", p) for p in passwords])
         statuses = [r.status_code for r in responses]
@@ -44,7 +45,7 @@ async def test_parallel_guesses_cannot_slip_the_right_password_through(tmp_path:
         assert 8 <= checked <= 10 and checked + statuses.count(429) == 40
         refused = next(r for r in responses if r.status_code == 429).json()["errors"][0]["message"]
         assert "try again in 5 minutes" in refused and "authgate user unlock alice" in refused
-        assert audit.actions().count("auth:login:failure") == statuses.count(401) + 1, \
+        assert (await audit.actions()).count("auth:login:failure") == statuses.count(401) + 1, \
             "the failures and one lockout, not thirty"
 
 

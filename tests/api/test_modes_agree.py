@@ -39,12 +39,13 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]
 
 
 @pytest.fixture(params=["embedded", "gateway"])
-async def http(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def http(request: pytest.FixtureRequest, tmp_path: Path
                ) -> AsyncIterator[httpx.AsyncClient]:
     settings: dict[str, Any] = {}
     if request.param == "gateway":
         settings["upstream"] = request.getfixturevalue("upstream").url
-    async with registry_client(tmp_path, monkeypatch, **settings) as (client, _audit):
+    async with registry_client(tmp_path, **settings) as app:
+        client = app.http
         yield client
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.registry_support import RecordingAudit, basic, registry_client
+from tests.api.registry_support import Registry, basic, registry_client
 
 pytestmark = pytest.mark.anyio
 ALICE = basic("alice", "alice-pw")
@@ -25,9 +25,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
-    async with registry_client(tmp_path, monkeypatch, max_blob_size=4096, max_manifest_size=2048) as pair:
-        yield pair
+async def client(tmp_path: Path) -> AsyncIterator[Registry]:
+    async with registry_client(tmp_path, max_blob_size=4096, max_manifest_size=2048) as app:
+        yield app
 
 
 def sha(data: bytes, algorithm: str = "sha256") -> str:
@@ -78,8 +78,8 @@ def store_files(tmp_path: Path, part: str) -> list[Path]:
 
 # -- blobs and uploads ------------------------------------------------------------------------------
 
-async def test_monolithic_push_then_get_head_range(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
-    http, audit = client
+async def test_monolithic_push_then_get_head_range(client: Registry) -> None:
+    http = client.http
     data = b"0123456789"
     digest = await push_blob(http, data)
     got = await http.get(f"/v2/alice/app/blobs/{digest}", headers=ALICE)
@@ -94,11 +94,11 @@ async def test_monolithic_push_then_get_head_range(client: tuple[httpx.AsyncClie
     for bad in ("bytes=10-", "bytes=5-2", "items=0-1", "bytes=0-1,3-4"):
         response = await http.get(f"/v2/alice/app/blobs/{digest}", headers={**ALICE, "Range": bad})
         assert response.status_code == 416 and response.headers["content-range"] == "bytes */10", bad
-    assert audit.actions() == ["blob:push"] and audit.events[0].size == 10
+    assert (await client.actions()) == ["blob:push"] and (await client.events())[0]["size"] == 10
 
 
-async def test_blob_is_per_repository_and_mount_links_it(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
-    http = client[0]
+async def test_blob_is_per_repository_and_mount_links_it(client: Registry) -> None:
+    http = client.http
     digest = await push_blob(http, b"shared", "alice/a")
     assert error_code(await http.get(f"/v2/alice/b/blobs/{digest}", headers=ALICE)) == "BLOB_UNKNOWN"
     mounted = await http.post(f"/v2/alice/b/blobs/uploads/?mount={digest}&from=alice/a", headers=ALICE)
@@ -110,8 +110,8 @@ async def test_blob_is_per_repository_and_mount_links_it(client: tuple[httpx.Asy
 
 
 async def test_chunked_upload_resumable_status_and_out_of_order(
-        client: tuple[httpx.AsyncClient, RecordingAudit], tmp_path: Path) -> None:
-    http = client[0]
+        client: Registry, tmp_path: Path) -> None:
+    http = client.http
     started = await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)
     assert started.status_code == 202 and started.headers["range"] == "0-0"
     location = started.headers["location"]
@@ -131,8 +131,8 @@ async def test_chunked_upload_resumable_status_and_out_of_order(
 
 
 async def test_digest_mismatch_aborts_and_leaves_nothing(
-        client: tuple[httpx.AsyncClient, RecordingAudit], tmp_path: Path) -> None:
-    http, audit = client
+        client: Registry, tmp_path: Path) -> None:
+    http = client.http
     monolithic = await http.post(f"/v2/alice/app/blobs/uploads/?digest={sha(b'other')}", content=b"data",
                                  headers=ALICE)
     assert monolithic.status_code == 400 and error_code(monolithic) == "DIGEST_INVALID"
@@ -142,13 +142,13 @@ async def test_digest_mismatch_aborts_and_leaves_nothing(
     assert error_code(put) == "DIGEST_INVALID"
     assert error_code(await http.get(location, headers=ALICE)) == "BLOB_UPLOAD_UNKNOWN"
     assert store_files(tmp_path, "blobs") == [] and store_files(tmp_path, "uploads") == []
-    assert [e.reason for e in audit.events] == ["digest mismatch", "digest mismatch"]
-    assert audit.actions() == ["blob:push:failure", "blob:push:failure"]
+    assert [e["reason"] for e in (await client.events())] == ["digest mismatch", "digest mismatch"]
+    assert (await client.actions()) == ["blob:push:failure", "blob:push:failure"]
 
 
 async def test_oversized_blob_is_refused_and_leaves_nothing(
-        client: tuple[httpx.AsyncClient, RecordingAudit], tmp_path: Path) -> None:
-    http = client[0]
+        client: Registry, tmp_path: Path) -> None:
+    http = client.http
     big = b"x" * 5000
     declared = await http.post(f"/v2/alice/app/blobs/uploads/?digest={sha(big)}", content=big, headers=ALICE)
     assert declared.status_code == 413 and error_code(declared) == "TOO_LARGE"
@@ -164,8 +164,8 @@ async def test_oversized_blob_is_refused_and_leaves_nothing(
     assert store_files(tmp_path, "blobs") == [] and store_files(tmp_path, "uploads") == []
 
 
-async def test_upload_cancel_and_foreign_session(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
-    http = client[0]
+async def test_upload_cancel_and_foreign_session(client: Registry) -> None:
+    http = client.http
     location = (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).headers["location"]
     other_repo = location.replace("alice/app", "alice/other")
     assert error_code(await http.get(other_repo, headers=ALICE)) == "BLOB_UPLOAD_UNKNOWN"
@@ -182,28 +182,28 @@ async def test_upload_cancel_and_foreign_session(client: tuple[httpx.AsyncClient
     ({"Content-Range": "5-2"}, "", "RANGE_INVALID"),
     ({"Content-Length": "3", "Content-Range": "0-9"}, "", "SIZE_INVALID"),
 ])
-async def test_bad_chunks(client: tuple[httpx.AsyncClient, RecordingAudit], headers: dict[str, str], query: str,
+async def test_bad_chunks(client: Registry, headers: dict[str, str], query: str,
                           code: str) -> None:
-    http = client[0]
+    http = client.http
     location = (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).headers["location"]
     response = await http.patch(location + query, content=b"abc", headers={**ALICE, **headers})
     assert error_code(response) == code
 
 
 @pytest.mark.parametrize("digest", ["", "sha256:zz", "md5:" + "0" * 32, "sha256:" + "A" * 64])
-async def test_bad_digest_on_put(client: tuple[httpx.AsyncClient, RecordingAudit], digest: str) -> None:
-    http = client[0]
+async def test_bad_digest_on_put(client: Registry, digest: str) -> None:
+    http = client.http
     location = (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).headers["location"]
     assert error_code(await http.put(f"{location}?digest={digest}", content=b"a", headers=ALICE)) == "DIGEST_INVALID"
 
 
-async def test_blob_delete(client: tuple[httpx.AsyncClient, RecordingAudit]) -> None:
-    http, audit = client
+async def test_blob_delete(client: Registry) -> None:
+    http = client.http
     digest = await push_blob(http, b"gone")
     assert (await http.delete(f"/v2/alice/app/blobs/{digest}", headers=ALICE)).status_code == 202
     assert (await http.head(f"/v2/alice/app/blobs/{digest}", headers=ALICE)).status_code == 404
     assert error_code(await http.delete(f"/v2/alice/app/blobs/{digest}", headers=ALICE)) == "BLOB_UNKNOWN"
-    assert audit.actions() == ["blob:push", "blob:delete"]
+    assert (await client.actions()) == ["blob:push", "blob:delete"]
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body"), [
@@ -227,9 +227,9 @@ async def test_blob_delete(client: tuple[httpx.AsyncClient, RecordingAudit]) -> 
     ("DELETE", "/v2/alice/app/manifests/sha256:" + "0" * 64, {}, b""),
     ("GET", "/v2/alice/app/referrers/latest", {}, b""),
 ])
-async def test_bad_input_is_a_clear_4xx(client: tuple[httpx.AsyncClient, RecordingAudit], method: str, path: str,
+async def test_bad_input_is_a_clear_4xx(client: Registry, method: str, path: str,
                                         headers: dict[str, str], body: bytes) -> None:
-    http = client[0]
+    http = client.http
     await push_blob(http, b"{}")
     response = await http.request(method, path, headers={**ALICE, **headers}, content=body)
     assert 400 <= response.status_code < 500, (response.status_code, response.text)

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.registry_support import RecordingAudit, basic, registry_client
+from tests.api.registry_support import Registry, basic, registry_client
 
 pytestmark = pytest.mark.anyio
 ALICE = basic("alice", "alice-pw")
@@ -24,8 +24,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    async with registry_client(tmp_path, monkeypatch, max_manifest_size=1024 * 1024) as (client, _audit):
+async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with registry_client(tmp_path, max_manifest_size=1024 * 1024) as app:
+        client = app.http
         assert (await client.put("/v2/alice/app/manifests/v1", headers={**ALICE, "Content-Type": OCI_MANIFEST},
                                  content=b"{}")).status_code == 400  # the repository stays empty; fine for these
         yield client

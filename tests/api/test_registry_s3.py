@@ -16,7 +16,7 @@ from aiobotocore.session import AioSession
 from authgate.app import create_app
 from authgate.settings import Settings
 from authgate.storage.s3_client import ObjectStoreSetupError
-from tests.api.registry_support import RecordingAudit, registry_client
+from tests.api.registry_support import Registry, registry_client
 from tests.api.test_registry_api import *  # noqa: F403 - every API test again, on S3
 from tests.api.test_registry_api import ALICE, error_code, push_blob, sha
 from tests.api.test_registry_manifests import *  # noqa: F403
@@ -39,11 +39,11 @@ def s3_settings(seaweedfs: SeaweedFS, bucket: str, **extra: object) -> dict[str,
 
 
 @pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seaweedfs: SeaweedFS, bucket: str
-                 ) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
-    async with registry_client(tmp_path, monkeypatch, max_blob_size=4096, max_manifest_size=2048,
-                               **s3_settings(seaweedfs, bucket)) as pair:
-        yield pair
+async def client(tmp_path: Path, seaweedfs: SeaweedFS, bucket: str
+                 ) -> AsyncIterator[Registry]:
+    async with registry_client(tmp_path, max_blob_size=4096, max_manifest_size=2048,
+                               **s3_settings(seaweedfs, bucket)) as app:
+        yield app
 
 
 async def bucket_keys(seaweedfs: SeaweedFS, bucket: str, prefix: str = "") -> list[str]:
@@ -54,8 +54,8 @@ async def bucket_keys(seaweedfs: SeaweedFS, bucket: str, prefix: str = "") -> li
 
 
 async def test_failed_uploads_leave_the_bucket_clean(
-        client: tuple[httpx.AsyncClient, RecordingAudit], seaweedfs: SeaweedFS, bucket: str) -> None:
-    http = client[0]
+        client: Registry, seaweedfs: SeaweedFS, bucket: str) -> None:
+    http = client.http
     assert error_code(await http.post(f"/v2/alice/app/blobs/uploads/?digest={sha(b'other')}", content=b"data",
                                       headers=ALICE)) == "DIGEST_INVALID"
     location = (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).headers["location"]
@@ -68,8 +68,8 @@ async def test_failed_uploads_leave_the_bucket_clean(
 
 
 async def test_push_stores_one_record_and_one_object(
-        client: tuple[httpx.AsyncClient, RecordingAudit], seaweedfs: SeaweedFS, bucket: str) -> None:
-    http = client[0]
+        client: Registry, seaweedfs: SeaweedFS, bucket: str) -> None:
+    http = client.http
     digest = await push_blob(http, b"layer bytes")
     await push_blob(http, b"layer bytes", "alice/other")  # the same content again: still one copy
     keys = await bucket_keys(seaweedfs, bucket)
@@ -78,7 +78,7 @@ async def test_push_stores_one_record_and_one_object(
     assert [k for k in keys if k.startswith("uploads/")] == []
 
 
-async def test_session_continues_in_another_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_session_continues_in_another_process(tmp_path: Path,
                                                     seaweedfs: SeaweedFS, bucket: str) -> None:
     """Chunk on A, chunk on B, PUT on C: three apps that share nothing but the bucket; the digest is
     verified by reading the object back on C (A's hash state cannot travel), and a wrong one is refused."""
@@ -87,21 +87,20 @@ async def test_session_continues_in_another_process(tmp_path: Path, monkeypatch:
     chunks = [bytes([n]) * (part + 12345) for n in range(3)]
     whole = b"".join(chunks)
 
-    async def app(name: str) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingAudit]]:
-        async with registry_client(tmp_path / name, monkeypatch, **settings) as pair:
-            yield pair
-
     for digest, expected in ((sha(b"wrong"), 400), (sha(whole), 201)):
-        async with registry_client(tmp_path / "a", monkeypatch, **settings) as (a, _):
+        async with registry_client(tmp_path / "a", **settings) as app:
+            a = app.http
             start = await a.post("/v2/alice/app/blobs/uploads/", headers=ALICE)
             location = start.headers["location"]
             first = await a.patch(location, content=chunks[0], headers=ALICE)
             assert first.headers["range"] == f"0-{len(chunks[0]) - 1}"
-        async with registry_client(tmp_path / "b", monkeypatch, **settings) as (b, _):
+        async with registry_client(tmp_path / "b", **settings) as app:
+            b = app.http
             second = await b.patch(location, content=chunks[1], headers={
                 **ALICE, "Content-Range": f"{len(chunks[0])}-{len(chunks[0]) * 2 - 1}"})
             assert second.status_code == 202 and second.headers["range"] == f"0-{len(chunks[0]) * 2 - 1}"
-        async with registry_client(tmp_path / "c", monkeypatch, **settings) as (c, _):
+        async with registry_client(tmp_path / "c", **settings) as app:
+            c = app.http
             done = await c.put(f"{location}?digest={digest}", content=chunks[2], headers=ALICE)
             assert done.status_code == expected, done.text
             if expected == 400:
@@ -115,9 +114,10 @@ async def test_session_continues_in_another_process(tmp_path: Path, monkeypatch:
     assert len([k for k in keys if k.startswith("data/")]) == 1  # the refused upload's bytes are gone
 
 
-async def test_redirect_answers_a_presigned_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_redirect_answers_a_presigned_url(tmp_path: Path,
                                                 seaweedfs: SeaweedFS, bucket: str) -> None:
-    async with registry_client(tmp_path, monkeypatch, **s3_settings(seaweedfs, bucket, s3_redirect=True)) as (http, _):
+    async with registry_client(tmp_path, **s3_settings(seaweedfs, bucket, s3_redirect=True)) as app:
+        http = app.http
         digest = await push_blob(http, b"redirected bytes")
         head = await http.head(f"/v2/alice/app/blobs/{digest}", headers=ALICE)
         assert head.status_code == 200 and head.headers["content-length"] == "16"
@@ -131,8 +131,9 @@ async def test_redirect_answers_a_presigned_url(tmp_path: Path, monkeypatch: pyt
 
 
 async def test_object_store_down_is_a_503_and_readyz_says_why(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seaweedfs: SeaweedFS, bucket: str) -> None:
-    async with registry_client(tmp_path, monkeypatch, **s3_settings(seaweedfs, bucket, s3_timeout=2)) as (http, _):
+        tmp_path: Path, seaweedfs: SeaweedFS, bucket: str) -> None:
+    async with registry_client(tmp_path, **s3_settings(seaweedfs, bucket, s3_timeout=2)) as app:
+        http = app.http
         digest = await push_blob(http, b"before the outage")
         assert (await http.get("/readyz")).status_code == 200
         seaweedfs.daemon.process.send_signal(__import__("signal").SIGSTOP)  # alive but silent: the slow case

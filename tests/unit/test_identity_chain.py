@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from authgate.auth.account_store import UserRecord
 from authgate.auth.credentials import BasicCredentials, Secret
-from authgate.identity.base import Answer, IdentityUnavailable, SourceUnavailable
+from authgate.auth.authn import IdentityUnavailable
+from authgate.identity.base import Answer, SourceUnavailable
 from authgate.identity.chain import IdentityChain
 from authgate.subject import Subject
 
@@ -81,3 +84,32 @@ async def test_a_skipped_source_is_logged_and_counted(caplog: pytest.LogCaptureF
         assert await chain.resolve("alice") is not None
     assert "identity source corp is unavailable, skipped: cannot reach ldap://10.0.0.1" in caplog.text
     assert registry.get_sample_value("authgate_identity_source_unavailable_total", {"source": "corp"}) == 1
+
+
+class Workloads(Table):
+    """A source that also vouches for robots (as CI workloads do)."""
+
+    def robot(self, name: str) -> Subject | None:
+        return Subject("robot", name) if name == "ci" else None
+
+
+class Linked(Table):
+    """A source whose linked users a refresh checks again (as device login does)."""
+
+    async def recheck(self, user: UserRecord) -> UserRecord | None:
+        if self.answer == "down":
+            raise SourceUnavailable("provider unreachable")
+        return user if self.answer == "yes" else None
+
+
+async def test_robots_and_rechecks_ask_only_the_sources_that_offer_them() -> None:
+    workloads, linked = Workloads("ci", "not_mine"), Linked("sso", "no")
+    bare = IdentityChain([Table("corp", "not_mine"), workloads, linked])
+    assert bare.robot("ci") is None, "without the capability declared, no source is asked"
+    chain = IdentityChain([Table("corp", "not_mine"), workloads, linked], robots=[workloads], rechecks=[linked])
+    assert chain.robot("ci") == Subject("robot", "ci") and chain.robot("other") is None
+    alice = UserRecord(1, "alice", "", False, False, 0, frozenset(), datetime.now(timezone.utc))
+    assert await bare.recheck(alice) is alice
+    assert await chain.recheck(alice) is None, "the provider no longer vouches for alice"
+    with pytest.raises(IdentityUnavailable):
+        await IdentityChain([Linked("sso", "down")], rechecks=[Linked("sso", "down")]).recheck(alice)

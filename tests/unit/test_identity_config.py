@@ -93,6 +93,14 @@ def test_the_bind_password_can_come_from_a_file_or_the_environment(tmp_path: Pat
     ({"type": "oidc_workload", "name": "gh", "issuer": "https://t.example.com", "audience": "r", "aud": "x"},
      "gh.aud"),
     ({"type": "saml"}, "sources[1].type"),
+    # The checks every kind of source shares (identity/config_checks.py), for people sign-in too:
+    ({"type": "oidc", "name": 5, "issuer": "https://idp.example.com", "client_id": "a"}, "sources[1].name"),
+    ({"type": "oidc", "name": "sso", "issuer": "https://idp.example.com", "client_id": "a", "timeout": 0},
+     "sso.timeout"),
+    ({"type": "oidc", "name": "sso", "issuer": "https://idp.example.com", "client_id": "a", "ca_file": "nope.pem"},
+     "sso.ca_file"),
+    ({"type": "oidc", "name": "sso", "issuer": "https://idp.example.com", "client_id": "a", "tiemout": 5},
+     "sso.tiemout"),
 ])
 def test_bad_openid_sources_are_refused_naming_the_setting(source: dict[str, Any], setting: str) -> None:
     with pytest.raises(IdentityConfigError, match=setting.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")):

@@ -19,13 +19,8 @@ ROOT = Path(authgate.__file__).parent
 #: accounts, policy or the other mode.
 FOUNDATION = {"errors", "reference", "scope", "subject", "settings", "readiness", "bodies", "private_files", "tasks", "logs"}
 
-#: Packages that are one layer split for size: the identity sources (LDAP, OIDC, local) and the
-#: rest of auth/ build on each other (auth/services wires the chain; the sources use accounts and
-#: credentials), so a cycle between them is not one between layers.
-SAME_LAYER = {"identity": "auth"}
-
-#: The request-time locator (`resources_of`), still reached by handlers in several packages; these
-#: edges are exempt from the cycle check until handlers get their dependencies passed in.
+#: What the running app holds (`Resources`). HTTP entry points in lower packages are handed it when
+#: the app makes its routes and import its type for that; those edges are exempt from the cycle check.
 LOCATOR = "resources"
 
 
@@ -33,7 +28,7 @@ def _node(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "authgate" or len(parts) < 2:
         return None
-    return SAME_LAYER.get(parts[1], parts[1])
+    return parts[1]
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
@@ -42,7 +37,6 @@ def _graph() -> dict[str, dict[str, set[str]]]:
     for path in ROOT.rglob("*.py"):
         relative = path.relative_to(ROOT)
         source = relative.parts[0].removesuffix(".py")
-        source = SAME_LAYER.get(source, source)
         for found in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(found, ast.ImportFrom) and found.level == 0 and found.module:
                 modules = [found.module]
@@ -91,12 +85,31 @@ def test_no_import_cycle_between_packages() -> None:
         raise AssertionError("import cycle:\n  " + "\n  ".join(steps))
 
 
-def test_only_request_handlers_reach_the_locator() -> None:
-    """Stores, policy and the gateway get their dependencies passed in; only the HTTP entry points
-    (and `backends`, which hands them out) still look them up on the app."""
+def test_only_request_handlers_know_the_resources() -> None:
+    """Stores, policy, the audit log and the gateway get their dependencies passed in; only HTTP
+    entry points (and `backends`, which hands them out) are given the whole `Resources`."""
     users = {source for source, targets in GRAPH.items() if LOCATOR in targets}
-    assert users <= {"app", "backends", "admin_api", "registry", "auth", "audit", "console", "cli"}, users
-    assert {"storage", "gateway", "policy"}.isdisjoint(users)
+    assert users <= {"app", "backends", "admin_api", "registry", "auth", "identity", "console", "cli"}, users
+    assert {"storage", "gateway", "policy", "audit"}.isdisjoint(users)
+
+
+def test_no_handler_looks_its_dependencies_up_on_the_app() -> None:
+    """Handlers are given what they use when `create_app` makes the routes; `app.state` is written
+    there (for tests and tools) and read nowhere in the package."""
+    readers = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno}" for path in ROOT.rglob("*.py") if path.name != "app.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "state"
+        and isinstance(node.value, ast.Attribute) and node.value.attr == "app"
+    )
+    assert readers == []
+
+
+def test_identity_builds_on_auth_not_the_reverse() -> None:
+    """The identity sources use accounts, credentials and the login limiter; auth asks them only
+    through its own `IdentityLookup` protocol, and the app wires the chain in."""
+    assert "identity" in GRAPH and "auth" in GRAPH["identity"]
+    assert "identity" not in GRAPH["auth"], dict(GRAPH["auth"]).get("identity")
 
 
 def test_the_cycle_check_finds_a_cycle() -> None:
