@@ -69,10 +69,9 @@ async def _moved_upload(http: httpx.AsyncClient, backend: object, chunks: list[b
     return await http.put(str(httpx.URL(location).copy_merge_params({"digest": claimed})), headers=ALICE)
 
 
-async def test_a_mismatch_the_upstream_committed_is_deleted_and_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_mismatch_the_upstream_committed_is_deleted_and_refused(tmp_path: Path) -> None:
     upstream = CarelessUpstream()
-    async with gateway(tmp_path, monkeypatch, handler=upstream) as (http, backend):  # type: ignore[arg-type]
+    async with gateway(tmp_path, handler=upstream) as (http, backend):  # type: ignore[arg-type]
         claimed = _digest(b"what the client meant")
         response = await _moved_upload(http, backend, [b"first part ", b"corrupted second part"], claimed)
         assert response.status_code == 400, response.text
@@ -83,9 +82,9 @@ async def test_a_mismatch_the_upstream_committed_is_deleted_and_refused(
         assert ("DELETE", f"/v2/alice/app/blobs/{claimed}") in upstream.requests
 
 
-async def test_a_match_is_read_back_before_it_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_match_is_read_back_before_it_is_reported(tmp_path: Path) -> None:
     upstream = CarelessUpstream()
-    async with gateway(tmp_path, monkeypatch, handler=upstream) as (http, backend):  # type: ignore[arg-type]
+    async with gateway(tmp_path, handler=upstream) as (http, backend):  # type: ignore[arg-type]
         data = [b"first part ", b"second part"]
         response = await _moved_upload(http, backend, data, _digest(b"".join(data)))
         assert response.status_code == 201, response.text
@@ -94,10 +93,9 @@ async def test_a_match_is_read_back_before_it_is_reported(tmp_path: Path, monkey
         assert upstream.blobs == {_digest(b"".join(data)): b"".join(data)}
 
 
-async def test_past_the_owners_bound_the_new_session_is_refused_and_cancelled(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_past_the_owners_bound_the_new_session_is_refused_and_cancelled(tmp_path: Path) -> None:
     upstream = CarelessUpstream()
-    async with gateway(tmp_path, monkeypatch, handler=upstream) as (http, backend):  # type: ignore[arg-type]
+    async with gateway(tmp_path, handler=upstream) as (http, backend):  # type: ignore[arg-type]
         backend.sessions.max_per_owner = 1
         assert (await http.post("/v2/alice/app/blobs/uploads/", headers=ALICE)).status_code == 202
         await backend.sessions.discard(await backend.sessions.get("u1", "alice/app", "user:alice"))

@@ -4,14 +4,13 @@ a database that fails is a 503 for the listing, never a lost push or a 500."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from tests.console.support import add_user, console_app, push_image, put_manifest
+from tests.console.support import add_user, console_app, give_seal_key, push_image, put_manifest
 from tests.support.processes import Distribution
 
 pytestmark = pytest.mark.anyio
@@ -46,9 +45,7 @@ async def test_a_referrer_pushed_through_one_replica_is_listed_by_another(tmp_pa
         subject = await push_image(first, ALICE, "alice/app", "v1")
         await push_image(first, ALICE, "alice/app", "empty", b"{}")  # puts the empty blob in the repository
         referrer = await put_manifest(first, ALICE, "alice/app", "sbom", _referrer(subject))
-        # A second replica: its own data dir, with the seal key every replica is given (docs/scale-out.md).
-        (tmp_path / "b" / "data" / "keys").mkdir(parents=True, mode=0o700)
-        shutil.copy2(tmp_path / "a" / "data" / "keys" / "seal.key", tmp_path / "b" / "data" / "keys" / "seal.key")
+        give_seal_key(tmp_path / "a", tmp_path / "b")
         async with console_app(tmp_path / "b", database_url=database, upstream=upstream.url) as (second, _):
             listed = await second.get(f"/v2/alice/app/referrers/{subject}", auth=ALICE)
             assert [m["digest"] for m in listed.json()["manifests"]] == [referrer]

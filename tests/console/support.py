@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,14 @@ async def console_app(tmp_path: Path, base_url: str = "http://localhost:5000", *
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client, resources
+
+
+def give_seal_key(first: Path, second: Path) -> None:
+    """What every replica is given (docs/scale-out.md): the key sealing the signing keys in the shared
+    database, copied from the `console_app` at `first` to the one about to start at `second`."""
+    keys = second / "data" / "keys"
+    keys.mkdir(parents=True, mode=0o700)
+    shutil.copy2(first / "data" / "keys" / "seal.key", keys / "seal.key")
 
 
 async def flush_audit(resources: Resources) -> None:

@@ -14,7 +14,8 @@ import pytest
 from authgate.audit.query import AuditFilter, list_events
 from authgate.auth import accounts
 from authgate.console.sessions import load_session
-from tests.console.support import add_user, console_app, csrf_of, flush_audit, push_image, put_manifest, sign_in
+from tests.console.support import (add_user, console_app, csrf_of, flush_audit, give_seal_key, push_image,
+                                   put_manifest, sign_in)
 
 pytestmark = pytest.mark.anyio
 ALICE = ("alice", "alice-password")
@@ -91,6 +92,7 @@ async def test_a_second_process_sees_the_session(tmp_path: Path) -> None:
         await add_user(resources, *ALICE)
         await sign_in(first, *ALICE)
         value = first.cookies["authgate_session"]
+        give_seal_key(tmp_path / "one", tmp_path / "two")
         async with console_app(tmp_path / "two", database_url=url) as (second, _):
             second.cookies.set("authgate_session", value)
             assert "Sign out" in (await second.get("/repositories")).text
