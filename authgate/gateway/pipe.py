@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from authgate.tasks import cancel_and_wait
 
-#: Chunks read ahead (uvicorn gives ≤ 256 KiB, httpcore 1 MiB reads here): ≤ 4 MiB per transfer.
+#: Chunks read ahead (uvicorn gives ≤ 256 KiB per chunk): ≤ 4 MiB per upload.
 DEPTH = 4
 
 
