@@ -21,7 +21,6 @@ from starlette.responses import Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
 from authgate.gateway.fairness import BodyIdle, within
-from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.uploads import BodyTooLarge, Digesting, UploadSession, UploadSessions, digest_of
 from authgate.reference import Digest
@@ -209,7 +208,7 @@ class UploadProxy:
         session only once the upstream confirms it holds exactly them. Failures abandon the session
         (the client's going away and silence are the caller's to explain)."""
         digesting = Digesting(session, self.max_blob_size)
-        body = read_ahead(digesting.wrap(source))
+        body = digesting.wrap(source)
         try:
             response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
                                                 content=body)

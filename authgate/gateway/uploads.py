@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,7 +131,7 @@ class Digesting:
         self.count = 0
         self.limit = limit
 
-    async def wrap(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def wrap(self, body: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
         async for chunk in body:
             if not chunk:
                 continue
