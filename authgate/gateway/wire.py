@@ -99,11 +99,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         timeout = self._timeouts.get(key)
         if timeout is None:
             timeout = self._timeouts[key] = aiohttp.ClientTimeout(total=None, sock_connect=key[0], sock_read=key[1])
+        url = URL(str(request.url), encoded=True)
+        if request.url.userinfo:
+            # httpx already made credentials in the URL an Authorization header, as it always did;
+            # aiohttp would refuse a URL with credentials beside that header.
+            url = url.with_user(None)
         try:
             response = await self._client().request(
-                request.method, URL(str(request.url), encoded=True), headers=headers, data=data,
+                request.method, url, headers=headers, data=data,
                 allow_redirects=False, timeout=timeout, ssl=self._ssl_for(request.url),
             )
+        except ValueError as exc:
+            # A header value aiohttp will not write (a line break): h11 refused those too.
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(data, _Source) and data.error is not None:
                 # The body's own source failed (the client went silent or away, the blob grew too

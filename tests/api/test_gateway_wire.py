@@ -99,3 +99,13 @@ async def test_header_bytes_reach_the_upstream_unchanged(tmp_path: Path, monkeyp
     (head,) = [head for head in fake.heads if b"/manifests/" in head]
     assert b"\r\nuser-agent: " + agent + b"\r\n" in head.lower()  # (agent is lower case already)
     assert b"accept-encoding: identity" in head.lower()  # bodies are relayed raw: none may come compressed
+
+
+async def test_credentials_in_the_upstream_url_are_sent_as_basic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    async with upstream() as (fake, url), gateway(tmp_path, monkeypatch,
+                                                 upstream=url.replace("http://", "http://gw:s3cret@")) as (http, _):
+        response = await http.get("/v2/alice/app/tags/list", headers=ALICE)
+        assert response.status_code == 200, response.text
+    (head,) = [head for head in fake.heads if b"/tags/list" in head]
+    assert b"authorization: basic z3c6cznjcmv0\r\n" in head.lower()  # base64("gw:s3cret")
