@@ -15,13 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
 from authgate.errors import ErrorCode, RegistryError
-from authgate.gateway.blobwire import BlobTransport
 from authgate.gateway.credentials import UpstreamAuth
 from authgate.gateway.failures import MAX_ERROR_BODY, relayed_failure
+from authgate.gateway.wire import AiohttpTransport
 from authgate.readiness import Readiness
 from authgate.scope import Scope
 from authgate.settings import Settings
@@ -44,9 +43,8 @@ RESPONSE_HEADERS = frozenset(
     }
 )
 _RETRY_AFTER = {"Retry-After": "5"}
-#: httpcore reads 64 KiB per receive; blobs move through the gateway with far less
-#: per-chunk work (parsing, awaits, buffer copies) at 1 MiB. A class-level tunable of httpcore's.
-_READ_SIZE = 1024 * 1024
+#: Bodies are relayed as the upstream sent them (`aiter_raw`), so none may come compressed.
+_IDENTITY = {"Accept-Encoding": "identity"}
 
 
 class Upstream:
@@ -71,31 +69,13 @@ class Upstream:
         self.readiness = readiness
         self.redirects = settings.upstream_redirects
         self.health_interval = settings.upstream_health_interval
-        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = max(httpcore.AsyncHTTP11Connection.READ_NUM_BYTES, _READ_SIZE)
-        verify: ssl.SSLContext | bool = True
-        if settings.upstream_ca:
-            verify = ssl.create_default_context(cafile=str(settings.upstream_ca))
-        limits = httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_connections,
-            keepalive_expiry=30,
-        )
-        if transport is None:
-            pooled = httpx.AsyncHTTPTransport(verify=verify, limits=limits, trust_env=False)
-            transport = BlobTransport(
-                pooled, settings.upstream_connect_timeout, settings.upstream_timeout,
-                verify if isinstance(verify, ssl.SSLContext) else None, httpx.URL(self.base).netloc,
-            )
+        upstream_ssl = ssl.create_default_context(cafile=str(settings.upstream_ca)) if settings.upstream_ca else None
+        netloc = httpx.URL(self.base).netloc
+        timeout = httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout,
+                                pool=settings.upstream_connect_timeout)
         self.client = httpx.AsyncClient(
-            limits=limits,
-            timeout=httpx.Timeout(
-                settings.upstream_timeout,
-                connect=settings.upstream_connect_timeout,
-                pool=settings.upstream_connect_timeout,
-            ),
-            verify=verify,
-            transport=transport,
-            follow_redirects=False,
+            transport=transport or AiohttpTransport(settings.upstream_max_connections, upstream_ssl, netloc),
+            timeout=timeout, headers=_IDENTITY, follow_redirects=False,
             # Never route upstream traffic through a proxy named in the environment.
             trust_env=False,
         )
@@ -103,13 +83,9 @@ class Upstream:
         # answers, not whether clients hold every pooled connection (a balancer would drop the
         # replica because of one user's load).
         self._health = self.client
-        if isinstance(transport, BlobTransport):
-            self._health = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=httpx.Limits(
-                    max_connections=1, max_keepalive_connections=1, keepalive_expiry=30)),
-                timeout=httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout),
-                verify=verify, follow_redirects=False, trust_env=False,
-            )
+        if transport is None:
+            self._health = httpx.AsyncClient(transport=AiohttpTransport(1, upstream_ssl, netloc), timeout=timeout,
+                                             headers=_IDENTITY, follow_redirects=False, trust_env=False)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -21,7 +21,6 @@ from starlette.responses import Response
 from authgate.errors import ErrorCode, RegistryError
 from authgate.gateway.client import Upstream
 from authgate.gateway.fairness import BodyIdle, within
-from authgate.gateway.pipe import read_ahead
 from authgate.gateway.responses import empty, relay
 from authgate.gateway.readback import delete_blob, read_back
 from authgate.gateway.upload_records import UploadSessions
@@ -129,7 +128,7 @@ class ChecksumPipeline:
         session only once the upstream confirms it holds exactly them. Failures abandon the session
         (the client's going away and silence are the caller's to explain)."""
         digesting = Digesting(session, self.max_blob_size)
-        body = read_ahead(digesting.wrap(source))
+        body = digesting.wrap(source)
         try:
             response = await self.upstream.send("PATCH", "", url=session.location, scopes=scopes, headers=headers,
                                                 content=body)

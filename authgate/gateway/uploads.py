@@ -14,7 +14,7 @@ against it; where no process saw every byte, the final check is the read-back of
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,7 +139,7 @@ class Digesting:
         self.count = 0
         self.limit = limit
 
-    async def wrap(self, body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def wrap(self, body: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
         hasher = self.hasher
         async for chunk in body:
             if not chunk:
