@@ -66,8 +66,8 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
         server.close()
 
 
-async def test_requests_reuse_the_upstream_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with upstream() as (fake, url), gateway(tmp_path, monkeypatch, upstream=url) as (http, _):
+async def test_requests_reuse_the_upstream_connection(tmp_path: Path) -> None:
+    async with upstream() as (fake, url), gateway(tmp_path, upstream=url) as (http, _):
         for _ in range(20):
             response = await http.get("/v2/alice/app/tags/list", headers=ALICE)
             assert response.status_code == 200 and response.json()["tags"] == ["v1"]
@@ -75,9 +75,8 @@ async def test_requests_reuse_the_upstream_connection(tmp_path: Path, monkeypatc
         assert len(used) == 1  # one keep-alive connection, not one per request
 
 
-async def test_a_full_pool_is_a_clear_503_and_readyz_stays_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
-    async with upstream() as (fake, url), gateway(tmp_path, monkeypatch, upstream=url, upstream_max_connections=1,
+async def test_a_full_pool_is_a_clear_503_and_readyz_stays_up(tmp_path: Path) -> None:
+    async with upstream() as (fake, url), gateway(tmp_path, upstream=url, upstream_max_connections=1,
                                                  upstream_connect_timeout=0.3) as (http, backend):
         held = asyncio.create_task(http.get("/v2/alice/slow/tags/list", headers=ALICE))
         while not any(b"/slow/" in head for head in fake.heads):
@@ -91,9 +90,9 @@ async def test_a_full_pool_is_a_clear_503_and_readyz_stays_up(tmp_path: Path, mo
         assert (await http.get("/v2/bob/app/tags/list", headers=BOB)).status_code == 200  # the slot came back
 
 
-async def test_header_bytes_reach_the_upstream_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_header_bytes_reach_the_upstream_unchanged(tmp_path: Path) -> None:
     agent = "docker/27.0 (é)".encode()
-    async with upstream() as (fake, url), gateway(tmp_path, monkeypatch, upstream=url) as (http, _):
+    async with upstream() as (fake, url), gateway(tmp_path, upstream=url) as (http, _):
         response = await http.get("/v2/alice/app/manifests/v1", headers=[*ALICE.items(), ("User-Agent", agent)])
         assert response.status_code == 200
     (head,) = [head for head in fake.heads if b"/manifests/" in head]
@@ -101,9 +100,8 @@ async def test_header_bytes_reach_the_upstream_unchanged(tmp_path: Path, monkeyp
     assert b"accept-encoding: identity" in head.lower()  # bodies are relayed raw: none may come compressed
 
 
-async def test_credentials_in_the_upstream_url_are_sent_as_basic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                  ) -> None:
-    async with upstream() as (fake, url), gateway(tmp_path, monkeypatch,
+async def test_credentials_in_the_upstream_url_are_sent_as_basic(tmp_path: Path) -> None:
+    async with upstream() as (fake, url), gateway(tmp_path,
                                                  upstream=url.replace("http://", "http://gw:s3cret@")) as (http, _):
         response = await http.get("/v2/alice/app/tags/list", headers=ALICE)
         assert response.status_code == 200, response.text
