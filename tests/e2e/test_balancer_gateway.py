@@ -16,10 +16,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.balancer import (Balancer, alive, audit_chain_verifies, docker_round_trip, on,
+from tests.support.balancer import (Balancer, alive, audit_chain_verifies, chunked_upload_over_three_replicas,
+                                    docker_round_trip, on,
                                     policy_change_reaches_every_replica, push_while_a_replica_dies, replica,
                                     user_disable_reaches_every_replica)
-from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port, wait_for
+from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port
 from tests.support.seaweedfs import S3Distribution, SeaweedFS
 
 pytestmark = pytest.mark.e2e
@@ -77,25 +78,7 @@ def test_docker_push_and_pull_through_the_balancer(cluster: tuple[Balancer, list
 
 
 def test_chunked_upload_lands_on_three_replicas(cluster: tuple[Balancer, list[AuthgateServer]]) -> None:
-    balancer, _ = cluster
-    chunks = [bytes([n]) * (5 * 1024 * 1024 + 333 * n) for n in range(1, 4)]
-    whole = b"".join(chunks)
-    digest = f"sha256:{hashlib.sha256(whole).hexdigest()}"
-    before = len(balancer.upstreams_of("PATCH"))
-    location = httpx.post(f"{balancer.url}/v2/alice/spread/blobs/uploads/", auth=AUTH).headers["location"]
-    offset = 0
-    for chunk in chunks:  # a new connection each: nginx hands each to the next replica
-        response = httpx.patch(on(balancer, location), content=chunk, auth=AUTH, timeout=60,
-                               headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
-        assert response.status_code == 202, response.text
-        offset += len(chunk)
-        location = response.headers["location"]
-    wait_for(lambda: len(balancer.upstreams_of("PATCH")) >= before + 3, "nginx's log lines", 10)
-    assert len(set(balancer.upstreams_of("PATCH")[before:])) == 3
-    done = httpx.put(on(balancer, location), params={"digest": digest}, auth=AUTH, timeout=60)
-    assert done.status_code == 201, done.text
-    pulled = httpx.get(f"{balancer.url}/v2/alice/spread/blobs/{digest}", auth=AUTH, timeout=60)
-    assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
+    chunked_upload_over_three_replicas(cluster[0], AUTH)
 
 
 def test_a_corrupt_chunk_through_the_balancer_is_refused(cluster: tuple[Balancer, list[AuthgateServer]],

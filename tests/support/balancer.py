@@ -213,3 +213,27 @@ def user_disable_reaches_every_replica(replicas: list[AuthgateServer], password:
     assert [login(server) for server in running] == [401] * len(running)
     running[-1].cli("user", "enable", "bob")
     assert [login(server) for server in running] == [200] * len(running)
+
+
+def chunked_upload_over_three_replicas(balancer: Balancer, auth: tuple[str, str]) -> None:
+    """POST, three PATCHes each on a new connection (so on the next replica) and the PUT through the
+    balancer: the blob pulled back is the one uploaded."""
+    chunks = [bytes([n]) * (5 * 1024 * 1024 + 333 * n) for n in range(1, 4)]
+    whole = b"".join(chunks)
+    digest = f"sha256:{hashlib.sha256(whole).hexdigest()}"
+    before = len(balancer.upstreams_of("PATCH"))
+    location = httpx.post(f"{balancer.url}/v2/alice/spread/blobs/uploads/", auth=auth).headers["location"]
+    offset = 0
+    for chunk in chunks:  # a new connection each: nginx hands each to the next replica
+        response = httpx.patch(on(balancer, location), content=chunk, auth=auth, timeout=60,
+                               headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+        assert response.status_code == 202, response.text
+        offset += len(chunk)
+        location = response.headers["location"]
+    # nginx logs a request after answering it: wait for the three lines, then look at them.
+    wait_for(lambda: len(balancer.upstreams_of("PATCH")) >= before + 3, "nginx's log lines", 10)
+    assert len(set(balancer.upstreams_of("PATCH")[before:])) == 3
+    done = httpx.put(on(balancer, location), params={"digest": digest}, auth=auth, timeout=60)
+    assert done.status_code == 201, done.text
+    pulled = httpx.get(f"{balancer.url}/v2/alice/spread/blobs/{digest}", auth=auth, timeout=60)
+    assert hashlib.sha256(pulled.content).hexdigest() == digest[7:]
