@@ -1,6 +1,7 @@
 """Requests per second of the small requests, authgate beside the references, measured by `wrk`.
 
     python bench/request_rate.py [--duration 3] [--rounds 2] [--connections 16] [--no-postgres] [--no-gateway]
+                                 [--rows /token]
 
 Needs `wrk` (Debian package `wrk`: a C load generator, so the client is not the bottleneck, as an
 httpx client at ~300 requests/s was) and `docker-registry` (distribution 2.8); PostgreSQL server
@@ -134,8 +135,10 @@ def _bare_server(port: int) -> None:
 
 def _start_authgate(workdir: Path, name: str, **settings: str) -> tuple[Daemon, str]:
     port = free_port()
+    # One process, like the bare endpoint: the ratio is per process, and the CPU column reads this pid
+    # (`serve` defaults to a worker per core, whose CPU the parent's /proc figures do not hold).
     env = authgate_env(workdir / name, port=str(port), service=SERVICE, log_level="WARNING", token_ttl="3600",
-                       **settings)
+                       workers="1", **settings)
     run_cli(env, "user", "add", USER, "--password-stdin", input=PASSWORD + "\n")
     daemon = Daemon([sys.executable, "-m", "authgate", "serve"], workdir / f"{name}.log", env=env)
     url = f"http://127.0.0.1:{port}"
@@ -350,7 +353,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-postgres", action="store_true", help="leave out the PostgreSQL column")
     parser.add_argument("--no-gateway", action="store_true", help="leave out the gateway column")
+    parser.add_argument("--rows", default="", metavar="TEXT",
+                        help="only the rows whose name contains TEXT (e.g. --rows /token)")
     args = parser.parse_args()
+    ROWS[:] = [row for row in ROWS if args.rows in row.name]
     for command in ("wrk", "docker-registry"):
         if shutil.which(command) is None:
             print(f"{command} is not installed (Debian: apt-get install {command})", file=sys.stderr)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from authgate.audit.events import AuditEvent
+from authgate.audit.events import AuditEvent, flat_json_bound, flat_text
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def bound_event(event: AuditEvent) -> AuditEvent:
     """`event` with `details` no larger than `MAX_DETAILS_BYTES` of JSON."""
     if not event.details:
         return event
+    if flat_text(event.details) and flat_json_bound(event.details) <= MAX_DETAILS_BYTES:
+        return event  # small for sure: no JSON text needed to know it
     size = len(json.dumps(event.details, default=str))
     if size <= MAX_DETAILS_BYTES:
         return event

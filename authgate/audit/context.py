@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
-import uuid
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -104,7 +104,8 @@ class RequestIdMiddleware:
                 if name == b"x-request-id":
                     incoming = value.decode("latin-1")
                     break
-        rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, the shape `uuid4().hex` had, for a third of its cost.
+        rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
         if rid != incoming:
             # Handlers that read the request header see the id we chose, not a malformed one.

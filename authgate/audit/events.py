@@ -33,6 +33,18 @@ class AuditEvent:
     actor_type: str | None = None
 
 
+def flat_text(details: dict[str, Any]) -> bool:
+    """Whether `details` is a flat mapping of `str` to `str` (a token's grant type, client and scopes):
+    its JSON round trip is a plain copy, and its JSON size is at most six characters per character
+    (`\\uXXXX`) plus quotes and separators, so neither needs a `json.dumps` on the request path."""
+    return all(type(k) is str and type(v) is str for k, v in details.items())
+
+
+def flat_json_bound(details: dict[str, str]) -> int:
+    """An upper bound of the JSON size of a `flat_text` mapping."""
+    return 2 + sum(6 * (len(k) + len(v)) + 6 for k, v in details.items())
+
+
 class AuditSink(Protocol):
     async def record(self, event: AuditEvent) -> None:
         """Persist one event; never raises into the caller's request."""

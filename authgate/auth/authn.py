@@ -128,8 +128,9 @@ class Authenticator:
         user = await self.accounts.user(name)
         stored = user.password_hash if user is not None else None
         password = credentials.password.reveal()
-        if self.verifier.remembered(name, stored, password):
-            ok, new_hash = await self.verifier.verify(name, stored, password)
+        known = self.verifier.known(name, stored, password)
+        if known is not None:
+            ok, new_hash = known, None
         else:
             attempt = _attempt.get()
             slot: AbstractAsyncContextManager[None] = attempt.hashing() if attempt is not None else nullcontext()

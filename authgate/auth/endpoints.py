@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authgate.audit.context import client_address, request_context
+from authgate.audit.context import client_address, request_id, user_agent
 from authgate.audit.events import AuditEvent
 from authgate.auth import accounts
 from authgate.auth.account_store import UserRecord
@@ -95,6 +95,8 @@ class _Outcome:
     source: str = ""
     #: What that source said about the identity (a CI job's claims), for the audit log.
     identity: dict[str, str] = field(default_factory=dict)
+    #: `client_address` of the request, worked out once for the limiter, the policy and the audit log.
+    address: str | None = None
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -133,7 +135,7 @@ def _check_service(resources: Resources, service: str) -> None:
 async def _login(auth: AuthServices, resources: Resources, request: Request, creds: BasicCredentials,
                  outcome: _Outcome) -> None:
     try:
-        result = await auth.authenticator.login(creds, client_address(request, resources.settings))
+        result = await auth.authenticator.login(creds, outcome.address)
     except TooManyAttempts as exc:
         if exc.first:
             await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
@@ -141,15 +143,13 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
         raise TokenRequestError(429, "slow_down", exc.message,
                                 {"Retry-After": str(exc.retry_after)}) from None
     except IdentityUnavailable as exc:
-        log.warning("login for %r from %s not checked: %s", creds.username[:100],
-                    client_address(request, resources.settings), exc)
+        log.warning("login for %r from %s not checked: %s", creds.username[:100], outcome.address, exc)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=str(exc))
         raise TokenRequestError(503, "temporarily_unavailable", str(exc), {"Retry-After": "30"}) from None
     outcome.source, outcome.identity = result.source, result.details
     if result.subject is None:
-        log.info("login failed for %r from %s: %s", creds.username[:100], client_address(request, resources.settings),
-                 result.reason)
+        log.info("login failed for %r from %s: %s", creds.username[:100], outcome.address, result.reason)
         await _audit(resources, request, "auth:login:failure", outcome, Subject("user", creds.username[:255]),
                      reason=result.reason)
         raise _denied(login_refusal_message(result.reason, creds.username[:255]))
@@ -172,15 +172,17 @@ async def _audit(resources: Resources, request: Request, action: str, outcome: _
             outcome="failure" if action.endswith(":failure") else "success",
             reason=reason,
             details=details,
-            **request_context(request, resources.settings),
+            address=outcome.address,
+            user_agent=user_agent(request),
+            request_id=request_id(request),
         )
     )
 
 
-async def _get(request: Request, resources: Resources, auth: AuthServices) -> _Outcome:
+async def _get(request: Request, resources: Resources, auth: AuthServices, address: str | None) -> _Outcome:
     pairs = _parse_pairs(request.scope.get("query_string", b""), MAX_QUERY, "query string")
     _check_service(resources, _single(pairs, "service"))
-    outcome = _Outcome(requested=_scopes([v for k, v in pairs if k == "scope"]))
+    outcome = _Outcome(requested=_scopes([v for k, v in pairs if k == "scope"]), address=address)
     outcome.offline = _single(pairs, "offline_token").lower() == "true"
     outcome.client_id = _single(pairs, "client_id")[:255]
     account = _single(pairs, "account")
@@ -200,7 +202,7 @@ async def _get(request: Request, resources: Resources, auth: AuthServices) -> _O
     return outcome
 
 
-async def _post(request: Request, resources: Resources, auth: AuthServices) -> _Outcome:
+async def _post(request: Request, resources: Resources, auth: AuthServices, address: str | None) -> _Outcome:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise _bad("POST /token takes an application/x-www-form-urlencoded form")
@@ -222,7 +224,8 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
     client_id = _single(pairs, "client_id")
     if not client_id:
         raise _bad("client_id is required (any name identifying the client, e.g. docker)")
-    outcome = _Outcome(requested=_scopes([_single(pairs, "scope")]), client_id=client_id[:255], grant_type=grant_type)
+    outcome = _Outcome(requested=_scopes([_single(pairs, "scope")]), client_id=client_id[:255], grant_type=grant_type,
+                       address=address)
     if grant_type == "password":
         username, password = _single(pairs, "username"), _single(pairs, "password")
         if not username:
@@ -257,9 +260,9 @@ async def _post(request: Request, resources: Resources, auth: AuthServices) -> _
 async def token_endpoint(resources: Resources, request: Request) -> Response:
     auth = auth_of(resources)
     try:
-        outcome = await (_get if request.method == "GET" else _post)(request, resources, auth)
-        granted = grant(resources.policy, outcome.subject, outcome.requested,
-                        client_address(request, resources.settings))
+        address = client_address(request, resources.settings)
+        outcome = await (_get if request.method == "GET" else _post)(request, resources, auth, address)
+        granted = grant(resources.policy, outcome.subject, outcome.requested, address)
         issued = auth.tokens.issue_recent(outcome.subject, granted, epoch=outcome.epoch)
         refresh = outcome.refresh_token
         if refresh is None and outcome.offline and outcome.user is not None:

@@ -56,8 +56,17 @@ class PasswordVerifier:
 
     def remembered(self, name: str, stored_hash: str | None, password: str) -> bool:
         """Whether `verify` would answer from memory, without a hash (so without a hash slot)."""
+        return self.known(name, stored_hash, password) is not None
+
+    def known(self, name: str, stored_hash: str | None, password: str) -> bool | None:
+        """`verify`'s answer when it is in memory (a remembered failure or success), else None: one
+        HMAC for the cached login that would otherwise ask `remembered` and then `verify`."""
         key = self._fingerprint(name, stored_hash or "", password)
-        return self._fresh(self._failures, key) or (stored_hash is not None and self._fresh(self._cache, key))
+        if self._fresh(self._failures, key):
+            return False
+        if stored_hash is not None and self._fresh(self._cache, key):
+            return True
+        return None
 
     async def verify(self, name: str, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
         """(ok, new_hash): `new_hash` is set when the stored hash should be upgraded to the default scheme.

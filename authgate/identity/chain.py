@@ -42,6 +42,9 @@ class IdentityChain:
             "authgate_identity_logins", "Logins decided by each identity source", ["source", "outcome"],
             registry=registry,
         )
+        #: `decided`'s series by (source, outcome), looked up once: `labels()` on every login was a
+        #: measurable part of a cached `/token`.
+        self._decided: dict[tuple[str, str], Counter] = {}
 
     @property
     def external(self) -> bool:
@@ -81,7 +84,11 @@ class IdentityChain:
         """`Authenticator`'s user check: the login limiter around it is unchanged, and a source being
         down raises before the limiter could count a failure."""
         answer, source = await self.ask(username, credentials)
-        self.decided.labels(source or "none", "success" if answer.verdict == "yes" else "failure").inc()
+        key = (source or "none", "success" if answer.verdict == "yes" else "failure")
+        series = self._decided.get(key)
+        if series is None:  # bounded: configured sources (and "none") times two outcomes
+            series = self._decided[key] = self.decided.labels(*key)
+        series.inc()
         if answer.verdict == "yes":
             epoch = accounts.account_epoch(answer.user) if answer.user is not None else ""
             return LoginResult(answer.subject, answer.user, epoch=epoch, source=source, details=answer.details)

@@ -48,3 +48,13 @@ def test_unauthenticated_events_are_counted_past_a_limit() -> None:
     summary, again = throttle.admit(failure)
     assert summary.action == "audit:suppressed" and summary.details == {"action": "auth:login:failure", "count": 7}
     assert again is failure
+
+
+def test_flat_details_skip_json_only_when_they_cannot_be_too_large() -> None:
+    """The request path judges a flat text mapping's size without JSON: a bound it may not exceed.
+    Escaped characters (six each as `\\uXXXX`) are where a length-based guess would go wrong."""
+    small = AuditEvent("token:issue", details={"grant_type": "basic", "granted": "repository:a/b:pull"})
+    assert bound_event(small) is small
+    escaped = AuditEvent("token:issue", details={"client_id": "\x01" * 1000})  # 1000 chars, 6000 in JSON
+    bounded = bound_event(escaped)
+    assert bounded.details is not None and len(json.dumps(bounded.details)) <= MAX_DETAILS_BYTES

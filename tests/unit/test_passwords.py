@@ -53,6 +53,25 @@ def test_cache_hits_only_the_same_password_and_stored_hash() -> None:
     assert all(b"pw" not in key for key in verifier._cache)
 
 
+def test_known_is_the_answer_verify_would_give_from_memory() -> None:
+    """The cached login asks `known` once instead of `remembered` then `verify`: same answers."""
+    verifier = PasswordVerifier(make_context(bcrypt_rounds=4))
+
+    async def main() -> None:
+        stored = verifier.hash("pw")
+        assert verifier.known("alice", stored, "pw") is None, "never checked: a hash is needed"
+        assert verifier.known("alice", stored, "bad") is None
+        assert (await verifier.verify("alice", stored, "pw"))[0]
+        assert not (await verifier.verify("alice", stored, "bad"))[0]
+        assert not (await verifier.verify("ghost", None, "pw"))[0]
+        assert verifier.known("alice", stored, "pw") is True
+        assert verifier.known("alice", stored, "bad") is False
+        assert verifier.known("ghost", None, "pw") is False
+        assert verifier.known("alice", verifier.hash("pw"), "pw") is None, "a new stored hash misses"
+
+    anyio.run(main)
+
+
 def test_unknown_users_pay_a_dummy_hash() -> None:
     verifier = PasswordVerifier(make_context(bcrypt_rounds=4))
     calls: list[str] = []
