@@ -131,7 +131,7 @@ def create_app(settings: Settings) -> Starlette:
             await announce_first_steps(settings, db)
             await app.state.resources.auth.accounts.start()
             stack.push_async_callback(app.state.resources.auth.accounts.stop)
-            await app.state.resources.auth.shared.start()  # limiter locks and signing keys of every replica
+            await app.state.resources.auth.shared.start()  # accounts, limiter locks, signing keys: every replica's changes
             stack.push_async_callback(app.state.resources.auth.shared.stop)
             await policy.start()
             stack.push_async_callback(policy.stop)

@@ -1,7 +1,8 @@
 """Account operations on the database: users, teams, robots. The CLI and tests call these directly.
 
-Every change runs in `account_change(db)`, which bumps the account version in the same transaction:
-that is how each process's account cache (authgate.auth.account_cache) learns of it within a second.
+Every change runs in `account_change(db)`, which bumps the `accounts` change counter in the same
+transaction (authgate.db.versions): that is how each process's account cache
+(authgate.auth.account_cache) learns of it within a second.
 Secrets arrive here already hashed (passwords) or leave here exactly once (robot secrets); the
 database holds only hashes.
 """
@@ -21,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from authgate.auth.account_store import RobotRecord, UserRecord
 from authgate.db.base import utcnow
-from authgate.db.changes import account_change
+from authgate.db.versions import account_change
 from authgate.db.models import Membership, RefreshToken, Robot, Team, User
 from authgate.db.session import Database
 from authgate.subject import Subject

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from authgate.auth.account_store import AccountSource, UserRecord
 from authgate.auth.accounts import AccountError, sha256_hex
 from authgate.db.base import utcnow
-from authgate.db.changes import account_change
+from authgate.db.versions import account_change
 from authgate.db.models import RefreshToken, User
 from authgate.db.session import Database
 

@@ -68,7 +68,8 @@ class AuthServices:
     accounts: CachedAccounts
     #: Bearer tokens on /v2/, each verified once (authgate.auth.bearer_cache).
     bearer: VerifiedTokens
-    #: Polls the shared limiter locks and signing keys (authgate.db.versions); started by the lifespan.
+    #: The one poller of the change counters (authgate.db.versions) that keeps `accounts`, the limiter's
+    #: locks and `keys` fresh; started by the lifespan.
     shared: VersionWatch
 
 
@@ -92,7 +93,7 @@ async def build_auth(settings: Settings, db: Database, identity_for: Callable[[A
     # N workers on one machine share its cores: each takes its share of the password checks at once.
     slots = HashSlots(total=max(2, (os.cpu_count() or 2) // settings.workers) if settings.workers > 1 else None)
     limiter = LoginLimiter(DatabaseLimiterStore(db, shared), slots, unlocks=unlock_source(db))
-    accounts = CachedAccounts(DatabaseAccounts(db))
+    accounts = CachedAccounts(DatabaseAccounts(db), shared)
     authenticator = Authenticator(db, accounts, verifier, limiter)
     identity = identity_for(authenticator)
     services = AuthServices(keys, tokens, verifier, limiter, authenticator, identity, accounts,

@@ -181,16 +181,6 @@ class IdentityLink(Base):
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AccountVersion(Base):
-    """One row, bumped in the same transaction as every change to users, teams, robots or refresh
-    tokens: each process polls it to know when its in-memory account cache is stale."""
-
-    __tablename__ = "account_version"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
 class GatewayReferrer(Base):
     """A manifest with a `subject`, pushed through the gateway: what the referrers API lists for an
     upstream that has none (authgate.gateway.referrer_index). One row per repository and manifest."""
@@ -261,8 +251,9 @@ class LimiterMark(Base):
 
 
 class SharedVersion(Base):
-    """Change counters of shared state other than accounts (`limiter_locks`, `signing_keys`): bumped in
-    the transaction that changes it, polled by every process (authgate.db.versions)."""
+    """The change counters of shared state (`accounts`, `limiter_locks`, `signing_keys`): each bumped in
+    the transaction that changes what it counts, all read in one query by every process's poller
+    (authgate.db.versions)."""
 
     __tablename__ = "shared_versions"
 

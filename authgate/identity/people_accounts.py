@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from authgate.db.base import utcnow
 from authgate.db.models import IdentityLink, Membership, Team, User
-from authgate.db.changes import account_change
+from authgate.db.versions import account_change
 from authgate.db.session import Database
 
 log = logging.getLogger(__name__)

@@ -170,8 +170,8 @@ async def test_a_stalled_poller_stops_trusting_its_cache(ctx: Ctx) -> None:
     """If the change counter cannot be read, lookups go to the database instead of the cache."""
     client, resources, other = ctx
     cache = _cache(resources)
-    assert cache._task is not None
-    cache._task.cancel()  # the poller dies (as if the database stopped answering it)
+    assert cache.watch._task is not None
+    cache.watch._task.cancel()  # the poller dies (as if the database stopped answering it)
     assert (await _token(client, "alice", "alice-pw")).status_code == 200
     await accounts.set_disabled(other, "alice", True)
     await asyncio.sleep(PROMISE)
@@ -186,9 +186,9 @@ async def test_lookups_that_find_the_cache_untrusted_share_one_counter_read(ctx:
     answer from memory when it did not move; when it moved, they see the change."""
     _, resources, other = ctx
     cache = _cache(resources)
-    assert cache._task is not None
-    cache._task.cancel()
-    await cache.poll_once()  # the counter as the setup's changes left it
+    assert cache.watch._task is not None
+    cache.watch._task.cancel()
+    await cache.watch.poll_once()  # the counters as the setup's changes left them
     assert (await cache.user("alice")) is not None
     await asyncio.sleep(PROMISE)
     assert not cache.trusted
@@ -201,14 +201,14 @@ async def test_lookups_that_find_the_cache_untrusted_share_one_counter_read(ctx:
 
     monkeypatch.setattr(cache.source, "user", counted)
     polls = 0
-    poll_once = cache.poll_once
+    poll_once = cache.watch.poll_once
 
     async def counted_poll() -> None:
         nonlocal polls
         polls += 1
         await poll_once()
 
-    monkeypatch.setattr(cache, "poll_once", counted_poll)
+    monkeypatch.setattr(cache.watch, "poll_once", counted_poll)
     found = await asyncio.gather(*(cache.user("alice") for _ in range(16)))
     assert all(user is not None and not user.disabled for user in found)
     assert (polls, loads) == (1, []), "one counter read, no user query"
