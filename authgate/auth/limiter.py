@@ -247,7 +247,7 @@ class LoginLimiter:
             await self.store.set_mark(trust, now + self.trust_seconds)
             return
         if not attempt.robot:
-            self.store.defer_drop(pair)
+            self.store.defer_drop(pair, attempt.at)
         if renew:
             self.store.defer_mark(trust, now + self.trust_seconds)
 

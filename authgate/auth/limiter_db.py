@@ -65,7 +65,8 @@ class DatabaseLimiterStore:
         self.clock = clock
         self._locks: dict[str, float] = {}
         self._partial = False
-        self._drops: set[str] = set()
+        #: Pairs to reset, each with the moment of its latest success (events after it stay).
+        self._drops: dict[str, float] = {}
         self._due: dict[str, float] = {}
         self._flushed = self._cleaned = time.monotonic()
         watch.watch(versions.LIMITER_LOCKS, self._reload_locks)
@@ -148,9 +149,9 @@ class DatabaseLimiterStore:
             return None if self._partial else 0.0
         return until
 
-    def defer_drop(self, key: str) -> None:
-        if len(self._drops) < MAX_DEFERRED:
-            self._drops.add(key)
+    def defer_drop(self, key: str, at: float) -> None:
+        if len(self._drops) < MAX_DEFERRED or key in self._drops:
+            self._drops[key] = max(at, self._drops.get(key, at))
 
     def defer_mark(self, key: str, value: float) -> None:
         if len(self._due) < MAX_DEFERRED or key in self._due:
@@ -183,14 +184,16 @@ class DatabaseLimiterStore:
 
     async def flush(self) -> None:
         """Write the queued resets and trust marks (a reset leaves a lock in force alone)."""
-        drops, self._drops = sorted(self._drops), set()
+        drops, self._drops = sorted(self._drops.items()), {}
         due, self._due = self._due, {}
         now = self.clock()
         async with self.db.session() as session:
             for start in range(0, len(drops), 500):
-                batch = [_enc(k) for k in drops[start:start + 500]]
-                await session.execute(delete(LimiterEvent).where(LimiterEvent.key.in_(batch)))
-                await session.execute(delete(LimiterMark).where(LimiterMark.key.in_(batch), LimiterMark.value <= now))
+                batch = drops[start:start + 500]
+                await session.execute(delete(LimiterEvent).where(or_(*(
+                    and_(LimiterEvent.key == _enc(key), LimiterEvent.at <= at) for key, at in batch))))
+                await session.execute(delete(LimiterMark).where(LimiterMark.key.in_([_enc(k) for k, _ in batch]),
+                                                                LimiterMark.value <= now))
             rows = [{"key": _enc(k), "value": v} for k, v in due.items()]
             for start in range(0, len(rows), 500):
                 await session.execute(self._upsert(rows[start:start + 500]))

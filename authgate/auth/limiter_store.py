@@ -55,8 +55,10 @@ class LimiterStore(Protocol):
         """The mark of a lock key from memory, or None when the store cannot vouch for it without
         asking the database (not a lock key, or its view is stale)."""
 
-    def defer_drop(self, key: str) -> None:
-        """`drop`, soon: a success's reset of its pair, kept off the request."""
+    def defer_drop(self, key: str, at: float) -> None:
+        """A success's reset of its pair, soon (kept off the request): the events of `key` up to `at`,
+        the moment of the success, and its mark unless a lock is in force. Guesses counted after the
+        success (by this or another process, before the reset is written) stay counted."""
 
     def defer_mark(self, key: str, value: float) -> None:
         """`set_mark`, soon."""
@@ -131,8 +133,12 @@ class MemoryLimiterStore:
     def peek(self, key: str) -> float | None:
         return self._marks.get(key, 0.0)
 
-    def defer_drop(self, key: str) -> None:
-        self._events.pop(key, None)
+    def defer_drop(self, key: str, at: float) -> None:
+        events = self._events.get(key)
+        if events is not None:
+            later = [t for t in events if t > at]
+            events.clear()
+            events.extend(later)
         self._marks.pop(key, None)
 
     def defer_mark(self, key: str, value: float) -> None:

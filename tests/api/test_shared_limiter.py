@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event
 
 from authgate.auth import accounts
+from authgate.auth.services import auth_of
 from authgate.db.session import Database
 from tests.api.token_support import add_user, basic, token_app
 
@@ -82,3 +83,19 @@ async def test_guesses_alternating_between_two_apps_are_counted_together(tmp_pat
             assert (await client.get("/token", headers=basic("alice", f"guess-{i}"))).status_code == 401
         for client in (first, second):
             assert (await client.get("/token", headers=basic("alice", "alice-pw"))).status_code == 429
+
+
+async def test_a_success_resets_only_the_failures_counted_before_it(tmp_path: Path, database_url: str) -> None:
+    # A cached login's reset of its pair is written in the background, up to a second later: it used to
+    # delete every failure of the pair, guesses the other app counted after the success among them.
+    async with token_app(tmp_path, database_url) as (first, resources, _), \
+            token_app(tmp_path, database_url) as (second, second_resources, _):
+        await add_user(resources, "alice", "alice-pw")
+        assert (await second.get("/token", headers=basic("alice", "alice-pw"))).status_code == 200  # hashed
+        assert (await second.get("/token", headers=basic("alice", "alice-pw"))).status_code == 200  # cached
+        for i in range(6):
+            assert (await first.get("/token", headers=basic("alice", f"guess-{i}"))).status_code == 401
+        await auth_of(second_resources).limiter.store.flush()  # the cached login's reset, written now
+        statuses = [(await first.get("/token", headers=basic("alice", f"guess-{i}"))).status_code
+                    for i in range(6, 11)]
+        assert statuses == [401, 401, 401, 401, 429], "the six guesses after the success still count"
