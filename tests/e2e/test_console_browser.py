@@ -58,6 +58,8 @@ def _sign_in_by_keyboard(page: Page, server: AuthgateServer, name: str) -> None:
     """Keyboard only: the user name field has focus, Tab to the password, Enter submits."""
     page.goto(f"{server.url}/")
     assert page.url.endswith("/signin")
+    # The field takes focus by itself (autofocus); on a loaded machine that can come after "load".
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'username'", timeout=10_000)
     page.keyboard.type(name)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORDS[name])
