@@ -167,13 +167,7 @@ class ChecksumPipeline:
             await self._abandon(session, scopes)
             raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
                                 detail={"expected": str(claimed), "actual": actual})
-        target = httpx.URL(session.location).copy_merge_params({"digest": str(claimed)})
-        try:
-            response = await self.upstream.send("PUT", "", url=str(target), scopes=scopes,
-                                                headers={"Content-Length": "0"})
-        except RegistryError:
-            await self._abandon(session, scopes)
-            raise
+        response = await self._put_upstream(session, claimed, scopes)
         if response.status_code != 201:
             await self._abandon(session, scopes)
             return UploadResult(await relay(self.upstream, response))
@@ -185,13 +179,7 @@ class ChecksumPipeline:
         """Commit a session no process hashed whole: the upstream checks the digest (and refuses
         a mismatch, committing nothing), then authgate reads the blob back and hashes it; a blob
         that does not match is deleted again before anyone is told it exists."""
-        target = httpx.URL(session.location).copy_merge_params({"digest": str(claimed)})
-        try:
-            response = await self.upstream.send("PUT", "", url=str(target), scopes=scopes,
-                                                headers={"Content-Length": "0"})
-        except RegistryError:
-            await self._abandon(session, scopes)
-            raise
+        response = await self._put_upstream(session, claimed, scopes)
         if response.status_code != 201:
             await self._abandon(session, scopes)
             if response.status_code == 400:
@@ -209,6 +197,16 @@ class ChecksumPipeline:
             raise RegistryError(ErrorCode.DIGEST_INVALID, f"uploaded content has digest {actual}, not {claimed}",
                                 detail={"expected": str(claimed), "actual": actual})
         return UploadResult(created, committed=(actual, session.size))
+
+    async def _put_upstream(self, session: UploadSession, claimed: Digest, scopes: Sequence[Scope]
+                            ) -> httpx.Response:
+        """The final `PUT ?digest=` to the upstream session; a failure to reach it abandons the session."""
+        target = httpx.URL(session.location).copy_merge_params({"digest": str(claimed)})
+        try:
+            return await self.upstream.send("PUT", "", url=str(target), scopes=scopes, headers={"Content-Length": "0"})
+        except RegistryError:
+            await self._abandon(session, scopes)
+            raise
 
     async def _created(self, session: UploadSession, claimed: Digest, response: httpx.Response) -> Response:
         created = await empty(self.upstream, response)
