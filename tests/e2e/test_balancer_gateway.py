@@ -16,23 +16,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.balancer import (Balancer, alive, audit_chain_verifies, chunked_upload_over_three_replicas,
-                                    docker_round_trip, on,
+from tests.support.balancer import (AUTH, OWN_NAMESPACE, PASSWORD, Balancer, alive, audit_chain_verifies,
+                                    chunked_upload_over_three_replicas, docker_round_trip, on,
                                     policy_change_reaches_every_replica, push_while_a_replica_dies, replica,
                                     user_disable_reaches_every_replica)
 from tests.support.processes import AuthgateServer, Dockerd, Postgres, free_port
 from tests.support.seaweedfs import S3Distribution, SeaweedFS
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "alice-secret-pw"
-AUTH = ("alice", PASSWORD)
-OWN_NAMESPACE = """\
-rules:
-  - name: own-namespace
-    subjects: ["*"]
-    repositories: ["${user}/**"]
-    allow: ["*"]
-"""
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,17 @@ http {{
 """
 
 
+#: The one user the balancer tests push as, and the policy they run under (each user's own namespace).
+PASSWORD = "alice-secret-pw"
+AUTH = ("alice", PASSWORD)
+OWN_NAMESPACE = """\
+rules:
+  - name: own-namespace
+    subjects: ["*"]
+    repositories: ["${user}/**"]
+    allow: ["*"]
+"""
+
 class Balancer:
     """nginx on `port`, round robin over `upstreams` (`host:port`); a replica that fails is skipped
     for 5 s. Its access log names the replica that answered each request."""
