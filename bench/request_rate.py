@@ -50,6 +50,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.processes import Daemon, Distribution, Postgres, authgate_env, free_port, run_cli, wait_for  # noqa: E402
 
+from blob_throughput import cpu_seconds  # noqa: E402  (a sibling script: bench/ is on sys.path when run)
+
 SERVICE = "bench"
 USER, PASSWORD = "bench", "bench-password-123"
 REPOSITORY = "bench/app"
@@ -258,17 +260,6 @@ def _peak_rss_mib(pid: int | None) -> float | None:
     return int(found.group(1)) / 1024 if found else None
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of the process so far (utime and stime of /proc/PID/stat)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -290,7 +281,7 @@ def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path
             for target in order:
                 if not target.serves(row):
                     continue
-                cpu_before = _cpu_seconds(target.pid)
+                cpu_before = cpu_seconds(target.pid)
                 if row.method == "HEAD":
                     rate, errors = head_rate(target.url + row.path, target.headers(row), args.duration,
                                              args.connections)
@@ -301,7 +292,7 @@ def _measure(targets: list[Target], args: argparse.Namespace, workdir: Path
                     print(f"warning: {target.name} {row.name}: {errors} responses were not 2xx/3xx", file=sys.stderr)
                 measured[target.name] = rate
                 rates.setdefault((row.name, target.name), []).append(rate)
-                cpu_after = _cpu_seconds(target.pid)
+                cpu_after = cpu_seconds(target.pid)
                 if cpu_before is not None and cpu_after is not None and rate:
                     cpu.setdefault((row.name, target.name), []).append(
                         (cpu_after - cpu_before) / (rate * args.duration) * 1e6)
