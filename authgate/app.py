@@ -29,7 +29,9 @@ from authgate.console import console_routes
 from authgate.console.repository_list import stop_refreshing
 from authgate.identity import build_chain
 from authgate.identity.device_http import device_routes
+from authgate.db.policy_sets import latest_policy
 from authgate.db.session import Database
+from authgate.db.versions import POLICY
 from authgate.errors import ErrorCode, RegistryError, render_error
 from authgate.metrics import Metrics, MetricsMiddleware
 from authgate.policy.store import PolicyStore
@@ -74,6 +76,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
                                       headers={"Retry-After": "5"}))
 
 
+async def _follow_pushed_policy(db: Database, policy: PolicyStore) -> None:
+    """`policy_source: database`: the newest `authgate policy push`, whenever the `policy` counter moves."""
+    pushed = await latest_policy(db)
+    await policy.apply_pushed(None if pushed is None else pushed.files,
+                              "nothing pushed" if pushed is None else pushed.describe())
+
+
 def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]], resources: Resources
                               ) -> Callable[[Request], Awaitable[Response]]:
     """`metrics_access: admin`: what authgate says about itself is for admin users only."""
@@ -115,7 +124,8 @@ def create_app(settings: Settings) -> Starlette:
             await db.upgrade()
             audit = await open_audit(settings, db, stack)
             readiness = Readiness()
-            policy = PolicyStore(settings.policies, audit, readiness)  # no files: the built-in policy
+            # No files: the built-in policy. From the database: the first poll loads the newest push.
+            policy = PolicyStore(settings.policies if settings.policy_source == "files" else None, audit, readiness)
             auth, identity = await build_auth(settings, db, lambda authenticator: build_chain(
                 settings, db, authenticator, metrics.registry, policy))
             resources = app.state.resources = Resources(
@@ -128,6 +138,8 @@ def create_app(settings: Settings) -> Starlette:
                 readiness=readiness,
             )
             metrics.watch_policy(readiness)
+            if settings.policy_source == "database":  # read by the first poll, before anything is served
+                auth.shared.watch(POLICY, partial(_follow_pushed_policy, db, policy))
             await announce_first_steps(settings, db)
             await app.state.resources.auth.accounts.start()
             stack.push_async_callback(app.state.resources.auth.accounts.stop)

@@ -60,6 +60,9 @@ class Settings:
     password_cache_ttl: int = 60
     #: Directory of policy YAML files; empty means the built-in default (own namespace only).
     policies: Path | None = None
+    #: Where a server reads its policy: `files` (the `policies` directory, reloaded when it changes)
+    #: or `database` (the newest `authgate policy push`, the same on every replica; docs/scale-out.md).
+    policy_source: Literal["files", "database"] = "files"
     #: Token-server mode: the URL of the registry (`auth: token`) docker pushes to and pulls from.
     #: authgate then serves `/token` only (no `/v2/` of its own) and points users at this address.
     registry_url: str = ""

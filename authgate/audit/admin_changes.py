@@ -31,6 +31,8 @@ def admin_action(args: argparse.Namespace) -> str | None:
     sub = getattr(args, f"{group}_command", None)
     if group == "audit" and sub == "prune":
         return "audit:prune"
+    if group == "policy" and sub == "push":
+        return "policy:push"
     if group in _GROUPS and isinstance(sub, str) and sub not in _READ_ONLY:
         return f"{group}:{sub}"
     return None
@@ -53,7 +55,8 @@ def _details(args: argparse.Namespace) -> dict[str, Any]:
     return details
 
 
-def _operator() -> str:
+def operator_name() -> str:
+    """`user@host` of whoever runs the CLI: the actor of its changes."""
     try:
         user = getpass.getuser()
     except Exception:  # no passwd entry (containers): the uid still says who
@@ -70,7 +73,7 @@ def cli_event(args: argparse.Namespace, exit_code: int) -> AuditEvent | None:
     target = next((str(getattr(args, a)) for a in _TARGET_ARGS if getattr(args, a, None) is not None), None)
     return AuditEvent(
         action=action if exit_code == 0 else f"{action}:failure",
-        actor=Subject("user", _operator()),
+        actor=Subject("user", operator_name()),
         actor_type="cli",
         reference=target,
         outcome="success" if exit_code == 0 else "failure",

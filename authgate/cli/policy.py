@@ -1,4 +1,4 @@
-"""`authgate policy check | explain | test`: tools for the people who write policies."""
+"""`authgate policy check | explain | test | push | pushed`: tools for the people who write policies."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from authgate.cli import policy_push
 from authgate.cli.common import settings_from
 from authgate.cli.datadir import location
 from authgate.policy.engine import Explanation, PolicyEngine
@@ -20,7 +21,7 @@ from authgate.subject import Subject
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("policy", help="check, explain and test policy files")
+    parser: argparse.ArgumentParser = sub.add_parser("policy", help="check, explain, test and push policy files")
     commands = parser.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
 
     check = commands.add_parser("check", help="validate policy files; prints file:line: message, exit 1 on error")
@@ -47,14 +48,17 @@ def register(sub: Any) -> None:
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     test.set_defaults(handler=_test)
 
+    policy_push.register(commands, _policy_path, _print_problems)
+
 
 def _policy_path(args: argparse.Namespace, settings: Settings) -> Path:
     """PATH, else the configured directory, else `./policies` (the files being written), saying so: the
     server itself uses the built-in policy while `policies` is not set, and `explain` follows the server."""
     path: Path | None = args.path or settings.policies
     if path is None:
-        print("authgate: note: policies is not set (AUTHGATE_POLICIES): using ./policies; `authgate serve` uses "
-              "the built-in policy until it is set", file=sys.stderr)
+        if settings.policy_source == "files":
+            print("authgate: note: policies is not set (AUTHGATE_POLICIES): using ./policies; `authgate serve` "
+                  "uses the built-in policy until it is set", file=sys.stderr)
         return Path("policies")
     return path
 
@@ -83,11 +87,17 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"authgate: unknown action {bad[0]!r}: use pull, push or delete", file=sys.stderr)
         return 2
     path: Path | None = args.policies or settings.policies
-    if path is None and Path("policies").is_dir():
+    pushed = args.policies is None and settings.policy_source == "database"
+    if path is None and not pushed and Path("policies").is_dir():
         print("authgate: note: policies is not set (AUTHGATE_POLICIES): explaining the built-in policy, as "
               "`authgate serve` would decide; --policies policies for the files in ./policies", file=sys.stderr)
     try:
-        engine = PolicyEngine(load_policy(path) if path is not None else builtin_policy())
+        if pushed:  # as the servers decide: the newest push
+            policy, what = policy_push.pushed_policy(settings)
+            print(f"authgate: note: explaining {what}; --policies DIR for files", file=sys.stderr)
+            engine = PolicyEngine(policy)
+        else:
+            engine = PolicyEngine(load_policy(path) if path is not None else builtin_policy())
         subject = parse_subject(args.subject, frozenset(args.team))
     except PolicyLoadError as exc:
         return _print_problems(exc)

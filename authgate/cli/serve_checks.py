@@ -20,7 +20,12 @@ def prepare_to_serve(configured: Settings) -> Settings:
     raising `DataDirError`/`SettingsError` for a start that cannot work and warning about one that may not."""
     check_writable(configured)
     serving = with_data_dir_tls(configured)
-    if serving.policies is not None and not serving.policies.is_dir():
+    if serving.policy_source == "database":
+        if serving.policies is not None:
+            log.warning("policies: %s is not read by this server (policy_source: database): it decides with the newest "
+                        "`authgate policy push`; `authgate policy push %s` makes those files live",
+                        serving.policies, serving.policies)
+    elif serving.policies is not None and not serving.policies.is_dir():
         raise SettingsError(f"policies: {serving.policies} is not a directory (from AUTHGATE_POLICIES or the config "
                             "file): fix the path, or unset it for the built-in policy (each user owns NAME/…)")
     checked = check_listening(serving, from_tls_init=configured.tls_cert is None and serving.tls_cert is not None)

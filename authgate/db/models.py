@@ -251,7 +251,7 @@ class LimiterMark(Base):
 
 
 class SharedVersion(Base):
-    """The change counters of shared state (`accounts`, `limiter_locks`, `signing_keys`): each bumped in
+    """The change counters of shared state (`accounts`, `limiter_locks`, `signing_keys`, `policy`): each bumped in
     the transaction that changes what it counts, all read in one query by every process's poller
     (authgate.db.versions)."""
 
@@ -277,3 +277,20 @@ class SigningKeyRow(Base):
     #: False while staged: verifying only, until the registries that check tokens trust it.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PolicySet(Base):
+    """One `authgate policy push`: the policy files' names and text, checked before they were stored.
+    The newest row is the live policy of every server with `policy_source: database`; older rows are
+    the history (`authgate policy pushed`)."""
+
+    __tablename__ = "policy_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: `sha256:` of the files (names and text), so pushing the same files again changes nothing.
+    digest: Mapped[str] = mapped_column(String(71))
+    #: `[[name, text], ...]` in load order.
+    files: Mapped[list[list[str]]] = mapped_column(JSON)
+    rules: Mapped[int] = mapped_column(Integer)
+    pushed_by: Mapped[str] = mapped_column(String(255))
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

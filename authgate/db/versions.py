@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ACCOUNTS = "accounts"
 LIMITER_LOCKS = "limiter_locks"
 SIGNING_KEYS = "signing_keys"
+POLICY = "policy"
 
 #: Seconds between two polls, and how old the last good poll may be for the views to be trusted.
 POLL_INTERVAL = 0.25

@@ -97,6 +97,12 @@ def policy_files(path: Path) -> list[Path]:
 
 def load_policy(path: Path) -> Policy:
     """Every rule and team in `path`; raises `PolicyLoadError` naming each problem."""
+    return parse_policies(read_policy_texts(path))
+
+
+def read_policy_texts(path: Path, names: Callable[[Path], str] = str) -> list[tuple[str, str]]:
+    """`(name, text)` of each policy file in `path`, named by `names` (the path as given by default;
+    `authgate policy push` stores base names, the same on every machine)."""
     files = policy_files(path)
     if not files:
         raise PolicyLoadError([PolicyIssue(str(path), 0, "no policy files (*.yaml or *.yml) here")])
@@ -104,12 +110,12 @@ def load_policy(path: Path) -> Policy:
     issues: list[PolicyIssue] = []
     for file in files:
         try:
-            texts.append((str(file), file.read_text(encoding="utf-8")))
+            texts.append((names(file), file.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             issues.append(PolicyIssue(str(file), 0, f"cannot read: {exc}"))
     if issues:
         raise PolicyLoadError(issues)
-    return parse_policies(texts)
+    return texts
 
 
 def builtin_policy() -> Policy:

@@ -1,4 +1,5 @@
-"""`PolicyStore`: the live policy behind `resources.policy`, reloaded when its files change.
+"""`PolicyStore`: the live policy behind `resources.policy`, reloaded when its files change, or, with
+`policy_source: database`, when a new one is pushed (the app's change poller calls `apply_pushed`).
 
 Polling mtimes (every 0.5 s by default) rather than inotify: it works the same on bind mounts,
 Kubernetes ConfigMap symlink swaps and network filesystems, and costs a few `stat` calls.
@@ -19,7 +20,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from authgate.audit.events import AuditEvent, AuditSink
 from authgate.policy.engine import Explanation, PolicyEngine
-from authgate.policy.load import PolicyIssue, PolicyLoadError, builtin_policy, load_policy, policy_files
+from authgate.policy.load import (
+    PolicyIssue,
+    PolicyLoadError,
+    builtin_policy,
+    load_policy,
+    parse_policies,
+    policy_files,
+)
 from authgate.policy.model import ACTIONS, Policy, Rule
 from authgate.readiness import Readiness
 from authgate.subject import Subject
@@ -98,19 +106,41 @@ class PolicyStore:
         except OSError as exc:
             await self._failed([PolicyIssue(str(self.path), 0, f"cannot read: {exc}")], first)
             return False
+        await self._install(engine, first, ", ".join(engine.policy.files))
+        return True
+
+    async def apply_pushed(self, files: tuple[tuple[str, str], ...] | None, origin: str) -> bool:
+        """Make the pushed policy `files` live (None: nothing pushed yet, the built-in policy). A set
+        that does not load here (pushed by a newer authgate) keeps the last good policy, as a broken
+        file edit does. Returns whether the new policy is live."""
+        first = self._fingerprint is None
+        self._fingerprint = ((origin, 0, 0, 0),)
+        if files is None:
+            await self._install(PolicyEngine(builtin_policy()), first, "the built-in policy (nothing pushed yet)")
+            return True
+        try:
+            engine = await asyncio.to_thread(lambda: PolicyEngine(parse_policies(list(files))))
+        except PolicyLoadError as exc:
+            if first:
+                self.engine = PolicyEngine(Policy(rules=()))  # nothing good to keep: deny everything
+            await self._failed(exc.issues, first)
+            return False
+        await self._install(engine, first, f"{', '.join(engine.policy.files)} of {origin}")
+        return True
+
+    async def _install(self, engine: PolicyEngine, first: bool, source: str) -> None:
         self.engine = engine
         self.problems = []
         policy = engine.policy
         log.info("policy %s: %d rules, %d teams declared in the files (teams from the database apply too) from %s",
-                 "loaded" if first else "reloaded",
-                 len(policy.rules), len(policy.teams), ", ".join(policy.files))
+                 "loaded" if first else "reloaded", len(policy.rules), len(policy.teams), source)
         if self.readiness is not None:
             self.readiness.recover(NOT_READY_KEY)
         await self._audit(AuditEvent(
             action="policy:reload", actor=_SERVER, actor_type="server",
-            details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams)},
+            details={"files": list(policy.files), "rules": len(policy.rules), "teams": len(policy.teams),
+                     "source": source},
         ))
-        return True
 
     async def _failed(self, issues: list[PolicyIssue], first: bool) -> None:
         self.problems = issues

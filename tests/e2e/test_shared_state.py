@@ -1,7 +1,7 @@
 """Two `authgate serve` processes on one database (SQLite file and PostgreSQL) share the login
 limiter's counters and the signing keys: guesses spread over both lock the pair on both, `authgate
-user unlock` lifts it for both, and `authgate keys rotate` is picked up by both without a restart,
-old tokens still accepted until the old key is removed."""
+user unlock` lifts it for both, `authgate keys rotate` is picked up by both without a restart,
+old tokens still accepted until the old key is removed, and `authgate policy push` decides on both."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.support.processes import AuthgateServer, Postgres
 
 pytestmark = pytest.mark.e2e
 
-#: Lock, unlock and key changes reach every process within this many seconds (a poll every 0.25 s;
+#: Lock, unlock, key and policy changes reach every process within this many seconds (a poll every 0.25 s;
 #: an unlock is read at most once a second by a process meeting the lock).
 PROMISE = 1.0
 SERVICE = "shared-state"
@@ -28,7 +28,7 @@ PASSWORD = "alice-Pa55-word"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[AuthgateServer, AuthgateServer]]:
-    settings = {"service": SERVICE, "bcrypt_rounds": "4"}
+    settings = {"service": SERVICE, "bcrypt_rounds": "4", "policy_source": "database"}
     if request.param == "postgresql":
         postgres: Postgres = request.getfixturevalue("postgres")
         settings["database_url"] = postgres.create_database()
@@ -111,3 +111,47 @@ def test_a_key_rotation_reaches_both_processes_without_a_restart(pair: tuple[Aut
     for log in (first.log_text(), second.log_text()):
         assert "signing keys reloaded" in log
         assert "PRIVATE KEY" not in log and secret not in log
+
+
+def _granted(server: AuthgateServer, scope: str) -> list[str]:
+    answer = httpx.get(f"{server.url}/token", headers=_basic(PASSWORD), params={"service": SERVICE, "scope": scope},
+                       timeout=30)
+    assert answer.status_code == 200, answer.text
+    payload = answer.json()["token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return sorted(action for entry in claims["access"] for action in entry["actions"])
+
+
+def test_a_policy_push_decides_on_both_processes(pair: tuple[AuthgateServer, AuthgateServer], tmp_path: Path) -> None:
+    first, second = pair
+    scope = "repository:shared/app:pull,push"
+    own = "repository:alice/app:pull,push"
+    for server in pair:  # nothing pushed yet: the built-in policy, each user owns their namespace
+        assert _granted(server, scope) == [] and _granted(server, own) == ["pull", "push"]
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rule = 'rules:\n  - name: shared\n    subjects: ["user:alice"]\n    repositories: ["shared/**"]\n    allow: [%s]\n'
+    (policies / "shared.yaml").write_text(rule % "pull")
+    assert "pushed policy #1" in second.cli("policy", "push", str(policies)).stdout
+    time.sleep(PROMISE)
+    for server in pair:
+        assert _granted(server, scope) == ["pull"], "the pushed policy decides on every process"
+        assert _granted(server, own) == [], "and replaces the built-in one"
+
+    (policies / "shared.yaml").write_text(rule % "pull, push")
+    (policies / "broken.yaml").write_text("rules: [\n")
+    refused = first.cli("policy", "push", str(policies), check=False)
+    assert refused.returncode == 1 and "broken.yaml:2" in refused.stdout
+    (policies / "broken.yaml").unlink()
+    time.sleep(PROMISE)
+    assert _granted(first, scope) == ["pull"], "a push that does not load is never stored"
+
+    assert "pushed policy #2" in first.cli("policy", "push", str(policies)).stdout
+    time.sleep(PROMISE)
+    for server in pair:
+        assert _granted(server, scope) == ["pull", "push"]
+    listed = json.loads(first.cli("policy", "pushed", "--json").stdout)
+    assert [p["id"] for p in listed] == [2, 1] and listed[0]["files"] == ["shared.yaml"]
+    for log in (first.log_text(), second.log_text()):
+        assert "shared.yaml of push #2" in log

@@ -36,7 +36,7 @@ def test_the_account_counter_moves_into_the_one_counter_table_and_back(database_
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE account_version SET version = 7 WHERE id = 1"))
     engine.dispose()
-    upgrade_schema(database_url)
+    upgrade_schema(database_url, "0011_counters")
     counters, tables = _counters(database_url)
     assert counters == {"accounts": 7, "limiter_locks": 0, "signing_keys": 0}
     assert "account_version" not in tables
@@ -52,3 +52,15 @@ def test_the_account_counter_moves_into_the_one_counter_table_and_back(database_
         assert connection.scalar(sa.text("SELECT version FROM account_version WHERE id = 1")) == 7
     engine.dispose()
 
+
+
+def test_the_policy_counter_comes_and_goes_with_the_policy_table(database_url: str) -> None:
+    upgrade_schema(database_url)
+    counters, tables = _counters(database_url)
+    assert counters["policy"] == 0 and "policy_sets" in tables
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sync_url(database_url).replace("%", "%%"))
+    command.downgrade(config, "0011_counters")
+    counters, tables = _counters(database_url)
+    assert "policy" not in counters and "policy_sets" not in tables
