@@ -3,6 +3,7 @@ stale by /healthz and the metrics (not by /readyz: one typo must not take every 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,3 +111,26 @@ def test_without_policies_setting_the_builtin_default_applies(tmp_path: Path) ->
         assert policy.allowed_actions(ALICE, "alice/app") == {"pull", "push", "delete"}
         assert policy.allowed_actions(ALICE, "backend/api") == set()
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_pushed_policy_that_does_not_load_here_is_treated_like_a_broken_file() -> None:
+    """`policy_source: database`: the CLI never stores files that do not load, but a newer authgate's
+    push may use what this one does not know: at start that denies everything (not ready), later the
+    last good policy keeps deciding (degraded)."""
+    from authgate.readiness import Readiness
+
+    async def scenario() -> None:
+        readiness = Readiness()
+        store = PolicyStore(None, None, readiness)
+        broken = (("p.yaml", "rules:\n  - name: r\n    subjects: [\"team:*\"]\n    future_key: 1\n"),)
+        assert await store.apply_pushed(broken, "push #1") is False
+        assert store.allowed_actions(ALICE, "alice/app") == frozenset(), "nothing good to keep: deny"
+        assert "policy" in readiness.not_ready
+        assert await store.apply_pushed((("p.yaml", POLICY % "pull"),), "push #2") is True
+        assert store.allowed_actions(ALICE, "backend/app") == frozenset({"pull"})
+        assert not readiness.not_ready
+        assert await store.apply_pushed(broken, "push #3") is False
+        assert store.allowed_actions(ALICE, "backend/app") == frozenset({"pull"}), "the last good one decides"
+        assert "stale" in readiness.degraded["policy"]
+
+    asyncio.run(scenario())
