@@ -4,7 +4,7 @@
 sends the browser to the provider; the provider sends it back to
 `<public_url>/signin/oidc/NAME/callback`, one redirect URI per source, so a code from one provider
 can never be taken for another's. The state, nonce and PKCE verifier travel in a cookie sealed
-with the data dir's identity key (authenticated encryption, ten minutes, this path only): no
+with the data dir's seal key (authenticated encryption, ten minutes, this path only): no
 server-side row for an unauthenticated visitor to fill, and a callback is only accepted in the
 browser that started it (login CSRF). The cookie is dropped at the callback, so a replayed
 callback finds nothing, and the provider refuses a code used twice anyway.

@@ -46,7 +46,7 @@ def build_chain(settings: Settings, db: Database, authenticator: Authenticator,
         if isinstance(config, LdapConfig):
             sources.append(ldap_source_for(config, settings.token_ttl))
         elif isinstance(config, PeopleConfig):
-            people = PeopleSource(config, db, Sealer(keys_dir(settings.data) / "identity.key"))
+            people = PeopleSource(config, db, Sealer(keys_dir(settings.data)))
             sources.append(people)
             rechecks.append(people)
         elif isinstance(config, WorkloadConfig):

@@ -1,32 +1,45 @@
-"""Seal secrets authgate must use again later (an OpenID provider's refresh token): Fernet with a
-key kept in the data dir's `keys/` (0600), never in the database, so a database dump or backup
-alone does not hand out sessions at the provider."""
+"""Seal secrets authgate must use again later (an OpenID provider's refresh token, the console's
+sign-in flow): Fernet with the data dir's seal key (`keys/seal.key`, 0600), never in the database,
+so a database dump or backup alone does not hand out sessions at the provider.
+
+One key for everything sealed: the signing keys use it too (`auth/key_store.py`), so copying that
+one file to each replica is all it takes for any replica to open what another sealed. Earlier
+versions sealed these secrets with `keys/identity.key`: while that file exists it still opens what
+it sealed; nothing new is sealed with it.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from authgate.auth.key_store import SEAL_FILE
+from authgate.auth.keys import check_private, write_private
+
+#: The key of earlier versions, read (never written) so that what it sealed still opens.
+LEGACY_FILE = "identity.key"
 
 
 class Sealer:
-    def __init__(self, key_file: Path) -> None:
-        self.key_file = key_file
-        self._fernet: Fernet | None = None
+    def __init__(self, keys_directory: Path) -> None:
+        self.key_file = keys_directory / SEAL_FILE
+        self.legacy_file = keys_directory / LEGACY_FILE
+        self._fernet: MultiFernet | None = None
 
-    def _key(self) -> Fernet:
+    def _key(self) -> MultiFernet:
         if self._fernet is None:
-            if not self.key_file.exists():
+            if not self.key_file.exists():  # `serve` makes it first; a tool or test may come before
                 self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 try:
-                    fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    write_private(self.key_file, Fernet.generate_key())
                 except FileExistsError:
                     pass  # another process made it first: use theirs
-                else:
-                    with os.fdopen(fd, "wb") as out:
-                        out.write(Fernet.generate_key())
-            self._fernet = Fernet(self.key_file.read_bytes().strip())
+            check_private(self.key_file)
+            keys = [Fernet(self.key_file.read_bytes().strip())]
+            if self.legacy_file.exists():
+                keys.append(Fernet(self.legacy_file.read_bytes().strip()))
+            self._fernet = MultiFernet(keys)
         return self._fernet
 
     def seal(self, secret: str) -> str:
