@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.processes import AuthgateServer, Distribution
+from tests.support.processes import AuthgateServer, Distribution, authgate_env, run_cli
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "alice-Pa55-word"
@@ -46,15 +46,19 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Authgate
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
             for blob in (BIG, SMALL):
-                opened = http.post(f"/v2/{REPOSITORY}/blobs/uploads/")
-                assert opened.status_code == 202, opened.text
-                done = http.put(httpx.URL(opened.headers["location"]).copy_merge_params({"digest": _digest(blob)}),
-                                content=blob, headers={"Content-Type": "application/octet-stream"})
-                assert done.status_code == 201, done.text
+                _push(http, blob)
         yield server, headers
     finally:
         server.stop()
         registry.stop()
+
+
+def _push(http: httpx.Client, blob: bytes) -> None:
+    opened = http.post(f"/v2/{REPOSITORY}/blobs/uploads/")
+    assert opened.status_code == 202, opened.text
+    done = http.put(httpx.URL(opened.headers["location"]).copy_merge_params({"digest": _digest(blob)}),
+                    content=blob, headers={"Content-Type": "application/octet-stream"})
+    assert done.status_code == 201, done.text
 
 
 def _hang_up_after(server: AuthgateServer, headers: dict[str, str], path: str, received: int) -> None:
@@ -98,3 +102,39 @@ def test_ranges_and_head_of_a_big_blob(gateway: tuple[AuthgateServer, dict[str, 
         assert tail.headers["content-range"] == f"bytes {5 * MiB}-{len(BIG) - 1}/{len(BIG)}"
         middle = http.get(url, headers={"Range": "bytes=1000-1999"})
         assert middle.status_code == 206 and middle.content == BIG[1000:2000]
+
+
+def test_an_upstream_over_tls_with_its_own_ca(tmp_path: Path) -> None:
+    """Blobs both ways through an HTTPS upstream whose certificate only `upstream_ca` vouches for;
+    without it, authgate refuses the upstream rather than trusting it."""
+    certs = tmp_path / "certs"
+    run_cli(authgate_env(certs), "tls", "init", "--host", "127.0.0.1")
+    tls = certs / "tls"
+    registry = Distribution(tmp_path / "upstream", extra_config=(
+        f"  tls:\n    certificate: {tls / 'server.crt'}\n    key: {tls / 'server.key'}\n"))
+    upstream = f"https://127.0.0.1:{registry.port}"
+    trusting = AuthgateServer(tmp_path / "trusting", upstream=upstream, upstream_ca=str(tls / "ca.crt"),
+                              bcrypt_rounds="4")
+    distrusting = AuthgateServer(tmp_path / "distrusting", upstream=upstream, bcrypt_rounds="4")
+    try:
+        for server in (trusting, distrusting):
+            server.workdir.mkdir()
+            server.start()
+            server.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+        headers = [{"Authorization": "Bearer " + httpx.get(f"{server.url}/token", auth=("alice", PASSWORD), params={
+            "service": "authgate", "scope": f"repository:{REPOSITORY}:pull,push"}).json()["token"]}
+            for server in (trusting, distrusting)]
+        with httpx.Client(base_url=trusting.url, headers=headers[0], timeout=60) as http:
+            _push(http, BIG)
+            pulled = http.get(f"/v2/{REPOSITORY}/blobs/{_digest(BIG)}")
+            assert pulled.status_code == 200 and pulled.content == BIG
+            ranged = http.get(f"/v2/{REPOSITORY}/blobs/{_digest(BIG)}", headers={"Range": "bytes=7-99"})
+            assert ranged.status_code == 206 and ranged.content == BIG[7:100]
+        refused = httpx.get(f"{distrusting.url}/v2/{REPOSITORY}/blobs/{_digest(BIG)}", headers=headers[1], timeout=60)
+        assert refused.status_code == 503 and refused.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert upstream not in refused.text  # the client is not told where the upstream is
+        assert "CERTIFICATE_VERIFY_FAILED" in distrusting.log_text()  # the operator is told why
+    finally:
+        trusting.stop()
+        distrusting.stop()
+        registry.stop()
