@@ -4,6 +4,7 @@ pull (bytes moved by curl) and the small requests (rates by wrk), with the CPU e
 
     python bench/gateway_bench.py [--size 256M] [--repeat 3] [--duration 3] [--rounds 2]
                                   [--connections 16] [--rss-size 1G] [--skip blobs|requests]
+                                  [--baseline DIR]
 
 Columns: `direct` is distribution 2.8 (`docker-registry`) on loopback with no auth; `gateway` is
 `authgate serve` in gateway mode in front of that same registry (`upstream_auth none`, SQLite),
@@ -14,10 +15,17 @@ with the load, ratios much less. The load average is printed beside the figures.
 CPU columns: CPU seconds the serving processes used (/proc), per GiB or per request. They explain
 the ratios on a small machine: when curl or wrk, the registry and authgate share two cores, a
 gateway request costs the registry's CPU *plus* authgate's, so the ratio tends to
-registry / (registry + authgate) as the machine fills up.
+registry / (registry + authgate) as the machine fills up. For blobs, `all` adds curl's CPU: on
+loopback the kernel often does one side's TCP work (the receiver's half of a send, the sender's
+transmit an ACK releases) in the other process's time, so the share of each process moves from run
+to run (authgate's pull CPU reads 0.35 or 0.85 s/GiB for the same code) while their sum holds.
 
 `--rss-size` also pushes and pulls one blob that large through the gateway and prints authgate's
 peak RSS before and after: memory must stay flat whatever the blob size.
+`--baseline DIR` adds a column `baseline`: the same gateway run from another version's `authgate`
+package (DIR holds its `authgate/`, e.g. `git archive main authgate | tar -x -C DIR`), measured in
+the same rounds, for the same load. Compare changes this way: a ratio moves by ±0.15 between
+runs of one version on a shared 2-core machine, much less between columns of one run.
 Needs curl, wrk and docker-registry (Debian packages `curl`, `wrk`, `docker-registry`).
 """
 
@@ -40,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blob_throughput import (  # noqa: E402
-    Direct, Gateway, Target, cpu_seconds, make_blob, parse_size, peak_rss_mib, pull, push,
+    AuthgateServer, Direct, Gateway, Target, cpu_seconds, make_blob, parse_size, peak_rss_mib, pull, push,
 )
 from request_rate import head_rate, wrk  # noqa: E402
 from tests.support.processes import Distribution  # noqa: E402
@@ -95,8 +103,28 @@ def push_small_image(target: Target) -> None:
                    headers={"Content-Type": MANIFEST_TYPE}).raise_for_status()
 
 
+class Baseline(Gateway):
+    """The gateway column run from another checkout's `authgate` package (`--baseline`)."""
+
+    name = "baseline"
+
+    def __init__(self, checkout: Path) -> None:
+        self.checkout = checkout
+
+    def start(self, registry: Distribution, workdir: Path) -> None:
+        server = AuthgateServer(workdir / "authgate", upstream=registry.url, log_level="WARNING")
+        server.env = {**server.env, "PYTHONPATH": str(self.checkout)}
+        self.launch(server)
+
+
 def _cpu(pids: list[int | None]) -> list[float]:
     return [cpu_seconds(pid) or 0.0 for pid in pids]
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (each transfer's curl)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def measure_requests(targets: dict[str, Target], registry_pid: int, args: argparse.Namespace, workdir: Path
@@ -125,8 +153,9 @@ def measure_requests(targets: dict[str, Target], registry_pid: int, args: argpar
                 if target.pid is not None:
                     cell.setdefault(f"{name} authgate ms", []).append((after[0] - before[0]) * 1000 / requests)
                 cell.setdefault(f"{name} registry ms", []).append((after[1] - before[1]) * 1000 / requests)
-            if rates.get("direct"):
-                figures[row.name].setdefault("ratio", []).append(rates["gateway"] / rates["direct"])
+            for name in targets.keys() - {"direct"}:
+                if rates.get("direct"):
+                    figures[row.name].setdefault(f"{name} ratio", []).append(rates[name] / rates["direct"])
     return figures
 
 
@@ -144,17 +173,20 @@ def measure_blobs(targets: dict[str, Target], registry_pid: int, size: int, args
                 cell = figures[name]
                 for op in ("push", "pull"):
                     os.sync()
-                    before = _cpu([target.pid, registry_pid])
+                    before, curl_before = _cpu([target.pid, registry_pid]), _children_cpu()
                     seconds = (push(target, repository, blob, digest, workdir) if op == "push"
                                else pull(target, repository, digest, size))
-                    after = _cpu([target.pid, registry_pid])
+                    after, curl = _cpu([target.pid, registry_pid]), _children_cpu() - curl_before
+                    per_gib = [(end - start) * 1024**3 / size for start, end in zip(before, after)]
                     cell.setdefault(f"{op} MiB/s", []).append(size / seconds / 1024**2)
                     if target.pid is not None:
-                        cell.setdefault(f"{op} authgate s/GiB", []).append((after[0] - before[0]) * 1024**3 / size)
-                    cell.setdefault(f"{op} registry s/GiB", []).append((after[1] - before[1]) * 1024**3 / size)
+                        cell.setdefault(f"{op} authgate s/GiB", []).append(per_gib[0])
+                    cell.setdefault(f"{op} registry s/GiB", []).append(per_gib[1])
+                    cell.setdefault(f"{op} total s/GiB", []).append(sum(per_gib) + curl * 1024**3 / size)
             for op in ("push", "pull"):
-                direct, gateway = figures["direct"][f"{op} MiB/s"][-1], figures["gateway"][f"{op} MiB/s"][-1]
-                figures["gateway"].setdefault(f"{op} ratio", []).append(gateway / direct)
+                direct = figures["direct"][f"{op} MiB/s"][-1]
+                for name in targets.keys() - {"direct"}:
+                    figures[name].setdefault(f"{op} ratio", []).append(figures[name][f"{op} MiB/s"][-1] / direct)
     finally:
         blob.unlink(missing_ok=True)
     return figures
@@ -192,6 +224,8 @@ def main() -> int:
     parser.add_argument("--rss-size", default="0", help="also move one blob this large through the gateway and "
                         "print authgate's peak RSS before and after (e.g. 1G; default 0: skip)")
     parser.add_argument("--skip", choices=("blobs", "requests"), action="append", default=[])
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="also measure the gateway run from DIR/authgate (another "
+                        "version), in the same rounds")
     args = parser.parse_args()
     for command in ("curl", "wrk", "docker-registry"):
         if shutil.which(command) is None:
@@ -199,6 +233,10 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="authgate-gateway-bench-"))
     registry = Distribution(workdir / "registry")
     targets: dict[str, Target] = {"direct": Direct(), "gateway": Gateway()}
+    if args.baseline:
+        if not (args.baseline / "authgate" / "__init__.py").is_file():
+            parser.error(f"{args.baseline} holds no authgate package")
+        targets["baseline"] = Baseline(args.baseline.resolve())
     printed: list[str] = []
     try:
         for name, target in targets.items():
@@ -210,30 +248,31 @@ def main() -> int:
             blobs = measure_blobs(targets, registry_pid, size, args, workdir)
             printed.append(f"\nblobs of {size / 1024**2:.0f} MiB, curl, median of {args.repeat}; load average "
                            f"{_loads()} (1, 5, 15 min) at the end")
-            printed.append(f"{'':10}{'push MiB/s':>11}{'ratio':>7}{'CPU s/GiB':>10}{'registry':>9}"
-                           f"{'pull MiB/s':>12}{'ratio':>7}{'CPU s/GiB':>10}{'registry':>9}")
+            printed.append(f"{'':10}{'push MiB/s':>11}{'ratio':>7}{'CPU s/GiB':>10}{'registry':>9}{'all':>6}"
+                           f"{'pull MiB/s':>12}{'ratio':>7}{'CPU s/GiB':>10}{'registry':>9}{'all':>6}")
             for name, cell in blobs.items():
-                printed.append(
-                    f"{name:10}{_median(cell.get('push MiB/s'), '.0f'):>11}{_median(cell.get('push ratio'), '.2f'):>7}"
-                    f"{_median(cell.get('push authgate s/GiB'), '.2f'):>10}"
-                    f"{_median(cell.get('push registry s/GiB'), '.2f'):>9}"
-                    f"{_median(cell.get('pull MiB/s'), '.0f'):>12}{_median(cell.get('pull ratio'), '.2f'):>7}"
-                    f"{_median(cell.get('pull authgate s/GiB'), '.2f'):>10}"
-                    f"{_median(cell.get('pull registry s/GiB'), '.2f'):>9}")
-            printed.append("CPU s/GiB: authgate's CPU per GiB moved; registry: distribution's, in the same transfers")
+                printed.append(f"{name:10}" + "".join(
+                    f"{_median(cell.get(f'{op} MiB/s'), '.0f'):>{11 if op == 'push' else 12}}"
+                    f"{_median(cell.get(f'{op} ratio'), '.2f'):>7}{_median(cell.get(f'{op} authgate s/GiB'), '.2f'):>10}"
+                    f"{_median(cell.get(f'{op} registry s/GiB'), '.2f'):>9}{_median(cell.get(f'{op} total s/GiB'), '.2f'):>6}"
+                    for op in ("push", "pull")))
+            printed.append("CPU s/GiB: authgate's CPU per GiB moved; registry: distribution's, in the same transfers; "
+                           "all: authgate, registry and curl together")
         if "requests" not in args.skip:
             rows = measure_requests(targets, registry_pid, args, workdir)
             printed.append(f"\nrequests/s, wrk -t1 -c{args.connections} (HEAD: a keep-alive socket loop), median of "
                            f"{args.rounds} rounds of {args.duration:g} s; load average {_loads()} at the end")
-            printed.append(f"{'request':26}{'direct':>8}{'gateway':>9}{'ratio':>7}{'authgate ms':>13}"
-                           f"{'registry ms':>12}{'(direct)':>9}")
+            gateways = [name for name in targets if name != "direct"]
+            printed.append(f"{'request':26}{'direct':>8}" + "".join(f"{name:>9}{'ratio':>7}{'authgate ms':>13}"
+                                                                    for name in gateways)
+                           + f"{'registry ms':>12}{'(direct)':>9}")
             for row in ROWS:
                 cell = rows[row.name]
                 printed.append(
-                    f"{row.name:26}{_median(cell.get('direct rate'), '.0f'):>8}"
-                    f"{_median(cell.get('gateway rate'), '.0f'):>9}{_median(cell.get('ratio'), '.2f'):>7}"
-                    f"{_median(cell.get('gateway authgate ms'), '.2f'):>13}"
-                    f"{_median(cell.get('gateway registry ms'), '.2f'):>12}"
+                    f"{row.name:26}{_median(cell.get('direct rate'), '.0f'):>8}" + "".join(
+                        f"{_median(cell.get(f'{name} rate'), '.0f'):>9}{_median(cell.get(f'{name} ratio'), '.2f'):>7}"
+                        f"{_median(cell.get(f'{name} authgate ms'), '.2f'):>13}" for name in gateways)
+                    + f"{_median(cell.get('gateway registry ms'), '.2f'):>12}"
                     f"{_median(cell.get('direct registry ms'), '.2f'):>9}")
             printed.append("ms: CPU per request of authgate, and of the registry behind it (direct: serving wrk itself)")
         rss_size = parse_size(args.rss_size)
