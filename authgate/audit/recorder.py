@@ -101,12 +101,23 @@ class AuditRecorder:
         for admitted in self.throttle.admit(bound_event(event)):
             self._queue_event(admitted)
 
+    @staticmethod
+    def row_of(event: AuditEvent) -> dict[str, Any]:
+        """The row `record(event)` would queue for an authenticated event (bounded, not throttled):
+        a template that `/token`'s answers from memory copy, changing only the time, user agent and
+        request id, for a fraction of the cost of building and converting an event each time."""
+        return to_row(bound_event(event))
+
     def _queue_event(self, event: AuditEvent) -> None:
         try:
             row = to_row(event)
         except Exception:  # a malformed event is logged, never raised into a push
             log.exception("audit event %r could not be converted; dropped", event.action)
             return
+        self.record_row(row)
+
+    def record_row(self, row: dict[str, Any]) -> None:
+        """Queue a row made by `row_of` (with its own time, user agent and request id)."""
         if self._stopping or self._writer is None:
             self._spill([row])
             return

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import parse_qsl
@@ -35,6 +36,8 @@ from authgate.auth.limiter import TooManyAttempts
 from authgate.auth.refresh import issue_refresh_token, redeem_refresh_token
 from authgate.auth.refusals import login_refusal_message, refresh_refusal
 from authgate.auth.services import AuthServices, auth_of
+from authgate.auth.token_answers import PENDING, AnswerParts, TokenAnswers
+from authgate.auth.tokens import IssuedToken
 from authgate.bodies import BodyTooLarge, read_bounded
 from authgate.auth.authn import IdentityUnavailable
 from authgate.policy.access import grant
@@ -97,6 +100,9 @@ class _Outcome:
     identity: dict[str, str] = field(default_factory=dict)
     #: `client_address` of the request, worked out once for the limiter, the policy and the audit log.
     address: str | None = None
+    #: The Basic credentials that logged in, and what counted that login in the metrics.
+    credentials: BasicCredentials | None = None
+    counted: Callable[[], None] | None = None
 
 
 def _parse_pairs(raw: bytes, limit: int, what: str) -> list[tuple[str, str]]:
@@ -154,10 +160,11 @@ async def _login(auth: AuthServices, resources: Resources, request: Request, cre
                      reason=result.reason)
         raise _denied(login_refusal_message(result.reason, creds.username[:255]))
     outcome.subject, outcome.user, outcome.epoch = result.subject, result.user, result.epoch
+    outcome.credentials, outcome.counted = creds, result.counted
 
 
 async def _audit(resources: Resources, request: Request, action: str, outcome: _Outcome, actor: Subject,
-                 reason: str | None = None, granted: Sequence[Scope] = ()) -> None:
+                 reason: str | None = None, granted: Sequence[Scope] = ()) -> AuditEvent:
     details: dict[str, object] = {"grant_type": outcome.grant_type, "client_id": outcome.client_id}
     if outcome.source:
         details["source"] = outcome.source
@@ -165,18 +172,18 @@ async def _audit(resources: Resources, request: Request, action: str, outcome: _
         details["identity"] = outcome.identity
     if action == "token:issue":
         details.update(requested=format_scopes(outcome.requested), granted=format_scopes(granted))
-    await resources.audit.record(
-        AuditEvent(
-            action=action,
-            actor=actor,
-            outcome="failure" if action.endswith(":failure") else "success",
-            reason=reason,
-            details=details,
-            address=outcome.address,
-            user_agent=user_agent(request),
-            request_id=request_id(request),
-        )
+    event = AuditEvent(
+        action=action,
+        actor=actor,
+        outcome="failure" if action.endswith(":failure") else "success",
+        reason=reason,
+        details=details,
+        address=outcome.address,
+        user_agent=user_agent(request),
+        request_id=request_id(request),
     )
+    await resources.audit.record(event)
+    return event
 
 
 async def _get(request: Request, resources: Resources, auth: AuthServices, address: str | None) -> _Outcome:
@@ -257,7 +264,7 @@ async def _post(request: Request, resources: Resources, auth: AuthServices, addr
     return outcome
 
 
-async def token_endpoint(resources: Resources, request: Request) -> Response:
+async def token_endpoint(resources: Resources, answers: TokenAnswers | None, request: Request) -> Response:
     auth = auth_of(resources)
     try:
         address = client_address(request, resources.settings)
@@ -270,10 +277,11 @@ async def token_endpoint(resources: Resources, request: Request) -> Response:
                                                        outcome.client_id, resources.settings.refresh_token_ttl))
     except TokenRequestError as exc:
         return exc.response()
+    events = []
     if not outcome.subject.is_anonymous and (outcome.grant_type == "password" or outcome.offline or
                                              (outcome.grant_type == "basic" and not outcome.requested)):
-        await _audit(resources, request, "auth:login", outcome, outcome.subject)
-    await _audit(resources, request, "token:issue", outcome, outcome.subject, granted=granted)
+        events.append(await _audit(resources, request, "auth:login", outcome, outcome.subject))
+    events.append(await _audit(resources, request, "token:issue", outcome, outcome.subject, granted=granted))
     body: dict[str, object] = {
         "token": issued.token,
         "access_token": issued.token,
@@ -284,8 +292,42 @@ async def token_endpoint(resources: Resources, request: Request) -> Response:
         body["scope"] = format_scopes(granted)
     if refresh is not None:
         body["refresh_token"] = refresh.reveal()
+    pending = request.scope.get(PENDING)
+    if answers is not None and pending is not None:
+        parts = await _repeatable(auth, outcome, body, issued, events)
+        if parts is not None:
+            answers.store(pending, parts)
     return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-def token_routes(resources: Resources) -> list[BaseRoute]:
-    return [Route("/token", partial(token_endpoint, resources), methods=["GET", "POST"])]
+async def _repeatable(auth: AuthServices, outcome: _Outcome, body: dict[str, object], issued: IssuedToken,
+                      events: list[AuditEvent]) -> AnswerParts | None:
+    """The parts of this answer that `TokenAnswers` may repeat, or None if it must be worked out each
+    time: only a Basic login of a local user or robot that issued no refresh token, and the refresh
+    grant of a user no identity source re-checks (token_answers.py says why and for how long)."""
+    creds = outcome.credentials
+    if outcome.grant_type == "basic" and creds is not None and not outcome.offline and outcome.source == "local":
+        name = creds.username
+        if name.startswith(accounts.ROBOT_LOGIN_PREFIX):
+            robot = await auth.accounts.robot(name.removeprefix(accounts.ROBOT_LOGIN_PREFIX))
+            if robot is None:
+                return None
+            until = robot.expires_at.timestamp() if robot.expires_at is not None else math.inf
+            return AnswerParts(body, issued, events, until, (name, True))
+        if outcome.user is None:
+            return None
+        remembered = auth.verifier.remembered_until(name, outcome.user.password_hash, creds.password.reveal())
+        if remembered is None:
+            return None
+        return AnswerParts(body, issued, events, remembered, (name, False), counted=outcome.counted)
+    if outcome.grant_type == "refresh_token" and outcome.refresh_token is not None and not auth.identity.rechecks_users:
+        record = await auth.accounts.refresh_token(accounts.sha256_hex(outcome.refresh_token.reveal()))
+        if record is None:
+            return None
+        return AnswerParts(body, issued, events, record.expires_at.timestamp(), refresh=record)
+    return None
+
+
+def token_routes(resources: Resources, answers: TokenAnswers | None = None) -> list[BaseRoute]:
+    """`answers`: where cacheable answers are stored, for `authgate.auth.token_fast` to repeat."""
+    return [Route("/token", partial(token_endpoint, resources, answers), methods=["GET", "POST"])]

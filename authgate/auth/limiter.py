@@ -246,10 +246,29 @@ class LoginLimiter:
                 await self.store.drop(pair)
             await self.store.set_mark(trust, now + self.trust_seconds)
             return
-        if not attempt.robot:
-            self.store.defer_drop(pair, attempt.at)
+        self._defer_success(pair, trust, attempt.robot, attempt.at, renew, now)
+
+    def _defer_success(self, pair: str, trust: str, robot: bool, at: float, renew: bool, now: float) -> None:
+        if not robot:
+            self.store.defer_drop(pair, at)
         if renew:
             self.store.defer_mark(trust, now + self.trust_seconds)
+
+    def repeat_success(self, name: str, address: str | None, robot: bool) -> bool:
+        """A cheap login answered again from memory (`/token`'s stored answers): False when the store's
+        memory does not vouch that neither the pair nor the address is locked (the caller then takes
+        the full path), else True after the bookkeeping a cheap success does (`_succeeded`)."""
+        where = address or "unknown"
+        now = self.clock()
+        if not self._clear(name, where, robot, now):
+            return False
+        trust = self._trust_key(name, where)
+        renew = self._trusted.get(trust, 0.0) < now + self.trust_seconds - 3600
+        if renew:
+            self._trusted[trust] = now + self.trust_seconds
+            bound(self._trusted, 10_000)
+        self._defer_success(self._pair(name, where), trust, robot, now, renew, now)
+        return True
 
     async def _failed(self, attempt: Attempt) -> None:
         now = self.clock()
