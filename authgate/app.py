@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
     """The app for `settings`: everything it holds is built from them in the lifespan."""
     metrics = Metrics()
     answers = TokenAnswers()  # `/token` answers repeated from memory (auth/token_answers.py)
+    metrics.count_repeated_answers(lambda: answers.hits)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

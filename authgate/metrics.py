@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,8 +84,22 @@ class Metrics:
                       "keeps deciding", registry=self.registry)
         gauge.set_function(lambda: 1.0 if "policy" in readiness.degraded else 0.0)
 
+    def count_repeated_answers(self, hits: Callable[[], int]) -> None:
+        """`authgate_token_answers_repeated_total`: `/token` answers sent again from memory
+        (authgate.auth.token_answers); beside `authgate_http_requests_total{route="token"}`, the hit rate."""
+        self.registry.register(_Repeated(hits))
+
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Repeated(Collector):
+    def __init__(self, hits: Callable[[], int]) -> None:
+        self.hits = hits
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily("authgate_token_answers_repeated", "/token answers sent again from memory",
+                                  value=self.hits())
 
 
 class MetricsMiddleware:
