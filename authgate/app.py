@@ -23,7 +23,7 @@ from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
 from authgate.audit.service import audit_routes, open_audit
 from authgate.backends import open_backend
-from authgate.auth.endpoints import token_routes
+from authgate.auth.endpoints import TokenServer, token_routes
 from authgate.auth.services import announce_first_steps, build_auth
 from authgate.auth.token_answers import TokenAnswers
 from authgate.auth.token_fast import TokenFastPath
@@ -93,7 +93,8 @@ def _routes(resources: Resources, metrics: Metrics, answers: TokenAnswers) -> li
         Route("/healthz", partial(_healthz, resources.readiness), methods=["GET"]),
         Route("/readyz", partial(_readyz, resources.readiness), methods=["GET"]),
         Route("/metrics", _admin_only_if_configured(metrics.endpoint, resources), methods=["GET"]),
-        *token_routes(resources, answers),
+        *token_routes(TokenServer(resources.settings, resources.db, resources.policy, resources.audit, resources.auth,
+                                  answers)),
         *device_routes(resources),
         *registry_routes(resources),
         *admin_routes(resources),
