@@ -282,3 +282,17 @@ def test_verify_while_a_server_keeps_appending(database_url: str) -> None:
         await db.close()
 
     run(body)
+
+
+@pytest.mark.parametrize("value", ["", "alice", "ä漢字🙂", "a\"b\\c", "\x00\x01\x1f\x7f", "\u2028", "\ud800", "x" * 600])
+def test_the_hashed_text_is_json_dumps_character_for_character(value: str) -> None:
+    # Every hash already in a chain was taken over json.dumps' text: the encoder kept for speed
+    # must give the same characters, or `authgate audit verify` would call an untouched log broken.
+    from authgate.audit.chain import FIELDS, canonical_json
+
+    body: dict[str, Any] = {name: value for name in FIELDS}
+    body.update(prev_hash="0" * 64, seq=2**63 - 1, size=None)
+    for details in (None, {}, {"z": value, value: "a"}, {"n": [1, 2.5, True, None, {"b": value, "a": float("nan")}]}):
+        body["details"] = details
+        assert canonical_json(body) == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                                                  default=str)
