@@ -170,8 +170,10 @@ class TokenAnswers:
         deadline = min(issued_at + self._tokens.reuse_seconds, parts.until)
         if deadline <= time.time():
             return
-        text = json.dumps({**parts.body, "expires_in": _MARK})
-        head, tail = text.split(json.dumps(_MARK))
+        pieces = json.dumps({**parts.body, "expires_in": _MARK}).split(json.dumps(_MARK))
+        if len(pieces) != 2:  # the mark elsewhere too (it holds a NUL, which no value should): not kept
+            return
+        head, tail = pieces
         answer = _Answer(deadline, head.encode(), tail.encode(), int(issued_at) + self._tokens.ttl, pending.kid,
                          tuple(AuditRecorder.row_of(event) for event in parts.events), parts.login, parts.refresh,
                          parts.counted)
