@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
