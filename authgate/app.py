@@ -23,8 +23,10 @@ from authgate.admin_api import admin_routes, require_admin
 from authgate.audit.context import RequestIdMiddleware
 from authgate.audit.service import audit_routes, open_audit
 from authgate.backends import open_backend
-from authgate.auth.endpoints import token_routes
+from authgate.auth.endpoints import TokenServer, token_routes
 from authgate.auth.services import announce_first_steps, build_auth
+from authgate.auth.token_answers import TokenAnswers
+from authgate.auth.token_fast import TokenFastPath
 from authgate.console import console_routes
 from authgate.console.repository_list import stop_refreshing
 from authgate.identity import build_chain
@@ -95,12 +97,13 @@ def _admin_only_if_configured(endpoint: Callable[[Request], Awaitable[Response]]
     return guarded
 
 
-def _routes(resources: Resources, metrics: Metrics) -> list[BaseRoute]:
+def _routes(resources: Resources, metrics: Metrics, answers: TokenAnswers) -> list[BaseRoute]:
     return [
         Route("/healthz", partial(_healthz, resources.readiness), methods=["GET"]),
         Route("/readyz", partial(_readyz, resources.readiness), methods=["GET"]),
         Route("/metrics", _admin_only_if_configured(metrics.endpoint, resources), methods=["GET"]),
-        *token_routes(resources),
+        *token_routes(TokenServer(resources.settings, resources.db, resources.policy, resources.audit, resources.auth,
+                                  answers)),
         *device_routes(resources),
         *registry_routes(resources),
         *admin_routes(resources),
@@ -113,6 +116,8 @@ def _routes(resources: Resources, metrics: Metrics) -> list[BaseRoute]:
 def create_app(settings: Settings) -> Starlette:
     """The app for `settings`: everything it holds is built from them in the lifespan."""
     metrics = Metrics()
+    answers = TokenAnswers()  # `/token` answers repeated from memory (auth/token_answers.py)
+    metrics.count_repeated_answers(lambda: answers.hits)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -149,13 +154,20 @@ def create_app(settings: Settings) -> Starlette:
             stack.push_async_callback(policy.stop)
             app.state.resources.backend = await stack.enter_async_context(open_backend(app.state.resources))
             stack.push_async_callback(stop_refreshing, app.state.resources)  # before the store closes
-            app.router.routes[:] = _routes(resources, metrics)
+            answers.start(tokens=auth.tokens, watch=auth.shared, db=db, policy=policy, limiter=auth.limiter,
+                          accounts=auth.accounts, audit=audit)
+            stack.callback(answers.stop)
+            resources.answers = answers
+            app.router.routes[:] = _routes(resources, metrics, answers)
             stack.callback(app.router.routes.clear)  # nothing answers with what is being closed
             yield
 
     return Starlette(
         routes=[],  # made in the lifespan, with what they use
-        middleware=[Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
+        # First: a `/token` request answered a moment ago is answered again before anything else runs.
+        middleware=[Middleware(TokenFastPath, answers=answers, count=metrics.answered,
+                               trusted_proxies=settings.trusted_proxies),
+                    Middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies),
                     Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
         exception_handlers={RegistryError: _registry_error, ClientDisconnect: _client_gone,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from authgate.audit.events import AuditSink
 from authgate.auth.services import AuthServices
+from authgate.auth.token_answers import TokenAnswers
 from authgate.db.session import Database
 from authgate.identity.chain import IdentityChain
 from authgate.policy.store import PolicyStore
@@ -30,4 +31,6 @@ class Resources:
     readiness: Readiness
     #: What answers `/v2/` (`authgate.backends.open_backend`); None in token-server mode.
     backend: Backend | None = None
+    #: `/token` answers repeated from memory (authgate.auth.token_answers), once started.
+    answers: TokenAnswers | None = None
 

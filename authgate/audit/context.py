@@ -46,11 +46,16 @@ def client_address(request: HTTPConnection, settings: Settings) -> str | None:
     peer = request.client.host if request.client else None
     if peer is None or not settings.trusted_proxies:
         return peer
-    networks = _networks(tuple(settings.trusted_proxies))
+    return forwarded_address(peer, request.headers.getlist("x-forwarded-for"), tuple(settings.trusted_proxies))
+
+
+def forwarded_address(peer: str, forwarded: list[str], trusted_proxies: tuple[str, ...]) -> str:
+    """`client_address` from the peer and the `X-Forwarded-For` values (for callers holding only the
+    ASGI scope, like `/token`'s answers from memory, which must key on the same address)."""
+    networks = _networks(trusted_proxies)
     if not _trusted(peer, networks):
         return peer
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    hops = [h.strip() for h in ",".join(forwarded).split(",") if h.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, networks):
             return hop if _is_ip(hop) else peer
@@ -85,6 +90,17 @@ def request_context(request: HTTPConnection, settings: Settings) -> dict[str, An
     }
 
 
+def choose_request_id(incoming: str | None) -> str:
+    """`incoming` (from a trusted proxy) when well-formed, else 128 random bits as 32 hex digits,
+    the shape `uuid4().hex` had, for a third of its cost."""
+    return incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else os.urandom(16).hex()
+
+
+def trusted_peer(peer: str, trusted_proxies: tuple[str, ...]) -> bool:
+    """Whether the direct peer is one of the trusted proxies (whose `X-Request-ID` is kept)."""
+    return bool(trusted_proxies) and _trusted(peer, _networks(trusted_proxies))
+
+
 class RequestIdMiddleware:
     """Plain ASGI: keep a well-formed incoming `X-Request-ID` from a trusted proxy, else make one and
     put it in the request's headers too; echo it on the response."""
@@ -104,8 +120,7 @@ class RequestIdMiddleware:
                 if name == b"x-request-id":
                     incoming = value.decode("latin-1")
                     break
-        # 128 random bits as 32 hex digits, the shape `uuid4().hex` had, for a third of its cost.
-        rid = incoming if incoming and _REQUEST_ID_OK.fullmatch(incoming) else os.urandom(16).hex()
+        rid = choose_request_id(incoming)
         scope.setdefault("state", {})["request_id"] = rid
         if rid != incoming:
             # Handlers that read the request header see the id we chose, not a malformed one.

@@ -56,6 +56,9 @@ class LoginResult:
     source: str = "local"
     #: For the audit event: what the source said about the identity (a CI job's claims).
     details: dict[str, str] = field(default_factory=dict)
+    #: What counted this login in the metrics (the identity chain's per-source series): an answer
+    #: repeated from memory (`/token`'s stored answers) counts again through it.
+    counted: Callable[[], None] | None = None
 
 
 class Authenticator:

@@ -236,20 +236,41 @@ class LoginLimiter:
         login leaves both to the background (within about a second), and refreshes trust at most
         hourly per pair, so a busy client costs the database nothing per login."""
         now = self.clock()
-        pair, trust = self._pair(attempt.name, attempt.address), self._trust_key(attempt.name, attempt.address)
+        if attempt.prepared:
+            self._renew_trust(self._trust_key(attempt.name, attempt.address), now)
+            if not attempt.robot:
+                await self.store.drop(self._pair(attempt.name, attempt.address))
+            await self.store.set_mark(self._trust_key(attempt.name, attempt.address), now + self.trust_seconds)
+            return
+        self._defer_success(attempt.name, attempt.address, attempt.robot, attempt.at, now)
+
+    def _renew_trust(self, trust: str, now: float) -> bool:
+        """Remember the pair trusted until `trust_seconds` from now; True when that is worth writing
+        (at most hourly per pair)."""
         renew = self._trusted.get(trust, 0.0) < now + self.trust_seconds - 3600
         if renew:
             self._trusted[trust] = now + self.trust_seconds
             bound(self._trusted, 10_000)
-        if attempt.prepared:
-            if not attempt.robot:
-                await self.store.drop(pair)
-            await self.store.set_mark(trust, now + self.trust_seconds)
-            return
-        if not attempt.robot:
-            self.store.defer_drop(pair, attempt.at)
-        if renew:
+        return renew
+
+    def _defer_success(self, name: str, address: str, robot: bool, at: float, now: float) -> None:
+        """A cheap success's bookkeeping, left to the store's background writes."""
+        trust = self._trust_key(name, address)
+        if not robot:
+            self.store.defer_drop(self._pair(name, address), at)
+        if self._renew_trust(trust, now):
             self.store.defer_mark(trust, now + self.trust_seconds)
+
+    def repeat_success(self, name: str, address: str | None, robot: bool) -> bool:
+        """A cheap login answered again from memory (`/token`'s stored answers): False when the store's
+        memory does not vouch that neither the pair nor the address is locked (the caller then takes
+        the full path), else True after the bookkeeping a cheap success does (`_succeeded`)."""
+        where = address or "unknown"
+        now = self.clock()
+        if not self._clear(name, where, robot, now):
+            return False
+        self._defer_success(name, where, robot, now, now)
+        return True
 
     async def _failed(self, attempt: Attempt) -> None:
         now = self.clock()

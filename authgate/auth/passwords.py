@@ -68,6 +68,13 @@ class PasswordVerifier:
             return True
         return None
 
+    def remembered_until(self, name: str, stored_hash: str, password: str) -> float | None:
+        """When (wall-clock seconds) the remembered success of this password ends, or None if none is:
+        an answer repeated from memory (`/token`'s stored answers) must not outlive it."""
+        expires = self._cache.get(self._fingerprint(name, stored_hash, password))
+        now = time.monotonic()
+        return None if expires is None or expires <= now else time.time() + (expires - now)
+
     async def verify(self, name: str, stored_hash: str | None, password: str) -> tuple[bool, str | None]:
         """(ok, new_hash): `new_hash` is set when the stored hash should be upgraded to the default scheme.
 

@@ -39,6 +39,11 @@ class IdentityLookup(Protocol):
         """Whether any source other than the local database is configured."""
         ...
 
+    @property
+    def rechecks_users(self) -> bool:
+        """Whether `recheck` asks any source (a refresh grant's answer then cannot be repeated from memory)."""
+        ...
+
     async def resolve(self, username: str) -> Subject | None:
         """The live subject of a user the local database does not hold; None when gone or disabled."""
         ...

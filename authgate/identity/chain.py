@@ -51,6 +51,11 @@ class IdentityChain:
         """Whether any source other than the local database is configured."""
         return any(s.kind != LOCAL for s in self.sources)
 
+    @property
+    def rechecks_users(self) -> bool:
+        """Whether a refresh grant asks a source again (`recheck`): its answer cannot be repeated from memory."""
+        return bool(self.rechecks)
+
     def _skip(self, source: IdentitySource | RechecksUsers, exc: SourceUnavailable) -> None:
         self.unavailable.labels(source.name).inc()
         log.warning("identity source %s is unavailable, skipped: %s", source.name, exc)
@@ -91,7 +96,8 @@ class IdentityChain:
         series.inc()
         if answer.verdict == "yes":
             epoch = accounts.account_epoch(answer.user) if answer.user is not None else ""
-            return LoginResult(answer.subject, answer.user, epoch=epoch, source=source, details=answer.details)
+            return LoginResult(answer.subject, answer.user, epoch=epoch, source=source, details=answer.details,
+                               counted=series.inc)
         return LoginResult(None, reason=answer.reason or "unknown user", source=source)
 
     async def resolve(self, username: str) -> Subject | None:

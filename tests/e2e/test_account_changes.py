@@ -71,6 +71,13 @@ def _refresh(server: AuthgateServer, refresh_token: str) -> int:
     return httpx.post(f"{server.url}/token", data=form, timeout=30).status_code
 
 
+def _repeated(server: AuthgateServer) -> float:
+    """How many `/token` answers `server` sent again from memory (authgate.auth.token_answers)."""
+    found = re.search(r"^authgate_token_answers_repeated_total (\S+)$", httpx.get(f"{server.url}/metrics").text, re.M)
+    assert found, "no authgate_token_answers_repeated_total in /metrics"
+    return float(found.group(1))
+
+
 def test_user_disabled_by_the_cli_is_refused_by_both_processes(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
     first, second = pair
     first.cli("user", "add", "alice", "--password-stdin", input="alice-Pa55-word\n")
@@ -80,6 +87,7 @@ def test_user_disabled_by_the_cli_is_refused_by_both_processes(pair: tuple[Authg
         assert _token(second, "alice", "alice-Pa55-word").status_code == 200
         assert _v2(second, login["token"]) == 200
         assert _refresh(second, login["refresh_token"]) == 200
+    assert _repeated(second) >= 4, "the second process answered /token from memory"
 
     first.cli("user", "disable", "alice")
     time.sleep(PROMISE)
@@ -107,6 +115,7 @@ def test_team_robot_and_refresh_token_changes_reach_the_other_process(
         assert _token(second, "robot+builder", secret).status_code == 200
         assert _v2(second, robot) == 200
         assert _refresh(second, login["refresh_token"]) == 200
+    assert _repeated(second) >= 4, "the second process answered /token from memory"
 
     first.cli("team", "remove", "backend", "alice")
     first.cli("robot", "disable", "builder")
