@@ -38,9 +38,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
-    """The command `argv` runs: its first word that is not an option (nor `--config`'s value)."""
+    """The command `argv` runs: its first word that is not an option (nor `--config`'s value); None
+    after a `-h` (the help of `authgate` itself, which lists every command)."""
     words = iter(argv)
     for word in words:
+        if word in ("-h", "--help"):
+            return None
         if word == "--config":
             next(words, None)
         elif not word.startswith("-"):

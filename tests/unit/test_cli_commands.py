@@ -32,11 +32,11 @@ def test_a_command_loads_its_own_module_only(argv: list[str]) -> None:
     assert _loaded_after(argv) == {"authgate.cli.users"}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["frob"]])
+@pytest.mark.parametrize("argv", [["--help"], ["-h", "user"], ["frob"]])
 def test_help_and_unknown_commands_know_every_command(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "authgate", *argv], capture_output=True, text=True, timeout=60,
                             cwd=REPO_ROOT)
-    listed = result.stdout if argv == ["--help"] else result.stderr
+    listed = result.stderr if argv == ["frob"] else result.stdout
     assert all(f" {command} " in listed or f"'{command}'" in listed for command in COMMANDS), listed
     if argv == ["frob"]:
         assert "invalid choice: 'frob'" in listed and result.returncode == 2
