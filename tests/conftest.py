@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.image_build import IMAGE_BUILD, IMAGE_TESTS, ImageBuild
 from tests.support.processes import Daemon, Dockerd, Postgres
 from tests.support.seaweedfs import SeaweedFS
 
@@ -46,3 +47,17 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _image_build_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                               ) -> Iterator[None]:
+    """When the container image tests are to run, their minute-long image build starts now, on a
+    thread (tests/support/image_build.py), and overlaps the tests before them."""
+    if not any(item.nodeid.startswith(IMAGE_TESTS) for item in request.session.items):
+        yield
+        return
+    build = ImageBuild(tmp_path_factory.mktemp("image-build"))
+    request.config.stash[IMAGE_BUILD] = build
+    yield
+    build.close()

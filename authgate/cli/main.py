@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from authgate.cli import audit as audit_commands
-from authgate.cli import db as db_commands
-from authgate.cli import gc as gc_commands
-from authgate.cli import identity as identity_commands
-from authgate.cli import login as login_commands
-from authgate.cli import policy as policy_commands
-from authgate.cli import keys as keys_commands
-from authgate.cli import robots as robot_commands
-from authgate.cli import teams as team_commands
-from authgate.cli import tokens as token_commands
-from authgate.cli import users as user_commands
 from authgate.cli.changes import record_cli_change
-from authgate.cli import serve as serve_commands
-from authgate.cli import tls as tls_commands
 from authgate.cli.datadir import DataDirError, permission_message
 from authgate.settings import SettingsError
 
-#: Modules with `register(subparsers)`; each adds one command group.
-COMMAND_MODULES = [serve_commands, db_commands, tls_commands, policy_commands, user_commands, team_commands,
-                   robot_commands, keys_commands, token_commands, audit_commands,
-                   gc_commands, identity_commands, login_commands]
+#: Each command and the module of `authgate.cli` that registers it (`register(subparsers)`), in the
+#: order `--help` lists them. Only the module of the command being run is imported: importing every
+#: one (the server, the gateway, aiohttp) cost each `authgate user add` half a second.
+COMMANDS = {"serve": "serve", "db": "db", "tls": "tls", "policy": "policy", "user": "users", "team": "teams",
+            "robot": "robots", "keys": "keys", "token": "tokens", "audit": "audit", "gc": "gc",
+            "identity": "identity", "login": "login"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: with every command when it names none it knows (`--help`, a typo)."""
     parser = argparse.ArgumentParser(
         prog="authgate",
         description="The front door of a private container registry: logins, per-team permissions, "
@@ -38,10 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="FILE", help="YAML config file (default: $AUTHGATE_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        module.register(sub)
+    chosen = _command_in(sys.argv[1:] if argv is None else argv)
+    for command, module in COMMANDS.items():
+        if chosen in (None, command):
+            importlib.import_module(f"authgate.cli.{module}").register(sub)
     _config_after_command(parser)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs: its first word that is not an option (nor `--config`'s value); None
+    after a `-h` (the help of `authgate` itself, which lists every command)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _config_after_command(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +64,7 @@ def _config_after_command(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         result: int = args.handler(args)

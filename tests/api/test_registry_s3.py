@@ -138,8 +138,11 @@ async def test_object_store_down_is_a_503_and_readyz_says_why(
         assert (await http.get("/readyz")).status_code == 200
         seaweedfs.daemon.process.send_signal(__import__("signal").SIGSTOP)  # alive but silent: the slow case
         try:
-            pull = await http.get(f"/v2/alice/app/blobs/{digest}", headers=ALICE)
-            push = await http.post(f"/v2/alice/app/blobs/uploads/?digest={sha(b'x')}", content=b"x", headers=ALICE)
+            # The pull and the push at once: each waits out its own timeouts and retries (~7 s). /readyz
+            # after them, as it answers from what the requests before it met.
+            pull, push = await asyncio.gather(
+                http.get(f"/v2/alice/app/blobs/{digest}", headers=ALICE),
+                http.post(f"/v2/alice/app/blobs/uploads/?digest={sha(b'x')}", content=b"x", headers=ALICE))
             ready = await http.get("/readyz")
         finally:
             seaweedfs.daemon.process.send_signal(__import__("signal").SIGCONT)

@@ -10,51 +10,21 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import AuthgateServer, Postgres
+from tests.support.pair import SERVICE, new_name
+from tests.support.processes import AuthgateServer
 
 pytestmark = pytest.mark.e2e
 
 #: The promise: a change made anywhere stops the next request within this many seconds.
 PROMISE = 1.0
-SERVICE = "two-processes"
-POLICY = """\
-rules:
-  - name: backend
-    subjects: ["team:backend"]
-    repositories: ["backend/**"]
-    allow: [pull]
-"""
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[AuthgateServer, AuthgateServer]]:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "rules.yaml").write_text(POLICY)
-    settings = {"service": SERVICE, "policies": str(policies), "bcrypt_rounds": "4"}
-    if request.param == "postgresql":
-        postgres: Postgres = request.getfixturevalue("postgres")
-        settings["database_url"] = postgres.create_database()
-    (tmp_path / "second").mkdir()
-    first = AuthgateServer(tmp_path, **settings).start()
-    second = AuthgateServer(tmp_path / "second", **settings)
-    second.env["AUTHGATE_DATA"] = str(first.data)  # same keys, same database file
-    try:
-        second.start()
-        yield first, second
-    finally:
-        second.stop()
-        first.stop()
 
 
 def _token(server: AuthgateServer, user: str, password: str, scope: str = "") -> httpx.Response:
@@ -80,19 +50,20 @@ def _repeated(server: AuthgateServer) -> float:
 
 def test_user_disabled_by_the_cli_is_refused_by_both_processes(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
     first, second = pair
-    first.cli("user", "add", "alice", "--password-stdin", input="alice-Pa55-word\n")
-    login = httpx.get(f"{first.url}/token", headers=_basic("alice", "alice-Pa55-word"), timeout=30,
+    alice = new_name("alice")
+    first.cli("user", "add", alice, "--password-stdin", input="alice-Pa55-word\n")
+    login = httpx.get(f"{first.url}/token", headers=_basic(alice, "alice-Pa55-word"), timeout=30,
                       params={"service": SERVICE, "offline_token": "true", "client_id": "docker"}).json()
     for _ in range(3):  # the second process now answers these from its cache
-        assert _token(second, "alice", "alice-Pa55-word").status_code == 200
+        assert _token(second, alice, "alice-Pa55-word").status_code == 200
         assert _v2(second, login["token"]) == 200
         assert _refresh(second, login["refresh_token"]) == 200
     assert _repeated(second) >= 4, "the second process answered /token from memory"
 
-    first.cli("user", "disable", "alice")
+    first.cli("user", "disable", alice)
     time.sleep(PROMISE)
     for server in (second, first):
-        assert _token(server, "alice", "alice-Pa55-word").status_code == 401
+        assert _token(server, alice, "alice-Pa55-word").status_code == 401
         assert _v2(server, login["token"]) == 401
         assert _refresh(server, login["refresh_token"]) == 401
 
@@ -100,29 +71,30 @@ def test_user_disabled_by_the_cli_is_refused_by_both_processes(pair: tuple[Authg
 def test_team_robot_and_refresh_token_changes_reach_the_other_process(
         pair: tuple[AuthgateServer, AuthgateServer]) -> None:
     first, second = pair
-    first.cli("user", "add", "alice", "--password-stdin", input="alice-Pa55-word\n")
+    alice, builder = new_name("alice"), new_name("builder")
+    first.cli("user", "add", alice, "--password-stdin", input="alice-Pa55-word\n")
     first.cli("team", "create", "backend")
-    first.cli("team", "add", "backend", "alice")
-    printed = re.search(r"agr_[A-Za-z0-9_-]+", first.cli("robot", "create", "builder").stdout)
+    first.cli("team", "add", "backend", alice)
+    printed = re.search(r"agr_[A-Za-z0-9_-]+", first.cli("robot", "create", builder).stdout)
     assert printed, "robot create printed no secret"
     secret = printed.group(0)
-    login = httpx.get(f"{first.url}/token", headers=_basic("alice", "alice-Pa55-word"), timeout=30,
+    login = httpx.get(f"{first.url}/token", headers=_basic(alice, "alice-Pa55-word"), timeout=30,
                       params={"service": SERVICE, "offline_token": "true", "client_id": "docker",
                               "scope": "repository:backend/api:pull"}).json()
-    robot = _token(first, "robot+builder", secret).json()["token"]
+    robot = _token(first, f"robot+{builder}", secret).json()["token"]
     for _ in range(3):
         assert _v2(second, login["token"], "/v2/backend/api/tags/list") != 401
-        assert _token(second, "robot+builder", secret).status_code == 200
+        assert _token(second, f"robot+{builder}", secret).status_code == 200
         assert _v2(second, robot) == 200
         assert _refresh(second, login["refresh_token"]) == 200
     assert _repeated(second) >= 4, "the second process answered /token from memory"
 
-    first.cli("team", "remove", "backend", "alice")
-    first.cli("robot", "disable", "builder")
-    first.cli("token", "revoke", "--user", "alice")
+    first.cli("team", "remove", "backend", alice)
+    first.cli("robot", "disable", builder)
+    first.cli("token", "revoke", "--user", alice)
     time.sleep(PROMISE)
     assert _v2(second, login["token"], "/v2/backend/api/tags/list") == 401
-    assert _token(second, "robot+builder", secret).status_code == 401
+    assert _token(second, f"robot+{builder}", secret).status_code == 401
     assert _v2(second, robot) == 401
     assert _refresh(second, login["refresh_token"]) == 401
-    assert _token(second, "alice", "alice-Pa55-word").status_code == 200, "alice herself is still enabled"
+    assert _token(second, alice, "alice-Pa55-word").status_code == 200, "alice herself is still enabled"

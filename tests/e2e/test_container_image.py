@@ -6,61 +6,39 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.debian_base import import_base
-from tests.support.processes import REPO_ROOT, Dockerd, free_port, wait_for
+from tests.support.image_build import IMAGE_BUILD
+from tests.support.processes import Dockerd, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 PASSWORD = "alice-container-pw"
 
 
 @pytest.fixture(scope="module")
-def builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
-    """A dockerd on overlay2: the legacy builder copies the whole root filesystem for every step on vfs
-    (12 min for this Dockerfile on a loaded machine, against 2 on overlay2)."""
-    daemon = Dockerd(tmp_path_factory.mktemp("builder-dockerd"), storage_driver="overlay2")
-    yield daemon
-    daemon.stop()
-
-
-def _offline_context(target: Path) -> Path:
-    """The build context `docker build .` would send, plus the pinned wheels made on this machine: the
-    offline path docs/container.md documents (a local base, `pip wheel` into docker/wheels/)."""
-    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, target / name)
-    for name in ("authgate", "migrations", "docker"):
-        shutil.copytree(REPO_ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-r",
-                    str(target / "docker" / "requirements.txt"), "-w", str(target / "docker" / "wheels")],
-                   check=True, capture_output=True, timeout=900)
-    return target
+def built(request: pytest.FixtureRequest) -> Iterator[tuple[Dockerd, str]]:
+    """The builder dockerd and the image: the build tests/conftest.py started in the background at
+    the session's first test (tests/support/image_build.py), waited for here."""
+    build = request.config.stash[IMAGE_BUILD]
+    try:
+        result = build.result()
+        print(f"\n{build.report}")
+        yield result
+    finally:
+        build.close()
 
 
 @pytest.fixture(scope="module")
-def authgate_image(builder: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    started = time.monotonic()
-    base = import_base(builder)
-    context = _offline_context(tmp_path_factory.mktemp("build-context"))
-    based = time.monotonic()
-    tag = f"authgate-test:{os.getpid()}"
-    # No network at all during the build: the base is local and the wheels are in docker/wheels/.
-    builder.run("build", "-q", "--network", "none", "--build-arg", f"BASE={base}", "-t", tag, str(context),
-                timeout=1200)
-    size = int(builder.run("image", "inspect", "--format", "{{.Size}}", tag).stdout) // 2**20
-    base_size = int(builder.run("image", "inspect", "--format", "{{.Size}}", base).stdout) // 2**20
-    print(f"\nbase image {based - started:.0f}s, docker build {time.monotonic() - based:.0f}s, "
-          f"image {size} MiB (base {base_size} MiB)")
-    yield tag
-    builder.run("rmi", "-f", tag, check=False)
+def builder(built: tuple[Dockerd, str]) -> Dockerd:
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def authgate_image(built: tuple[Dockerd, str]) -> str:
+    return built[1]
 
 
 @pytest.fixture

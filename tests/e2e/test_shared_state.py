@@ -9,49 +9,34 @@ import base64
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import AuthgateServer, Postgres
+from tests.support.pair import POLICY, SERVICE, new_name
+from tests.support.processes import AuthgateServer
 
 pytestmark = pytest.mark.e2e
 
 #: Lock, unlock, key and policy changes reach every process within this many seconds (a poll every 0.25 s;
 #: an unlock is read at most once a second by a process meeting the lock).
 PROMISE = 1.0
-SERVICE = "shared-state"
 PASSWORD = "alice-Pa55-word"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[AuthgateServer, AuthgateServer]]:
-    settings = {"service": SERVICE, "bcrypt_rounds": "4", "policy_source": "database"}
-    if request.param == "postgresql":
-        postgres: Postgres = request.getfixturevalue("postgres")
-        settings["database_url"] = postgres.create_database()
-    (tmp_path / "second").mkdir()
-    first = AuthgateServer(tmp_path, **settings)
-    first.cli("user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
-    first.start()
-    second = AuthgateServer(tmp_path / "second", **settings)
-    second.env["AUTHGATE_DATA"] = str(first.data)  # the same database file (SQLite) and seal key
-    try:
-        second.start()
-        yield first, second
-    finally:
-        second.stop()
-        first.stop()
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def _basic(password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()}
+def _login(server: AuthgateServer, user: str, password: str) -> httpx.Response:
+    return httpx.get(f"{server.url}/token", headers=_basic(user, password), params={"service": SERVICE}, timeout=30)
 
 
-def _login(server: AuthgateServer, password: str) -> httpx.Response:
-    return httpx.get(f"{server.url}/token", headers=_basic(password), params={"service": SERVICE}, timeout=30)
+def _new_user(server: AuthgateServer) -> str:
+    name = new_name("alice")
+    server.cli("user", "add", name, "--password-stdin", input=PASSWORD + "\n")
+    return name
 
 
 def _kid(token: str) -> str:
@@ -65,34 +50,36 @@ def _v2(server: AuthgateServer, token: str) -> int:
 
 def test_guesses_spread_over_two_processes_lock_the_pair_on_both(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
     first, second = pair
-    assert _login(second, PASSWORD).status_code == 200  # the second now knows the password: no hash next time
+    alice = _new_user(first)
+    assert _login(second, alice, PASSWORD).status_code == 200  # the second now knows the password: no hash next time
     for i in range(10):  # five on each; each process alone would have checked all ten and more
         server = first if i % 2 else second
-        assert _login(server, f"guess-{i}").status_code == 401
+        assert _login(server, alice, f"guess-{i}").status_code == 401
     # The lock is made by the process that counted the tenth guess; the other, which has the password
     # cached (no hash, no database round trip), learns of it within the promise (docs/scale-out.md).
     time.sleep(PROMISE + 0.2)
     for server in (first, second):
-        refused = _login(server, PASSWORD)
+        refused = _login(server, alice, PASSWORD)
         assert refused.status_code == 429, "the pair is locked on both processes"
-        assert "authgate user unlock alice" in refused.json()["errors"][0]["message"]
-    assert _login(first, "guess-10").status_code == 429, "no further guess is checked"
+        assert f"authgate user unlock {alice}" in refused.json()["errors"][0]["message"]
+    assert _login(first, alice, "guess-10").status_code == 429, "no further guess is checked"
 
-    assert "unlocked alice" in first.cli("user", "unlock", "alice").stdout
+    assert f"unlocked {alice}" in first.cli("user", "unlock", alice).stdout
     time.sleep(PROMISE + 0.2)
     for server in (second, first):
-        assert _login(server, PASSWORD).status_code == 200, "the unlock lifts the lock for every process"
+        assert _login(server, alice, PASSWORD).status_code == 200, "the unlock lifts the lock for every process"
 
 
 def test_a_key_rotation_reaches_both_processes_without_a_restart(pair: tuple[AuthgateServer, AuthgateServer]) -> None:
     first, second = pair
-    old_token = _login(first, PASSWORD).json()["token"]
+    alice = _new_user(first)
+    old_token = _login(first, alice, PASSWORD).json()["token"]
     old_kid = _kid(old_token)
-    assert _kid(_login(second, PASSWORD).json()["token"]) == old_kid
+    assert _kid(_login(second, alice, PASSWORD).json()["token"]) == old_kid
 
     assert "added signing key" in first.cli("keys", "rotate").stdout
     time.sleep(PROMISE)
-    new_tokens = [_login(server, PASSWORD).json()["token"] for server in (first, second)]
+    new_tokens = [_login(server, alice, PASSWORD).json()["token"] for server in (first, second)]
     new_kid = _kid(new_tokens[0])
     assert new_kid != old_kid and _kid(new_tokens[1]) == new_kid, "both sign with the new key"
     for server in (first, second):
@@ -113,9 +100,9 @@ def test_a_key_rotation_reaches_both_processes_without_a_restart(pair: tuple[Aut
         assert "PRIVATE KEY" not in log and secret not in log
 
 
-def _granted(server: AuthgateServer, scope: str) -> list[str]:
-    answer = httpx.get(f"{server.url}/token", headers=_basic(PASSWORD), params={"service": SERVICE, "scope": scope},
-                       timeout=30)
+def _granted(server: AuthgateServer, user: str, scope: str) -> list[str]:
+    answer = httpx.get(f"{server.url}/token", headers=_basic(user, PASSWORD),
+                       params={"service": SERVICE, "scope": scope}, timeout=30)
     assert answer.status_code == 200, answer.text
     payload = answer.json()["token"].split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -124,34 +111,37 @@ def _granted(server: AuthgateServer, scope: str) -> list[str]:
 
 def test_a_policy_push_decides_on_both_processes(pair: tuple[AuthgateServer, AuthgateServer], tmp_path: Path) -> None:
     first, second = pair
-    scope = "repository:shared/app:pull,push"
-    own = "repository:alice/app:pull,push"
-    for server in pair:  # nothing pushed yet: the built-in policy, each user owns their namespace
-        assert _granted(server, scope) == [] and _granted(server, own) == ["pull", "push"]
+    user = _new_user(first)
+    scope = f"repository:shared-{user}/app:pull,push"
+    for server in pair:  # the pair's policy (pushed when it started) gives this user nothing
+        assert _granted(server, user, scope) == []
 
     policies = tmp_path / "policies"
     policies.mkdir()
-    rule = 'rules:\n  - name: shared\n    subjects: ["user:alice"]\n    repositories: ["shared/**"]\n    allow: [%s]\n'
-    (policies / "shared.yaml").write_text(rule % "pull")
-    assert "pushed policy #1" in second.cli("policy", "push", str(policies)).stdout
-    time.sleep(PROMISE)
-    for server in pair:
-        assert _granted(server, scope) == ["pull"], "the pushed policy decides on every process"
-        assert _granted(server, own) == [], "and replaces the built-in one"
+    rule = f'  - name: shared\n    subjects: ["user:{user}"]\n    repositories: ["shared-{user}/**"]\n    allow: [%s]\n'
+    (policies / "rules.yaml").write_text(POLICY + rule % "pull")
+    try:
+        assert "pushed policy #" in second.cli("policy", "push", str(policies)).stdout
+        time.sleep(PROMISE)
+        for server in pair:
+            assert _granted(server, user, scope) == ["pull"], "the pushed policy decides on every process"
 
-    (policies / "shared.yaml").write_text(rule % "pull, push")
-    (policies / "broken.yaml").write_text("rules: [\n")
-    refused = first.cli("policy", "push", str(policies), check=False)
-    assert refused.returncode == 1 and "broken.yaml:2" in refused.stdout
-    (policies / "broken.yaml").unlink()
-    time.sleep(PROMISE)
-    assert _granted(first, scope) == ["pull"], "a push that does not load is never stored"
+        (policies / "rules.yaml").write_text(POLICY + rule % "pull, push")
+        (policies / "broken.yaml").write_text("rules: [\n")
+        refused = first.cli("policy", "push", str(policies), check=False)
+        assert refused.returncode == 1 and "broken.yaml:2" in refused.stdout
+        (policies / "broken.yaml").unlink()
+        time.sleep(PROMISE)
+        assert _granted(first, user, scope) == ["pull"], "a push that does not load is never stored"
 
-    assert "pushed policy #2" in first.cli("policy", "push", str(policies)).stdout
-    time.sleep(PROMISE)
-    for server in pair:
-        assert _granted(server, scope) == ["pull", "push"]
-    listed = json.loads(first.cli("policy", "pushed", "--json").stdout)
-    assert [p["id"] for p in listed] == [2, 1] and listed[0]["files"] == ["shared.yaml"]
-    for log in (first.log_text(), second.log_text()):
-        assert "shared.yaml of push #2" in log
+        assert "pushed policy #" in first.cli("policy", "push", str(policies)).stdout
+        time.sleep(PROMISE)
+        for server in pair:
+            assert _granted(server, user, scope) == ["pull", "push"]
+        listed = json.loads(first.cli("policy", "pushed", "--json").stdout)
+        assert listed[0]["id"] == listed[1]["id"] + 1 and listed[0]["files"] == ["rules.yaml"]
+        for log in (first.log_text(), second.log_text()):
+            assert f"rules.yaml of push #{listed[0]['id']}" in log
+    finally:  # the pair's own policy again, for the tests after this one
+        (policies / "rules.yaml").write_text(POLICY)
+        first.cli("policy", "push", str(policies))

@@ -103,7 +103,9 @@ class SeaweedFS:
         return {"storage": "s3", "s3_endpoint": self.endpoint, "s3_bucket": self.BUCKET, "s3_prefix": prefix}
 
     def stop(self) -> None:
-        self.daemon.stop()
+        """`weed server` never finishes its graceful stop (it keeps redialling its own filer): the
+        session ended 15 s later on the SIGKILL anyway. Its data is thrown away, so 2 s is plenty."""
+        self.daemon.stop(timeout=2)
 
 
 class S3Distribution:
