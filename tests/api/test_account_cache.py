@@ -64,6 +64,7 @@ async def _served_from_memory(resources: Resources, request: object, bearer: boo
     """Run `request` twice and check the second one's `/token` answers were repeated from memory
     (authgate.auth.token_answers) and, with `bearer`, its `/v2/` requests found the account cache."""
     assert callable(request) and resources.answers is not None
+    await auth_of(resources).shared.refresh()  # the setup's changes seen: the first answers are kept
     await request()
     hits, answered = _cache(resources).hits, resources.answers.hits
     await request()
