@@ -113,5 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
         # probe on plain HTTP is not logged as a fault
         http=protocol_class(max_connections) if settings.tls_cert else quiet_tls_probes(protocol_class(max_connections)),
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # longer than clients keep idle connections: they close first
+        # The client address is authgate's to work out (`trusted_proxies`, audit.context): uvicorn's own
+        # default believes X-Forwarded-For from any loopback peer, so a local process could pick its address.
+        proxy_headers=False,
     )
     return 0

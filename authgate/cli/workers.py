@@ -66,6 +66,7 @@ def run_workers(settings: Settings, workers: int) -> None:
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         timeout_graceful_shutdown=10, http=http_protocol_name(), timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        proxy_headers=False,  # as in `serve`: only `trusted_proxies` may name the client's address
     )
 
 

@@ -145,3 +145,18 @@ def test_a_policy_push_decides_on_both_processes(pair: tuple[AuthgateServer, Aut
     finally:  # the pair's own policy again, for the tests after this one
         (policies / "rules.yaml").write_text(POLICY)
         first.cli("policy", "push", str(policies))
+
+
+def test_a_local_client_cannot_choose_its_address_with_x_forwarded_for(pair: tuple[AuthgateServer, AuthgateServer]
+                                                                        ) -> None:
+    """No trusted proxy is configured: the address in the audit log (and for the limiter and `from:`
+    rules) is the peer's, whatever X-Forwarded-For says, also from loopback (uvicorn's own default
+    believed that header from 127.0.0.1)."""
+    first, _ = pair
+    user = new_name("spoofer")
+    refused = httpx.get(f"{first.url}/token", headers={**_basic(user, "wrong"), "X-Forwarded-For": "203.0.113.9"},
+                        params={"service": SERVICE}, timeout=30)
+    assert refused.status_code == 401
+    events = [json.loads(line) for line in first.cli("audit", "list", "--all", "--json", "--actor", user,
+                                                     "--action", "auth:login:failure").stdout.splitlines()]
+    assert events and {event["address"] for event in events} == {"127.0.0.1"}
