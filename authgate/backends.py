@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from authgate.gateway.backend import open_upstream
-from authgate.registry.embedded import open_embedded
 from authgate.registry.routes import Backend
 from authgate.resources import Resources
 
@@ -23,9 +21,13 @@ async def open_backend(resources: Resources) -> AsyncIterator[Backend | None]:
     if settings.token_server_only:
         yield None
     elif settings.gateway:
+        from authgate.gateway.backend import open_upstream  # aiohttp and the upstream client: gateway mode only
+
         async with open_upstream(settings, resources.auth.tokens, resources.readiness, resources.policy,
                                  resources.audit, resources.db) as gateway:
             yield gateway
     else:
+        from authgate.registry.embedded import open_embedded
+
         async with open_embedded(settings, resources.policy, resources.audit, resources.readiness) as embedded:
             yield embedded

@@ -22,9 +22,7 @@ import time
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
-from authgate.gateway.backend import GatewayBackend
 from authgate.registry.content import RegistryContent
-from authgate.registry.embedded import EmbeddedBackend
 from authgate.resources import Resources
 from authgate.tasks import cancel_and_wait
 
@@ -41,10 +39,7 @@ _WALK_SHARE = 5
 def content_of(resources: Resources) -> RegistryContent | None:
     """What the repository pages read: the embedded store, or the upstream through the gateway
     (None in token-server mode, where the registry is not behind authgate at all)."""
-    backend = resources.backend
-    if isinstance(backend, (EmbeddedBackend, GatewayBackend)):
-        return backend.content
-    return None
+    return None if resources.backend is None else resources.backend.content
 
 
 class Listable(Protocol):

@@ -35,7 +35,7 @@ from authgate.gateway.upload_proxy import UploadProxy
 from authgate.gateway.upload_records import UploadSessions
 from authgate.policy import filter_pullable, immutable_tag_rule
 from authgate.reference import Digest, Tag
-from authgate.registry.content import referrers_response
+from authgate.registry.content import RegistryContent, referrers_response
 from authgate.registry.context import Auditor
 from authgate.registry.manifest_format import parse_manifest
 from authgate.registry.numbers import check_byte_range, decimal
@@ -86,7 +86,7 @@ class GatewayBackend:
         #: Referrers of manifests pushed through authgate (the upstream may have no referrers API).
         self.referrer_index = ReferrerIndex(db)
         #: What the console reads.
-        self.content = GatewayContent(upstream, self.referrer_index, settings.max_manifest_size)
+        self.content: RegistryContent = GatewayContent(upstream, self.referrer_index, settings.max_manifest_size)
         self.policy = policy
         self.audit = audit
         self.sessions = UploadSessions(db, settings.upload_max_age, origin=_origin(settings.upstream))

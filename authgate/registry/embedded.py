@@ -17,7 +17,7 @@ from authgate.errors import RegistryError
 from authgate.policy import Authorizer
 from authgate.readiness import Readiness
 from authgate.registry import blobs, listing, manifests, uploads
-from authgate.registry.content import StoreContent
+from authgate.registry.content import RegistryContent, StoreContent
 from authgate.registry.context import Auditor, Stores
 from authgate.registry.routes import Target
 from authgate.settings import Settings
@@ -38,7 +38,7 @@ class EmbeddedBackend:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
         #: What the console reads (the same store, without HTTP).
-        self.content = StoreContent(stores.manifests)
+        self.content: RegistryContent = StoreContent(stores.manifests)
 
     async def base(self, request: Request, target: Target, identity: Identity) -> Response:
         return JSONResponse({})

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from authgate.errors import ErrorCode, RegistryError
 from authgate.reference import Digest, RepositoryName, Tag, parse_reference
+from authgate.registry.content import RegistryContent
 from authgate.scope import Scope
 from authgate.subject import Identity
 
@@ -66,6 +67,9 @@ class Backend(Protocol):
     The registry's rules (audit events, immutable tags, pagination, bounded reads) are applied
     around or inside these; a backend's own business is where the bytes go.
     """
+
+    #: What the mode holds, read without HTTP (the console's repository pages).
+    content: RegistryContent
 
     async def base(self, request: Request, target: Target, identity: Identity) -> Response: ...
     async def catalog(self, request: Request, target: Target, identity: Identity) -> Response: ...

@@ -40,3 +40,12 @@ def test_help_and_unknown_commands_know_every_command(argv: list[str]) -> None:
     assert all(f" {command} " in listed or f"'{command}'" in listed for command in COMMANDS), listed
     if argv == ["frob"]:
         assert "invalid choice: 'frob'" in listed and result.returncode == 2
+
+
+def test_the_app_loads_the_gateway_only_in_gateway_mode() -> None:
+    """`authgate serve` in the embedded default starts without the upstream client (aiohttp and the
+    gateway: ~0.3 s of every start); `backends.open_backend` imports the mode it opens."""
+    code = "import sys, authgate.app; print(' '.join(m for m in ('aiohttp', 'authgate.gateway.backend') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+                            check=True)
+    assert result.stdout.split() == []
