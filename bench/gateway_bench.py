@@ -32,8 +32,6 @@ Needs curl, wrk and docker-registry (Debian packages `curl`, `wrk`, `docker-regi
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import shutil
 import statistics
@@ -42,34 +40,24 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blob_throughput import (  # noqa: E402
     AuthgateServer, Direct, Gateway, Target, cpu_seconds, make_blob, parse_size, peak_rss_mib, pull, push,
 )
-from request_rate import head_rate, wrk  # noqa: E402
+from request_rate import (  # noqa: E402
+    LAYER,
+    MANIFEST,
+    MANIFEST_TYPE,
+    digest,
+    head_rate,
+    push_small_image,
+    wrk,
+)
 from tests.support.processes import Distribution  # noqa: E402
 
 REPOSITORY = "bench/small"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-CONFIG = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
-LAYER = os.urandom(4096)
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-MANIFEST = json.dumps({
-    "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(CONFIG),
-               "size": len(CONFIG)},
-    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(LAYER),
-                "size": len(LAYER)}],
-}).encode()
 
 
 @dataclass(frozen=True)
@@ -81,26 +69,13 @@ class Row:
 
 ROWS = [
     Row("manifest GET by tag", f"/v2/{REPOSITORY}/manifests/v1"),
-    Row("manifest GET by digest", f"/v2/{REPOSITORY}/manifests/{_digest(MANIFEST)}"),
+    Row("manifest GET by digest", f"/v2/{REPOSITORY}/manifests/{digest(MANIFEST)}"),
     Row("manifest HEAD by tag", f"/v2/{REPOSITORY}/manifests/v1", "HEAD"),
-    Row("manifest HEAD by digest", f"/v2/{REPOSITORY}/manifests/{_digest(MANIFEST)}", "HEAD"),
-    Row("blob HEAD", f"/v2/{REPOSITORY}/blobs/{_digest(LAYER)}", "HEAD"),
-    Row("blob GET 4 KiB", f"/v2/{REPOSITORY}/blobs/{_digest(LAYER)}"),
+    Row("manifest HEAD by digest", f"/v2/{REPOSITORY}/manifests/{digest(MANIFEST)}", "HEAD"),
+    Row("blob HEAD", f"/v2/{REPOSITORY}/blobs/{digest(LAYER)}", "HEAD"),
+    Row("blob GET 4 KiB", f"/v2/{REPOSITORY}/blobs/{digest(LAYER)}"),
     Row("tags/list", f"/v2/{REPOSITORY}/tags/list"),
 ]
-
-
-def push_small_image(target: Target) -> None:
-    """Config, one 4 KiB layer and a manifest tagged v1, pushed through `target` as a client would."""
-    with httpx.Client(base_url=target.url, headers=target.headers(REPOSITORY), timeout=30) as client:
-        for blob in (CONFIG, LAYER):
-            started = client.post(f"/v2/{REPOSITORY}/blobs/uploads/")
-            started.raise_for_status()
-            location = httpx.URL(target.url).join(started.headers["location"])
-            client.put(location.copy_merge_params({"digest": _digest(blob)}), content=blob,
-                       headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-        client.put(f"/v2/{REPOSITORY}/manifests/v1", content=MANIFEST,
-                   headers={"Content-Type": MANIFEST_TYPE}).raise_for_status()
 
 
 class Baseline(Gateway):
@@ -242,7 +217,7 @@ def main() -> int:
         for name, target in targets.items():
             target.start(registry, workdir / name)
         registry_pid = registry.daemon.process.pid
-        push_small_image(targets["gateway"])
+        push_small_image(targets["gateway"].url, targets["gateway"].headers(REPOSITORY), REPOSITORY)
         if "blobs" not in args.skip:
             size = parse_size(args.size)
             blobs = measure_blobs(targets, registry_pid, size, args, workdir)

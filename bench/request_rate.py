@@ -61,16 +61,16 @@ LAYER = os.urandom(4096)
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
 
-def _digest(data: bytes) -> str:
+def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _manifest() -> bytes:
     return json.dumps({
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(CONFIG),
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(CONFIG),
                    "size": len(CONFIG)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(LAYER),
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(LAYER),
                     "size": len(LAYER)}],
     }).encode()
 
@@ -94,10 +94,10 @@ ROWS = [
     Row("/token refresh grant", "/token", "POST", reference="bare", auth="refresh"),
     Row("GET /v2/", "/v2/"),
     Row("manifest GET by tag", f"/v2/{REPOSITORY}/manifests/v1"),
-    Row("manifest GET by digest", f"/v2/{REPOSITORY}/manifests/{_digest(MANIFEST)}"),
+    Row("manifest GET by digest", f"/v2/{REPOSITORY}/manifests/{digest(MANIFEST)}"),
     Row("manifest HEAD by tag", f"/v2/{REPOSITORY}/manifests/v1", "HEAD"),
-    Row("manifest HEAD by digest", f"/v2/{REPOSITORY}/manifests/{_digest(MANIFEST)}", "HEAD"),
-    Row("blob HEAD", f"/v2/{REPOSITORY}/blobs/{_digest(LAYER)}", "HEAD"),
+    Row("manifest HEAD by digest", f"/v2/{REPOSITORY}/manifests/{digest(MANIFEST)}", "HEAD"),
+    Row("blob HEAD", f"/v2/{REPOSITORY}/blobs/{digest(LAYER)}", "HEAD"),
     Row("tags/list", f"/v2/{REPOSITORY}/tags/list"),
 ]
 
@@ -148,17 +148,17 @@ def _start_authgate(workdir: Path, name: str, **settings: str) -> tuple[Daemon, 
     return daemon, url
 
 
-def _push(url: str, headers: dict[str, str]) -> None:
+def push_small_image(url: str, headers: dict[str, str], repository: str = REPOSITORY) -> None:
     """One small image (config, one layer, a manifest tagged v1), pushed as a client would."""
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
         for blob in (CONFIG, LAYER):
-            started = client.post(f"/v2/{REPOSITORY}/blobs/uploads/")
+            started = client.post(f"/v2/{repository}/blobs/uploads/")
             started.raise_for_status()
             location = started.headers["location"]
             separator = "&" if "?" in location else "?"
-            client.put(f"{location}{separator}digest={_digest(blob)}", content=blob,
+            client.put(f"{location}{separator}digest={digest(blob)}", content=blob,
                        headers={"Content-Type": "application/octet-stream"}).raise_for_status()
-        client.put(f"/v2/{REPOSITORY}/manifests/v1", content=MANIFEST,
+        client.put(f"/v2/{repository}/manifests/v1", content=MANIFEST,
                    headers={"Content-Type": MANIFEST_TYPE}).raise_for_status()
 
 
@@ -175,7 +175,7 @@ def _credentials(url: str) -> tuple[dict[str, str], str, str]:
 
 def _authgate_target(name: str, url: str, daemon: Daemon) -> Target:
     basic, bearer, form = _credentials(url)
-    _push(url, {"Authorization": f"Bearer {bearer}"})
+    push_small_image(url, {"Authorization": f"Bearer {bearer}"})
 
     def headers(row: Row) -> dict[str, str]:
         if row.auth == "basic":
@@ -365,7 +365,7 @@ def main() -> int:
             wait_for(lambda: httpx.get(f"{bare_url}/v2/").status_code == 200, "bare server", 30, bare.log)
             direct = Distribution(workdir / "distribution")
             daemons.append(direct.daemon)
-            _push(direct.url, {})
+            push_small_image(direct.url, {})
             targets = [
                 Target("bare", bare_url, lambda row: True, lambda row: {}, lambda row: "x=1" if row.method == "POST"
                        else "", bare.process.pid),
