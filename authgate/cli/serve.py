@@ -15,8 +15,9 @@ from authgate.auth.keys import SigningKeyError
 from authgate.cli.common import fail, settings_from
 from authgate.cli.datadir import DataDirError
 from authgate.cli.serve_checks import prepare_to_serve
+from authgate.cli.workers import default_workers, export_overrides, run_workers, server_options
 from authgate.cli.keys import check_signing_keys
-from authgate.http_protocol import KEEP_ALIVE_TIMEOUT, fit_open_files, protocol_class
+from authgate.http_protocol import fit_open_files, protocol_class
 from authgate.identity.base import IdentityConfigError
 from authgate.identity.report import check_sources
 from authgate.logs import configure_logging
@@ -88,33 +89,19 @@ def _serve(args: argparse.Namespace) -> int:
     if warning:
         log.warning(warning)
     if not settings.workers:
-        from authgate.cli.workers import default_workers
-
         settings = replace(settings, workers=default_workers())
         log.info("serving with %d worker process%s (one per CPU core, at most 8; choose with --workers N)",
                  settings.workers, "" if settings.workers == 1 else "es")
     args.workers = settings.workers
     if args.workers > 1:
-        from authgate.cli.workers import export_overrides, run_workers
-
         export_overrides(args)  # with the count: each worker sizes its share of the password checks by it
         run_workers(settings, args.workers)
         return 0
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        timeout_graceful_shutdown=10,
         # httptools with headers, bodies and connections bounded (authgate.http_protocol); docker's HTTPS
         # probe on plain HTTP is not logged as a fault
         http=protocol_class(max_connections) if settings.tls_cert else quiet_tls_probes(protocol_class(max_connections)),
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,  # longer than clients keep idle connections: they close first
-        # The client address is authgate's to work out (`trusted_proxies`, audit.context): uvicorn's own
-        # default believes X-Forwarded-For from any loopback peer, so a local process could pick its address.
-        proxy_headers=False,
+        **server_options(settings),
     )
     return 0

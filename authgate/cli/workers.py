@@ -18,6 +18,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -60,14 +61,25 @@ def export_overrides(args: argparse.Namespace) -> None:
 
 def run_workers(settings: Settings, workers: int) -> None:
     """uvicorn's supervisor: binds once, starts `workers` processes, restarts one that dies."""
-    uvicorn.run(
-        f"{__name__}:worker_app", factory=True, workers=workers,
-        host=settings.host, port=settings.port, log_config=None, access_log=False,
-        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
-        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
-        timeout_graceful_shutdown=10, http=http_protocol_name(), timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-        proxy_headers=False,  # as in `serve`: only `trusted_proxies` may name the client's address
-    )
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, http=http_protocol_name(),
+                **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """What `uvicorn.run` is given by `serve`, with one process or several."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "timeout_graceful_shutdown": 10,
+        "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,  # longer than clients keep idle connections: they close first
+        # The client address is authgate's to work out (`trusted_proxies`, audit.context): uvicorn's own
+        # default believes X-Forwarded-For from any loopback peer, so a local process could pick its address.
+        "proxy_headers": False,
+    }
 
 
 def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
