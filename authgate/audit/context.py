@@ -23,7 +23,7 @@ from authgate.settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_MAX_USER_AGENT = 512
+MAX_USER_AGENT = 512
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -72,7 +72,7 @@ def _is_ip(text: str) -> bool:
 
 def user_agent(request: HTTPConnection) -> str | None:
     agent = request.headers.get("user-agent")
-    return agent[:_MAX_USER_AGENT] if agent else None
+    return agent[:MAX_USER_AGENT] if agent else None
 
 
 def request_id(request: HTTPConnection) -> str | None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from authgate.audit.context import MAX_USER_AGENT
 from authgate.audit.events import AuditEvent
 from authgate.audit.recorder import AuditRecorder
 from authgate.auth.account_cache import CachedAccounts
@@ -201,7 +202,8 @@ class TokenAnswers:
         if found.counted is not None:
             found.counted()
         rid = request_id()
-        agent = user_agent.decode("latin-1")[:512].replace("\0", "") if user_agent else None  # as `to_row` has it
+        # As the full path records it: `context.user_agent`'s cut, and no NUL (`chain.to_row`).
+        agent = user_agent.decode("latin-1")[:MAX_USER_AGENT].replace("\0", "") if user_agent else None
         for template in found.rows:
             row = template.copy()
             row["time"], row["user_agent"], row["request_id"] = moment, agent, rid
