@@ -237,10 +237,11 @@ class LoginLimiter:
         hourly per pair, so a busy client costs the database nothing per login."""
         now = self.clock()
         if attempt.prepared:
-            self._renew_trust(self._trust_key(attempt.name, attempt.address), now)
+            trust = self._trust_key(attempt.name, attempt.address)
+            self._renew_trust(trust, now)
             if not attempt.robot:
                 await self.store.drop(self._pair(attempt.name, attempt.address))
-            await self.store.set_mark(self._trust_key(attempt.name, attempt.address), now + self.trust_seconds)
+            await self.store.set_mark(trust, now + self.trust_seconds)
             return
         self._defer_success(attempt.name, attempt.address, attempt.robot, attempt.at, now)
 
